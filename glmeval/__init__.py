@@ -1,0 +1,24 @@
+"""glmeval: prompt evaluation and regression testing for ZhipuAI GLM chat models.
+
+The pipeline runs in one direction: suite -> plan -> run -> check -> store -> report.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "results", "checks"]
+
+
+def results(db: str | None = None, run: str | None = None):  # type: ignore[no-untyped-def]
+    """A tidy pandas DataFrame, one row per result, parameters as columns."""
+    from glmeval.frames import results_frame
+
+    return results_frame(db=db, run=run)
+
+
+def checks(db: str | None = None, run: str | None = None):  # type: ignore[no-untyped-def]
+    """A tidy pandas DataFrame, one row per check result."""
+    from glmeval.frames import checks_frame
+
+    return checks_frame(db=db, run=run)

@@ -1,0 +1,3 @@
+from glmeval.cli import main
+
+main()

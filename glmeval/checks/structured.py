@@ -1,0 +1,384 @@
+"""Checks on structure: JSON in the answer, JSON Schema, fields inside it, tool calls, finish reason.
+
+Models wrap JSON in prose or Markdown fences, so these checks look for it the way a reader
+would: the whole answer, then a fenced ```json block, then the first ``{...}`` or ``[...]``
+that parses. Schemas are validated with the ``jsonschema`` library (draft from ``$schema``,
+2020-12 by default, with format checks), and reasons name the JSON path that failed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from glmeval.checks import CheckContext, register
+from glmeval.records import CheckSpec, Completion, ToolCall
+
+_FENCE = re.compile(r"```[ \t]*(?:json5?|JSON|javascript|js)?[ \t]*\r?\n(.*?)```", re.DOTALL)
+_MAX_SCAN = 200
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    text = text.replace("\n", " ")
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value as JSON (Chinese left readable), shortened for a reason line."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def extract_json(text: str, strict: bool = False) -> tuple[bool, Any, str]:
+    """Find JSON in an answer: ``(found, value, where or why not)``.
+
+    Looks at the whole answer, then fenced blocks, then the first ``{``/``[`` from which a
+    complete JSON value decodes. ``strict`` accepts only an answer that is JSON as a whole.
+    """
+    stripped = text.strip()
+    try:
+        return True, json.loads(stripped), "the whole answer"
+    except json.JSONDecodeError as exc:
+        first_error = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    if strict:
+        return False, None, first_error
+    for match in _FENCE.finditer(text):
+        try:
+            return True, json.loads(match.group(1).strip()), "a ``` fenced block"
+        except json.JSONDecodeError:
+            continue
+    decoder = json.JSONDecoder()
+    tried = 0
+    for i, ch in enumerate(text):
+        if ch not in "{[":
+            continue
+        tried += 1
+        if tried > _MAX_SCAN:
+            break
+        try:
+            value, _ = decoder.raw_decode(text, i)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, (dict, list)):
+            return True, value, f"a {'{...}' if ch == '{' else '[...]'} block at character {i}"
+    return False, None, first_error
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
+@register("is-json")
+def is_json(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer is or contains valid JSON (``strict: true``: the whole answer must be JSON)."""
+    strict = bool(spec.args.get("strict", False))
+    found, value, where = extract_json(completion.text, strict)
+    if found:
+        return True, f"valid JSON {_kind(value)} in {where}"
+    scope = "the whole answer to be JSON" if strict else "JSON in the answer"
+    return False, f"expected {scope}; none parsed ({where}); answer was {_excerpt(completion.text)}"
+
+
+def _load_schema(value: Any, ctx: CheckContext, check: str) -> dict[str, Any]:
+    """A schema given inline (mapping or JSON text) or as a .json/.yaml file beside the suite."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            return json.loads(text)
+        path = Path(text.removeprefix("file://"))
+        path = path if path.is_absolute() else Path(ctx.suite_dir) / path
+        if not path.is_file():
+            raise ValueError(f"{check}: schema file {text!r} not found (looked for {path})")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{check}: schema file {text!r} does not hold a JSON Schema object")
+        return loaded
+    raise ValueError(f"{check} needs a schema (a mapping, JSON text or a file path), got {value!r}")
+
+
+def schema_errors(instance: Any, schema: dict[str, Any]) -> list[str]:
+    """Every violation as ``$.path: message``, the most relevant first; [] when valid.
+
+    Raises ValueError when the schema itself is not a valid JSON Schema, so a typo in the
+    suite reads as a suite problem and not as a model failure.
+    """
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        where = exc.json_path if hasattr(exc, "json_path") else "$"
+        raise ValueError(f"invalid JSON Schema at {where}: {exc.message}") from None
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    errors = list(validator.iter_errors(instance))
+    if not errors:
+        return []
+    best = jsonschema.exceptions.best_match(errors)
+    ordered = [best] + [e for e in errors if e is not best]
+    return [f"{e.json_path}: {e.message}" for e in ordered]
+
+
+def _schema_reason(errors: list[str]) -> str:
+    more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return f"{errors[0]}{more}"
+
+
+@register("json-schema")
+def json_schema(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The JSON in the answer validates against a JSON Schema (inline, or a file beside the suite)."""
+    schema = _load_schema(spec.args.get("schema", spec.args.get("value")), ctx, "json-schema")
+    found, value, where = extract_json(completion.text, bool(spec.args.get("strict", False)))
+    if not found:
+        return False, f"json-schema: expected JSON; none parsed ({where}); answer was {_excerpt(completion.text)}"
+    errors = schema_errors(value, schema)
+    if errors:
+        return False, f"json-schema: {_schema_reason(errors)}"
+    return True, f"JSON in {where} matches the schema"
+
+
+_PATH_TOKEN = re.compile(r"\.?([^.\[\]\s]+)|\[\s*(-?\d+)\s*\]|\[\s*(['\"])(.*?)\3\s*\]")
+
+
+def parse_path(path: str) -> list[str | int]:
+    """``a.b[0].c``, ``$.a.b``, ``$['键'][1]`` into keys and indexes; ValueError on junk."""
+    text = path.strip()
+    if text.startswith("$"):
+        text = text[1:]
+    parts: list[str | int] = []
+    pos = 0
+    while pos < len(text):
+        match = _PATH_TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise ValueError(f"cannot read JSON path {path!r} at {text[pos:]!r}")
+        name, index, _, quoted = match.groups()
+        parts.append(int(index) if index is not None else quoted if quoted is not None else name)
+        pos = match.end()
+    return parts
+
+
+def _format_path(parts: list[str | int]) -> str:
+    out = "$"
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}" if re.fullmatch(r"[\w-]+", p) else f"[{p!r}]"
+    return out
+
+
+def resolve_path(data: Any, parts: list[str | int]) -> tuple[bool, Any, str]:
+    """Walk ``parts`` into ``data``: ``(found, value, why not)``."""
+    current = data
+    for i, part in enumerate(parts):
+        here = _format_path(parts[:i])
+        if isinstance(current, dict):
+            if part not in current and str(part) not in current:
+                keys = ", ".join(map(str, list(current)[:10])) or "none"
+                return False, None, f"no key {str(part)!r} in {here} (keys: {keys})"
+            current = current[part] if part in current else current[str(part)]
+        elif isinstance(current, list):
+            try:
+                index = int(part)
+            except ValueError:
+                return False, None, f"{here} is an array; cannot take key {part!r}"
+            if not -len(current) <= index < len(current):
+                return False, None, f"index {index} out of range in {here} (length {len(current)})"
+            current = current[index]
+        else:
+            return False, None, f"{here} is a {_kind(current)} ({_show(current)}); cannot go into it"
+    return True, current, ""
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: ``true`` is not ``1``, ``1`` equals ``1.0``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@register("json-field")
+def json_field(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """A field of the JSON answer (path ``a.b[0].c``) exists and equals / matches / contains / is one of a value."""
+    path_text = spec.args.get("path", spec.args.get("field"))
+    if not path_text:
+        raise ValueError("json-field needs a path, e.g. `path: user.name` or `path: $.items[0].id`")
+    parts = parse_path(str(path_text))
+    shown = _format_path(parts)
+    found, data, where = extract_json(completion.text)
+    if not found:
+        return False, f"json-field {shown}: expected JSON; none parsed ({where}); answer was {_excerpt(completion.text)}"
+    exists, value, why = resolve_path(data, parts)
+    if not exists:
+        return False, f"json-field {shown}: {why}"
+    passes: list[str] = []
+    if "equals" in spec.args or "value" in spec.args:
+        expected = spec.args.get("equals", spec.args.get("value"))
+        if not _same(value, expected):
+            return False, f"json-field {shown}: expected {_show(expected)}, got {_show(value)}"
+        passes.append(f"equals {_show(expected)}")
+    if "matches" in spec.args:
+        pattern = str(spec.args["matches"])
+        subject = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if not re.search(pattern, subject):
+            return False, f"json-field {shown}: expected to match /{pattern}/, got {_show(value)}"
+        passes.append(f"matches /{pattern}/")
+    if "contains" in spec.args:
+        needle = spec.args["contains"]
+        if isinstance(value, str):
+            ok = str(needle) in value
+        elif isinstance(value, list):
+            ok = any(_same(item, needle) for item in value)
+        elif isinstance(value, dict):
+            ok = str(needle) in value
+        else:
+            ok = False
+        if not ok:
+            return False, f"json-field {shown}: expected to contain {_show(needle)}, got {_show(value)}"
+        passes.append(f"contains {_show(needle)}")
+    if "one_of" in spec.args or "one-of" in spec.args:
+        options = spec.args.get("one_of", spec.args.get("one-of"))
+        if not isinstance(options, list):
+            raise ValueError(f"json-field one_of needs a list, got {options!r}")
+        if not any(_same(value, o) for o in options):
+            return False, f"json-field {shown}: expected one of {_show(options)}, got {_show(value)}"
+        passes.append(f"is one of {_show(options)}")
+    if not passes:
+        return True, f"json-field {shown} exists ({_show(value)})"
+    return True, f"json-field {shown} {' and '.join(passes)}"
+
+
+def _argument_diff(expected: Any, got: Any, partial: bool, path: str = "") -> str | None:
+    """The first difference between expected and actual arguments, or None when they match."""
+    where = path or "arguments"
+    if isinstance(expected, dict):
+        if not isinstance(got, dict):
+            return f"{where}: expected an object, got {_show(got)}"
+        for key, want in expected.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in got:
+                return f"missing argument {sub} (expected {_show(want)})"
+            diff = _argument_diff(want, got[key], partial, sub)
+            if diff:
+                return diff
+        if not partial:
+            for key in got:
+                if key not in expected:
+                    sub = f"{path}.{key}" if path else str(key)
+                    return f"unexpected argument {sub}={_show(got[key])} (use partial: true to allow extra arguments)"
+        return None
+    if isinstance(expected, list) and isinstance(got, list):
+        if partial:
+            for i, want in enumerate(expected):
+                if not any(_argument_diff(want, item, True, "") is None for item in got):
+                    return f"{where}: expected an item matching {_show(want)}, got {_show(got)}"
+            return None
+        if len(expected) != len(got):
+            return f"{where}: expected {len(expected)} items, got {len(got)} ({_show(got)})"
+        for i, (want, item) in enumerate(zip(expected, got)):
+            diff = _argument_diff(want, item, partial, f"{where}[{i}]")
+            if diff:
+                return diff
+        return None
+    if not _same(expected, got):
+        return f"{where}: expected {_show(expected)}, got {_show(got)}"
+    return None
+
+
+def declared_tool(ctx: CheckContext, name: str) -> tuple[bool, dict[str, Any] | None, list[str]]:
+    """Look a function up in the job's ``tools``: ``(declared, parameters schema, all names)``."""
+    tools = ctx.job.params.get("tools") or []
+    names: list[str] = []
+    for tool in tools:
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            continue
+        function = tool.get("function") or {}
+        names.append(str(function.get("name")))
+        if function.get("name") == name:
+            return True, function.get("parameters"), names
+    return False, None, names
+
+
+def _describe_call(call: ToolCall) -> str:
+    args = call.arguments if len(call.arguments) <= 60 else call.arguments[:59] + "…"
+    return f"{call.name}({args})"
+
+
+def _judge_call(call: ToolCall, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    try:
+        arguments = call.parsed_arguments()
+    except json.JSONDecodeError as exc:
+        return False, f"tool-call {call.name}: arguments are not valid JSON ({exc.msg}): {call.arguments!r}"
+    notes: list[str] = []
+    if "arguments" in spec.args:
+        partial = bool(spec.args.get("partial", False))
+        diff = _argument_diff(spec.args["arguments"], arguments, partial)
+        if diff:
+            return False, f"tool-call {call.name}: {diff}"
+        notes.append("arguments match" + (" (subset)" if partial else ""))
+    if spec.args.get("validate", True) and ctx.job.params.get("tools") is not None:
+        declared, schema, names = declared_tool(ctx, call.name)
+        if not declared:
+            listed = ", ".join(names) or "none"
+            return False, f"tool-call: model called {call.name}, which the job does not declare (declared: {listed})"
+        if isinstance(schema, dict):
+            errors = schema_errors(arguments, schema)
+            if errors:
+                return False, f"tool-call {call.name}: arguments break the declared parameters schema: {_schema_reason(errors)}"
+            notes.append("arguments valid against the declared schema")
+    return True, f"model called {_describe_call(call)}" + (f"; {', '.join(notes)}" if notes else "")
+
+
+@register("tool-call")
+def tool_call(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The model called the named function, with matching arguments valid against the tool's declared schema."""
+    name = spec.args.get("name", spec.args.get("value"))
+    calls = completion.tool_calls
+    if "index" in spec.args:
+        index = int(spec.args["index"])
+        calls = calls[index : index + 1] if -len(calls) <= index < len(calls) else []
+    wanted = str(name) if name else "a tool call"
+    if not calls:
+        return False, f"tool-call: expected {wanted}, model called no tool; answer was {_excerpt(completion.text)}"
+    matching = [c for c in calls if not name or c.name == name]
+    if not matching:
+        called = ", ".join(c.name for c in calls)
+        return False, f"tool-call: expected {wanted}, model called {called}"
+    verdicts = [_judge_call(c, spec, ctx) for c in matching]
+    for verdict in verdicts:
+        if verdict[0]:
+            return verdict
+    return verdicts[0]
+
+
+@register("no-tool-call")
+def no_tool_call(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The model answered in text and called no function."""
+    if not completion.tool_calls:
+        return True, "no tool called"
+    calls = ", ".join(_describe_call(c) for c in completion.tool_calls)
+    return False, f"expected no tool call; model called {calls}"
+
+
+@register("finish-reason")
+def finish_reason(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The call ended for the given reason (stop, length, tool_calls, sensitive, network_error)."""
+    value = spec.args.get("value")
+    if value is None:
+        raise ValueError("finish-reason needs a value, e.g. `finish-reason: stop`")
+    wanted = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    got = completion.finish_reason
+    if got in wanted:
+        return True, f"finish reason {got}"
+    return False, f"finish reason: expected {' or '.join(wanted)}, got {got or 'none'}"

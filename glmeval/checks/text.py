@@ -1,0 +1,320 @@
+"""Checks on the answer's text, written for Chinese as well as English.
+
+Counting rules, shared by every check here:
+
+- **characters** are Unicode code points of the answer with surrounding whitespace removed, so
+  ``北京`` is 2 characters (not 6 UTF-8 bytes);
+- **words**: each CJK character (Han ideograph, hiragana, katakana) is one word, and each run
+  of other letters and digits is one word (``don't``, ``state-of-the-art`` and ``3.14`` are one
+  word each), so ``我用Python写代码`` is 6 words: 我 用 Python 写 代 码;
+- **sentences** end at ``。！？!?``, at a ``.`` followed by whitespace or the end (so ``3.14``
+  does not split), and at line breaks; a run of terminators ends one sentence, and a piece with
+  no letter or digit in it (a stray quote, a bullet) is not a sentence.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from typing import Any
+
+from glmeval.checks import CheckContext, register
+from glmeval.records import CheckResult, CheckSpec, Completion
+
+_CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
+_WORD = re.compile(f"[{_CJK_CHARS}]|[^\\W_{_CJK_CHARS}]+(?:['’.\\-][^\\W_{_CJK_CHARS}]+)*")
+_LATIN_WORD = re.compile(f"[^\\W\\d_{_CJK_CHARS}]+")
+_SENTENCE_END = re.compile(r"[。！？!?]+|\.+(?=\s|$)|\n+")
+_HAS_WORD = re.compile(r"[^\W_]")
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    text = text.replace("\n", " ")
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _values(spec: CheckSpec) -> list[str]:
+    value: Any = spec.args.get("value", spec.args.get("values"))
+    if value is None:
+        raise ValueError(f"{spec.type} needs a value")
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
+def _ignore_case(spec: CheckSpec) -> bool:
+    return bool(spec.args.get("ignore_case", spec.args.get("icase", False)))
+
+
+def _fold(text: str, ignore_case: bool) -> str:
+    return text.casefold() if ignore_case else text
+
+
+def _quoted(values: list[str]) -> str:
+    return ", ".join(map(repr, values))
+
+
+def _limit(spec: CheckSpec) -> int:
+    value = spec.args.get("value")
+    if value is None or isinstance(value, bool):
+        raise ValueError(f"{spec.type} needs a number, e.g. `{spec.type}: 100`")
+    return int(value)
+
+
+def count_words(text: str) -> int:
+    """Words by the module's rule: one per CJK character, one per run of other letters/digits."""
+    return len(_WORD.findall(text))
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences by the module's rule (terminators ``。！？!?``, ``. `` and line breaks)."""
+    return [p.strip() for p in _SENTENCE_END.split(text) if _HAS_WORD.search(p)]
+
+
+def levenshtein_distance(a: str, b: str) -> int:
+    """Edit distance (insertions, deletions, substitutions), by the two-row dynamic programme."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+@register("equals")
+def equals(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer, stripped, equals the value exactly (``ignore_case: true`` to fold case)."""
+    expected = str(spec.value).strip()
+    got = completion.text.strip()
+    icase = _ignore_case(spec)
+    if _fold(got, icase) == _fold(expected, icase):
+        return True, f"answer equals {_excerpt(expected)}"
+    return False, f"expected exactly {_excerpt(expected)}; answer was {_excerpt(got)}"
+
+
+def _contains_all(completion: Completion, spec: CheckSpec, ignore_case: bool) -> tuple[bool, str]:
+    values = _values(spec)
+    text = _fold(completion.text, ignore_case)
+    missing = [v for v in values if _fold(v, ignore_case) not in text]
+    how = " (ignoring case)" if ignore_case else ""
+    if not missing:
+        return True, f"found {_quoted(values)}{how}"
+    if len(values) == 1:
+        return False, f"expected to contain {_quoted(missing)}{how}; answer was {_excerpt(completion.text)}"
+    return False, (
+        f"expected to contain all of {_quoted(values)}{how}, missing {_quoted(missing)}; "
+        f"answer was {_excerpt(completion.text)}"
+    )
+
+
+def _contains_any(completion: Completion, spec: CheckSpec, ignore_case: bool) -> tuple[bool, str]:
+    values = _values(spec)
+    text = _fold(completion.text, ignore_case)
+    how = " (ignoring case)" if ignore_case else ""
+    found = [v for v in values if _fold(v, ignore_case) in text]
+    if found:
+        return True, f"found {found[0]!r}{how}"
+    return False, f"expected any of {_quoted(values)}{how}; answer was {_excerpt(completion.text)}"
+
+
+@register("contains")
+def contains(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer contains the value (every value, when given a list)."""
+    return _contains_all(completion, spec, _ignore_case(spec))
+
+
+@register("contains-all")
+def contains_all(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer contains every one of the values."""
+    return _contains_all(completion, spec, _ignore_case(spec))
+
+
+@register("icontains", "icontains-all")
+def icontains(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer contains the value (every value, when a list), ignoring upper/lower case."""
+    return _contains_all(completion, spec, True)
+
+
+@register("contains-any")
+def contains_any(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer contains at least one of the values."""
+    return _contains_any(completion, spec, _ignore_case(spec))
+
+
+@register("icontains-any")
+def icontains_any(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer contains at least one of the values, ignoring upper/lower case."""
+    return _contains_any(completion, spec, True)
+
+
+@register("not-contains")
+def not_contains(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer contains none of the values (a forbidden word list)."""
+    icase = _ignore_case(spec)
+    text = _fold(completion.text, icase)
+    found = [v for v in _values(spec) if _fold(v, icase) in text]
+    if not found:
+        return True, f"does not contain {_quoted(_values(spec))}"
+    return False, f"expected not to contain {_quoted(found)}; answer was {_excerpt(completion.text)}"
+
+
+@register("starts-with")
+def starts_with(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer, leading whitespace removed, starts with the value (or one of a list)."""
+    icase = _ignore_case(spec)
+    text = _fold(completion.text.lstrip(), icase)
+    values = _values(spec)
+    for v in values:
+        if text.startswith(_fold(v, icase)):
+            return True, f"starts with {v!r}"
+    return False, f"expected to start with {' or '.join(map(repr, values))}; answer was {_excerpt(completion.text.lstrip())}"
+
+
+@register("ends-with")
+def ends_with(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer, trailing whitespace removed, ends with the value (or one of a list)."""
+    icase = _ignore_case(spec)
+    stripped = completion.text.rstrip()
+    text = _fold(stripped, icase)
+    values = _values(spec)
+    for v in values:
+        if text.endswith(_fold(v, icase)):
+            return True, f"ends with {v!r}"
+    tail = stripped[-60:]
+    return False, f"expected to end with {' or '.join(map(repr, values))}; answer ended with {_excerpt(tail)}"
+
+
+@register("regex")
+def regex(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer matches the regular expression (Python syntax, searched anywhere, ^/$ per line)."""
+    pattern = str(spec.value)
+    flags = re.MULTILINE | (re.IGNORECASE if _ignore_case(spec) else 0)
+    if spec.args.get("dotall"):
+        flags |= re.DOTALL
+    try:
+        match = re.search(pattern, completion.text, flags)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression /{pattern}/: {exc}") from None
+    if match:
+        return True, f"matched /{pattern}/ at {_excerpt(match.group(0), 40)}"
+    return False, f"expected to match /{pattern}/; answer was {_excerpt(completion.text)}"
+
+
+def _length_check(spec: CheckSpec, what: str, count: int, text: str, is_max: bool) -> tuple[bool, str]:
+    limit = _limit(spec)
+    ok = count <= limit if is_max else count >= limit
+    bound = "at most" if is_max else "at least"
+    if ok:
+        return True, f"{count} {what} ({bound} {limit})"
+    return False, f"expected {bound} {limit} {what}, got {count}; answer was {_excerpt(text)}"
+
+
+@register("min-chars", "min-length")
+def min_chars(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The stripped answer has at least ``value`` characters (a Chinese character counts 1)."""
+    text = completion.text.strip()
+    return _length_check(spec, "characters", len(text), text, is_max=False)
+
+
+@register("max-chars", "max-length")
+def max_chars(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The stripped answer has at most ``value`` characters (a Chinese character counts 1)."""
+    text = completion.text.strip()
+    return _length_check(spec, "characters", len(text), text, is_max=True)
+
+
+@register("min-words")
+def min_words(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer has at least ``value`` words (each CJK character counts as one word)."""
+    return _length_check(spec, "words", count_words(completion.text), completion.text, is_max=False)
+
+
+@register("max-words")
+def max_words(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer has at most ``value`` words (each CJK character counts as one word)."""
+    return _length_check(spec, "words", count_words(completion.text), completion.text, is_max=True)
+
+
+@register("min-sentences")
+def min_sentences(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer has at least ``value`` sentences (split at 。！？!?, '. ' and line breaks)."""
+    return _length_check(spec, "sentences", len(split_sentences(completion.text)), completion.text, is_max=False)
+
+
+@register("max-sentences")
+def max_sentences(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """The answer has at most ``value`` sentences (split at 。！？!?, '. ' and line breaks)."""
+    return _length_check(spec, "sentences", len(split_sentences(completion.text)), completion.text, is_max=True)
+
+
+@register("levenshtein")
+def levenshtein(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
+    """The answer is within ``max_distance`` edits (Levenshtein) of the value; score 1 - distance/length."""
+    expected = str(spec.value).strip()
+    got = completion.text.strip()
+    limit = int(spec.args.get("max_distance", spec.args.get("max", 0)))
+    icase = _ignore_case(spec)
+    distance = levenshtein_distance(_fold(got, icase), _fold(expected, icase))
+    longest = max(len(got), len(expected)) or 1
+    score = 1.0 - distance / longest
+    ok = distance <= limit
+    reason = f"edit distance {distance} {'<=' if ok else '>'} {limit} from {_excerpt(expected, 40)}"
+    if not ok:
+        reason += f"; answer was {_excerpt(got)}"
+    return CheckResult(spec.type, ok, score, reason)
+
+
+@register("similarity")
+def similarity(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
+    """The answer's character-level similarity ratio (difflib) to the value reaches ``threshold`` (0.8)."""
+    references = _values(spec)
+    threshold = spec.threshold if spec.threshold is not None else float(spec.args.get("min", 0.8))
+    icase = _ignore_case(spec)
+    got = _fold(completion.text.strip(), icase)
+    best, best_ref = -1.0, references[0]
+    for ref in references:
+        ratio = difflib.SequenceMatcher(None, got, _fold(ref.strip(), icase), autojunk=False).ratio()
+        if ratio > best:
+            best, best_ref = ratio, ref
+    ok = best >= threshold
+    reason = f"similarity {best:.2f} {'>=' if ok else '<'} {threshold:g} to {_excerpt(best_ref, 40)}"
+    if not ok:
+        reason += f"; answer was {_excerpt(completion.text)}"
+    return CheckResult(spec.type, ok, best, reason)
+
+
+_LANGUAGES = {"zh": "zh", "zh-cn": "zh", "zh-hans": "zh", "chinese": "zh", "中文": "zh", "en": "en", "english": "en", "英文": "en"}
+
+
+def _is_latin(word: str) -> bool:
+    return all(unicodedata.name(ch, "").startswith("LATIN") for ch in word)
+
+
+def script_units(text: str) -> tuple[int, int]:
+    """``(cjk, latin)``: Han characters and Latin-letter words, the units language shares use."""
+    cjk = len(_HAN.findall(text))
+    latin = sum(1 for w in _LATIN_WORD.findall(text) if _is_latin(w))
+    return cjk, latin
+
+
+@register("language")
+def language(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
+    """The answer is mostly in the language ``value`` (zh or en): its script share reaches ``threshold`` (0.5)."""
+    wanted = _LANGUAGES.get(str(spec.value).strip().lower())
+    if wanted is None:
+        raise ValueError(f"language: value must be zh or en, got {spec.value!r}")
+    threshold = spec.threshold if spec.threshold is not None else 0.5
+    cjk, latin = script_units(completion.text)
+    total = cjk + latin
+    counts = f"{cjk} Chinese characters, {latin} Latin words"
+    if total == 0:
+        return CheckResult(spec.type, False, 0.0, f"expected {wanted}; answer has no letters ({_excerpt(completion.text)})")
+    share = (cjk if wanted == "zh" else latin) / total
+    ok = share >= threshold
+    reason = f"{share:.0%} {wanted} ({counts}), {'>=' if ok else '<'} {threshold:.0%}"
+    if not ok:
+        reason = f"expected {wanted}: {reason}; answer was {_excerpt(completion.text)}"
+    return CheckResult(spec.type, ok, share, reason)

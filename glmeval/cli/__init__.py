@@ -1,0 +1,70 @@
+"""The ``glmeval`` command line.
+
+Each command group lives in its own module and registers itself on :data:`main`. Every user
+error surfaces as one line on stderr and exit code 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from glmeval import __version__
+from glmeval.errors import GlmevalError
+
+COMMAND_MODULES = ("run", "suites", "serve", "history", "report")
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug"))
+        try:
+            return super().invoke(ctx)
+        except GlmevalError as exc:
+            if debug:
+                raise
+            for line in str(exc).splitlines() or ["error"]:
+                click.echo(f"error: {line}" if not line.startswith(("error", "  ")) else line, err=True)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+            if debug:
+                raise
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback and report it)",
+                err=True,
+            )
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="glmeval")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Prompt evaluation and regression testing for ZhipuAI GLM models."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+for _name in COMMAND_MODULES:
+    try:
+        importlib.import_module(f"glmeval.cli.{_name}")
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"glmeval.cli.{_name}":
+            raise
+
+
+def run_main() -> None:
+    main(prog_name="glmeval")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

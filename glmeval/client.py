@@ -1,0 +1,275 @@
+"""The one wrapper around the official ``zhipuai`` SDK.
+
+It makes a single attempt of a call in ``sync``, ``stream`` or ``async`` mode and turns
+whatever happened into a :class:`Completion`: the answer with its usage and timing, or an
+:class:`ErrorInfo` that the runner's retry policy can act on. The SDK's own retries are off
+(``max_retries=0``): glmeval owns retries so it can count attempts, honour ``Retry-After`` and
+stop at once on a bad key or an empty balance. The API key never appears in any message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from glmeval.errors import GlmevalError
+from glmeval.records import Completion, ErrorInfo, ToolCall
+
+DEFAULT_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
+KEY_VARS = ("ZHIPUAI_API_KEY", "ZHIPU_API_KEY")
+
+# Retryable error kinds; everything else is final for the job (or the whole run: FATAL_KINDS).
+RETRYABLE_KINDS = frozenset({"rate_limit", "server", "timeout", "connection", "stream_cut"})
+FATAL_KINDS = frozenset({"auth", "balance"})
+
+
+def find_api_key() -> str | None:
+    for name in KEY_VARS:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove the key (and its secret half) from any text that may reach a user or the store."""
+    if not secret:
+        return text
+    for part in {secret, *secret.split(".")}:
+        if len(part) >= 6:
+            text = text.replace(part, "***")
+    return text
+
+
+@dataclass
+class CallError(Exception):
+    """Raised inside one attempt; carries the classified error and the attempt's own timing."""
+
+    info: ErrorInfo
+    retry_after: float | None = None
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def classify(exc: BaseException, secret: str | None = None) -> CallError:
+    """Map an SDK or httpx exception to an error kind the runner understands."""
+    import zhipuai
+
+    if isinstance(exc, CallError):
+        return exc
+    if isinstance(exc, zhipuai.APIStatusError):
+        status = exc.status_code
+        code = None
+        message = ""
+        try:
+            body = exc.response.json()
+            err = body.get("error", {}) if isinstance(body, dict) else {}
+            code = str(err.get("code")) if err.get("code") is not None else None
+            message = str(err.get("message", ""))
+        except (ValueError, AttributeError):
+            message = exc.response.text[:300] if exc.response is not None else str(exc)
+        retry_after = _retry_after(exc.response.headers if exc.response is not None else None)
+        if status == 401:
+            kind = "auth"
+        elif status == 429 and code == "1113":
+            kind = "balance"
+        elif status == 429:
+            kind = "rate_limit"
+        elif status >= 500:
+            kind = "server"
+        elif code == "1301":
+            kind = "content_filter"
+        else:
+            kind = "bad_request"
+        return CallError(ErrorInfo(kind, redact(message or f"HTTP {status}", secret), status, code), retry_after)
+    if isinstance(exc, zhipuai.APITimeoutError) or isinstance(exc, httpx.TimeoutException):
+        return CallError(ErrorInfo("timeout", "the call timed out"))
+    if isinstance(exc, zhipuai.APIConnectionError):
+        return CallError(ErrorInfo("connection", redact(f"connection error: {exc.__cause__ or exc}", secret)))
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.NetworkError)):
+        return CallError(ErrorInfo("stream_cut", redact(f"stream cut: {type(exc).__name__}: {exc}", secret)))
+    if isinstance(exc, zhipuai.APIResponseError):
+        data = getattr(exc, "json_data", None) or {}
+        code = str(data.get("code")) if isinstance(data, dict) and data.get("code") is not None else None
+        message = str(data.get("message")) if isinstance(data, dict) and data.get("message") else str(exc)
+        return CallError(ErrorInfo("server", redact(f"error in stream: {message}", secret), None, code))
+    if isinstance(exc, zhipuai.ZhipuAIError):
+        return CallError(ErrorInfo("unknown", redact(str(exc), secret)))
+    return CallError(ErrorInfo("unknown", redact(f"{type(exc).__name__}: {exc}", secret)))
+
+
+def _tool_calls(raw: Any) -> list[ToolCall]:
+    calls = []
+    for call in raw or []:
+        fn = getattr(call, "function", None)
+        if fn is None:
+            continue
+        args = fn.arguments
+        if not isinstance(args, str):
+            args = json.dumps(args, ensure_ascii=False)
+        calls.append(ToolCall(name=fn.name, arguments=args, id=getattr(call, "id", None), type=getattr(call, "type", "function") or "function"))
+    return calls
+
+
+def _usage(completion: Completion, usage: Any) -> None:
+    if usage is None:
+        return
+    completion.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    completion.total_tokens = int(getattr(usage, "total_tokens", 0) or 0) or (
+        completion.prompt_tokens + completion.completion_tokens
+    )
+
+
+class GLMClient:
+    """A configured SDK client plus the three ways of calling it.
+
+    One instance is shared by all worker threads: the SDK's httpx client is thread-safe and
+    keeps a connection pool, which is what makes high concurrency cheap.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        poll_timeout: float = 300.0,
+        poll_interval: float = 0.05,
+        max_connections: int = 64,
+    ) -> None:
+        import zhipuai
+
+        self.base_url = base_url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL
+        self.timeout = timeout
+        self.poll_timeout = poll_timeout
+        self.poll_interval = poll_interval
+        self._secret = api_key
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.Client(limits=limits, timeout=httpx.Timeout(timeout, connect=min(8.0, timeout)))
+        try:
+            self.sdk = zhipuai.ZhipuAI(
+                api_key=api_key,
+                base_url=self.base_url,
+                max_retries=0,
+                timeout=httpx.Timeout(timeout, connect=min(8.0, timeout)),
+                http_client=self._http,
+            )
+        except Exception as exc:  # noqa: BLE001 - the SDK raises bare Exception for malformed keys
+            raise GlmevalError(f"cannot create the zhipuai client: {redact(str(exc), api_key)}") from None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def attempt(self, model: str, mode: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
+        """One attempt. Returns a Completion on success; raises CallError otherwise."""
+        start = time.perf_counter()
+        try:
+            if mode == "stream":
+                completion = self._stream(model, messages, params, start)
+            elif mode == "async":
+                completion = self._async(model, messages, params, start)
+            else:
+                completion = self._sync(model, messages, params)
+        except CallError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes raw
+            raise classify(exc, self._secret) from None
+        completion.latency_ms = (time.perf_counter() - start) * 1000
+        completion.model = completion.model or model
+        return completion
+
+    def _args(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in params.items() if v is not None}
+
+    def _sync(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
+        resp = self.sdk.chat.completions.create(model=model, messages=messages, **self._args(params))
+        return self._from_response(resp)
+
+    def _from_response(self, resp: Any) -> Completion:
+        if isinstance(resp, str):
+            raise CallError(ErrorInfo("server", f"unexpected non-JSON response: {resp[:200]}"))
+        completion = Completion(request_id=getattr(resp, "request_id", None) or getattr(resp, "id", None), model=getattr(resp, "model", None))
+        choices = getattr(resp, "choices", None) or []
+        if choices:
+            choice = choices[0]
+            message = choice.message
+            completion.text = getattr(message, "content", None) or ""
+            completion.tool_calls = _tool_calls(getattr(message, "tool_calls", None))
+            completion.finish_reason = choice.finish_reason
+        _usage(completion, getattr(resp, "usage", None))
+        return completion
+
+    def _stream(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any], start: float) -> Completion:
+        stream = self.sdk.chat.completions.create(model=model, messages=messages, stream=True, **self._args(params))
+        completion = Completion()
+        parts: list[str] = []
+        got_any = False
+        for chunk in stream:
+            got_any = True
+            if completion.ttft_ms is None:
+                completion.ttft_ms = (time.perf_counter() - start) * 1000
+            completion.request_id = completion.request_id or getattr(chunk, "id", None)
+            completion.model = completion.model or getattr(chunk, "model", None)
+            for choice in getattr(chunk, "choices", None) or []:
+                delta = choice.delta
+                if delta is not None:
+                    if getattr(delta, "content", None):
+                        parts.append(delta.content)
+                    completion.tool_calls.extend(_tool_calls(getattr(delta, "tool_calls", None)))
+                if getattr(choice, "finish_reason", None):
+                    completion.finish_reason = choice.finish_reason
+            _usage(completion, getattr(chunk, "usage", None))
+        if not got_any:
+            raise CallError(ErrorInfo("server", "the stream ended without any chunk"))
+        if completion.finish_reason is None:
+            raise CallError(ErrorInfo("stream_cut", "the stream ended before its final chunk (no finish_reason)"))
+        completion.text = "".join(parts)
+        return completion
+
+    def _async(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any], start: float) -> Completion:
+        args = self._args(params)
+        args.pop("stream", None)
+        task = self.sdk.chat.asyncCompletions.create(model=model, messages=messages, **args)
+        task_id = task.id
+        deadline = start + self.poll_timeout
+        delay = self.poll_interval
+        while True:
+            result = self.sdk.chat.asyncCompletions.retrieve_completion_result(id=task_id)
+            status = getattr(result, "task_status", None)
+            if status == "SUCCESS":
+                completion = self._from_response(result)
+                completion.request_id = completion.request_id or task_id
+                return completion
+            if status == "FAIL":
+                raise CallError(ErrorInfo("task_failed", f"async task {task_id} ended with FAIL"))
+            if time.perf_counter() + delay > deadline:
+                raise CallError(ErrorInfo("timeout", f"async task {task_id} still {status} after {self.poll_timeout:g} s"))
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+
+    def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        try:
+            resp = self.sdk.embeddings.create(model=model, input=texts)
+        except Exception as exc:  # noqa: BLE001
+            raise classify(exc, self._secret) from None
+        return [list(item.embedding) for item in sorted(resp.data, key=lambda d: d.index)]

@@ -1,0 +1,217 @@
+"""Plain records passed between the stages: suite -> plan -> run -> check -> store -> report.
+
+Every stage takes and returns these dataclasses and nothing richer, so a stage can be tested,
+replaced or run in another process (pytest-xdist workers) without dragging clients along.
+They convert to and from plain dicts (``to_dict``/``from_dict``) because the store keeps them
+as JSON and the cache replays them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+Mode = str  # "sync" | "stream" | "async"
+MODES: tuple[str, ...] = ("sync", "stream", "async")
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check as the suite states it, already normalised.
+
+    ``args`` holds the check's own arguments (``value`` for the one-argument shorthand
+    ``- contains: 北京``); the common options every check takes live in their own fields.
+    """
+
+    type: str
+    args: dict[str, Any] = field(default_factory=dict)
+    negate: bool = False
+    weight: float = 1.0
+    metric: str | None = None
+    threshold: float | None = None
+    line: int | None = None
+
+    @property
+    def value(self) -> Any:
+        return self.args.get("value")
+
+    def label(self) -> str:
+        """A short human name for reports: ``contains 北京``, ``not regex ^\\d+$``."""
+        if self.metric:
+            return self.metric
+        value = self.args.get("value")
+        shown = "" if value is None else f" {value}" if not isinstance(value, (dict, list)) else f" {value!r}"
+        text = f"{'not ' if self.negate else ''}{self.type}{shown}"
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CheckSpec":
+        return cls(**{k: v for k, v in data.items() if k in _fields(cls)})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One fully rendered request: the unit the runner executes and the store keys results by.
+
+    ``variant`` holds the grid axis values that distinguish this job's variant
+    (model, prompt, mode, temperature...), ``variant_id`` a readable stable label of them.
+    ``params`` are exactly the keyword arguments sent to ``chat.completions.create`` besides
+    model and messages. ``cache_key`` hashes everything that determines the answer.
+    ``threshold`` is the case's minimum pass rate across repeats (default: every repeat
+    passes); ``min_score`` lets one answer pass on its weighted check score instead of
+    requiring every check to pass.
+    """
+
+    id: str
+    suite: str
+    case_id: str
+    variant_id: str
+    variant: dict[str, Any]
+    repeat: int
+    model: str
+    mode: Mode
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    checks: list[CheckSpec]
+    vars: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    threshold: float | None = None
+    min_score: float | None = None
+    cache_key: str = ""
+    description: str | None = None
+
+    @property
+    def tools(self) -> list[dict[str, Any]] | None:
+        return self.params.get("tools")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Job":
+        data = {k: v for k, v in data.items() if k in _fields(cls)}
+        data["checks"] = [CheckSpec.from_dict(c) for c in data.get("checks", [])]
+        return cls(**data)
+
+
+@dataclass
+class ToolCall:
+    """A function call the model asked for; ``arguments`` is the JSON string as sent on the wire."""
+
+    name: str
+    arguments: str
+    id: str | None = None
+    type: str = "function"
+
+    def parsed_arguments(self) -> Any:
+        import json
+
+        return json.loads(self.arguments) if self.arguments else {}
+
+
+@dataclass
+class ErrorInfo:
+    """Why a call produced no answer. ``kind`` is one of the runner's error kinds
+    (auth, rate_limit, balance, server, bad_request, timeout, connection, stream_cut,
+    content_filter, task_failed, replay_miss, budget, cancelled, unknown)."""
+
+    kind: str
+    message: str
+    status: int | None = None
+    code: str | None = None
+
+    def __str__(self) -> str:
+        where = f"HTTP {self.status}" if self.status else self.kind
+        code = f" code {self.code}" if self.code else ""
+        return f"{where}{code}: {self.message}"
+
+
+@dataclass
+class Completion:
+    """What one call produced, success or failure, with the timing that was measured.
+
+    ``latency_ms`` is the duration of the attempt that produced the answer; ``queue_ms`` the
+    time waiting for a concurrency or rate-limit slot and ``retry_ms`` the time spent in failed
+    attempts and backoff, so a rate-limited run does not look like a slow model.
+    """
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    request_id: str | None = None
+    model: str | None = None
+    error: ErrorInfo | None = None
+    attempts: int = 1
+    cached: bool = False
+    queue_ms: float = 0.0
+    retry_ms: float = 0.0
+    raw: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Completion":
+        data = {k: v for k, v in data.items() if k in _fields(cls)}
+        data["tool_calls"] = [ToolCall(**t) for t in data.get("tool_calls") or []]
+        if data.get("error"):
+            data["error"] = ErrorInfo(**data["error"])
+        return cls(**data)
+
+
+@dataclass
+class CheckResult:
+    """The verdict of one check: pass/fail, a score in [0, 1] and a reason a person understands."""
+
+    type: str
+    passed: bool
+    score: float
+    reason: str
+    metric: str | None = None
+    weight: float = 1.0
+    label: str | None = None
+    error: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CheckResult":
+        return cls(**{k: v for k, v in data.items() if k in _fields(cls)})
+
+
+@dataclass
+class Result:
+    """A job, what it produced and how it was judged: the row the store keeps."""
+
+    job: Job
+    completion: Completion
+    checks: list[CheckResult]
+    passed: bool
+    score: float
+    cost: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """``pass``, ``fail`` or ``error`` (no answer to judge)."""
+        if self.completion.error is not None:
+            return "error"
+        return "pass" if self.passed else "fail"
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}

@@ -1,0 +1,97 @@
+"""Wiring shared by the CLI and the pytest plugin: where to send calls, and one suite run.
+
+A :class:`Target` says where calls go (the real API, a base URL, or a local server started
+in-process) and owns the client; :func:`run_plan` runs one planned suite into the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from glmeval.client import GLMClient, find_api_key
+from glmeval.errors import GlmevalError
+from glmeval.plan import Plan
+from glmeval.records import Result
+from glmeval.runner import RunCounts, RunOptions, RunOutcome, Runner
+from glmeval.store import Store
+
+LOCAL_SPEED = 0.05
+
+
+@dataclass
+class Target:
+    """Where calls go. Use as a context manager: a local server is stopped on exit."""
+
+    local: bool = False
+    base_url: str | None = None
+    api_key: str | None = None
+    timeout: float = 60.0
+    poll_timeout: float = 300.0
+    speed: float = LOCAL_SPEED
+    rules: Path | None = None
+    faults: Any = None
+    replay: bool = False
+    concurrency: int = 8
+    server: Any = field(default=None, init=False)
+    client: GLMClient | None = field(default=None, init=False)
+
+    def __enter__(self) -> "Target":
+        if self.local:
+            from glmeval.simulator import LocalServer
+
+            try:
+                self.server = LocalServer(rules_path=self.rules, speed=self.speed, faults=self.faults).start()
+            except Exception as exc:  # noqa: BLE001 - rules file problems and port errors alike
+                raise GlmevalError(f"cannot start the local GLM server: {exc}") from None
+            self.base_url = self.server.base_url
+            self.api_key = self.server.api_key
+        else:
+            self.api_key = self.api_key or find_api_key()
+            if not self.api_key and not self.replay:
+                raise GlmevalError(
+                    "no API key: set ZHIPUAI_API_KEY (or ZHIPU_API_KEY), or pass --local to use the local GLM server"
+                )
+        if self.api_key:
+            self.client = GLMClient(
+                self.api_key,
+                self.base_url,
+                timeout=self.timeout,
+                poll_timeout=self.poll_timeout,
+                max_connections=max(16, self.concurrency * 2),
+            )
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.server is not None:
+            self.server.stop()
+
+
+def run_plan(
+    plan: Plan,
+    store: Store,
+    target: Target,
+    options: RunOptions,
+    on_result: Callable[[Result, RunCounts], None] | None = None,
+    run_id: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> RunOutcome:
+    """Run every job of ``plan`` into ``store`` as one stored run."""
+    suite = plan.suite
+    run_id = store.start_run(
+        suite.name,
+        suite_hash=suite.content_hash,
+        suite_path=str(suite.path) if suite.path else None,
+        settings=settings or {},
+        local=target.local,
+        replay=options.cache == "replay",
+        total_jobs=len(plan.jobs),
+        variants=plan.variants,
+        run_id=run_id,
+        cwd=suite.path.parent if suite.path else None,
+    )
+    runner = Runner(target.client, store, options, on_result=on_result)
+    return runner.run(plan.jobs, run_id, total=len(plan.jobs))

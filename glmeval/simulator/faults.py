@@ -1,0 +1,140 @@
+"""Seeded, repeatable fault injection for the local server.
+
+A test that injects faults must get the same outcome every run, even though requests arrive
+concurrently in a different order each time. So a fault is never drawn from a shared random
+stream: it is decided from ``hash(seed, kind, request body, n)`` where ``n`` counts how many
+times this exact body was seen before. The first attempt of a request and its retries
+therefore each get their own, fixed, draw: a retried request can succeed, and the whole run
+is reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields
+from typing import Final
+
+__all__ = ["FAULT_KINDS", "FaultConfig", "FaultDecision", "decide_fault"]
+
+FAULT_KINDS: Final[tuple[str, ...]] = (
+    "balance",
+    "rate_limit",
+    "server_error",
+    "reset",
+    "cut_stream",
+    "content_filter",
+)
+"""Exclusive faults, in the order they are tried; ``slow`` combines with any of them."""
+
+_RATE_FIELDS: Final[tuple[str, ...]] = FAULT_KINDS + ("slow",)
+_TWO64: Final[float] = float(2**64)
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Probabilities (0..1) of each fault per request, plus its parameters.
+
+    - ``rate_limit``: HTTP 429, code 1302, with a ``Retry-After`` header of ``retry_after`` s.
+    - ``balance``: HTTP 429, code 1113 (no balance); the SDK retries it although it is pointless.
+    - ``server_error``: HTTP 500, code 500. On async create, half of these become a task that
+      ends in FAIL instead.
+    - ``reset``: the connection is closed with a TCP RST and no response.
+    - ``cut_stream``: a stream stops after a few chunks without its terminating chunk or
+      ``[DONE]``; a non-stream request is reset instead.
+    - ``content_filter``: non-stream 400 code 1301; stream ends with finish_reason
+      ``sensitive``; an async task ends in FAIL.
+    - ``slow``: ``slow_ms`` extra milliseconds (absolute, not scaled by ``speed``), on top of
+      any other outcome.
+    """
+
+    rate_limit: float = 0.0
+    server_error: float = 0.0
+    cut_stream: float = 0.0
+    reset: float = 0.0
+    slow: float = 0.0
+    content_filter: float = 0.0
+    balance: float = 0.0
+    retry_after: float = 1.0
+    slow_ms: float = 3000.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in _RATE_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"fault rate {name}={value!r} must be a number between 0 and 1")
+        if self.retry_after < 0 or self.slow_ms < 0:
+            raise ValueError("retry_after and slow_ms must not be negative")
+
+    @property
+    def active(self) -> bool:
+        """Whether any fault can happen at all (lets the server skip hashing when not)."""
+        return any(getattr(self, name) > 0 for name in _RATE_FIELDS)
+
+    @property
+    def retry_after_header(self) -> str:
+        """The ``Retry-After`` value as sent: seconds, fractional when configured so."""
+        return format(self.retry_after, "g")
+
+    @classmethod
+    def parse(cls, spec: str) -> "FaultConfig":
+        """Build from ``"rate_limit=0.1,cut_stream=0.05,seed=3"`` (the CLI form)."""
+        known = {f.name: f.type for f in fields(cls)}
+        values: dict[str, float | int] = {}
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            key, sep, raw = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in known:
+                raise ValueError(f"bad fault setting {item!r}; expected one of {', '.join(known)} as name=value")
+            try:
+                values[key] = int(raw) if key == "seed" else float(raw)
+            except ValueError:
+                raise ValueError(f"bad fault value {item!r}: not a number") from None
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class FaultDecision:
+    """What happens to one request: at most one exclusive fault, and maybe extra delay."""
+
+    kind: str | None
+    slow: bool
+    roll: float
+
+    @property
+    def none(self) -> bool:
+        """True when the request is served normally."""
+        return self.kind is None and not self.slow
+
+
+NO_FAULT: Final[FaultDecision] = FaultDecision(None, False, 1.0)
+
+
+def _uniform(seed: int, kind: str, body_digest: bytes, nth: int) -> float:
+    digest = hashlib.blake2b(b"%d|%s|%d|" % (seed, kind.encode(), nth) + body_digest, digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _TWO64
+
+
+def decide_fault(
+    config: FaultConfig,
+    body_digest: bytes,
+    nth: int,
+    allowed: frozenset[str] | None = None,
+) -> FaultDecision:
+    """Decide the fault for the ``nth`` (0-based) sighting of a body with this digest.
+
+    ``allowed`` limits which exclusive kinds may apply (judge and embedding calls only get
+    rate limits and server errors); ``None`` allows every kind.
+    """
+    kind: str | None = None
+    roll = 1.0
+    for name in FAULT_KINDS:
+        rate = getattr(config, name)
+        if rate <= 0 or (allowed is not None and name not in allowed):
+            continue
+        u = _uniform(config.seed, name, body_digest, nth)
+        if u < rate:
+            kind, roll = name, u / rate
+            break
+    slow = config.slow > 0 and _uniform(config.seed, "slow", body_digest, nth) < config.slow
+    return FaultDecision(kind, slow, roll)

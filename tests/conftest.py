@@ -1,0 +1,26 @@
+"""Shared fixtures: one local GLM server per test session, driven through the real SDK."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITES = ROOT / "suites"
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session")
+def local_server() -> Iterator[object]:
+    from glmeval.simulator import LocalServer
+
+    with LocalServer(speed=0.02) as srv:
+        yield srv
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "results.db"
