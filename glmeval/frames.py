@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from glmeval.stats import wilson_interval
 from glmeval.store import Store
 
 RESULT_COLUMNS = [
@@ -20,49 +21,128 @@ RESULT_COLUMNS = [
     "latency_ms", "ttft_ms", "queue_ms", "retry_ms", "cost", "error_kind", "error_status", "error_code",
     "error_message", "attempts", "cached", "request_id",
 ]
+# Columns results_frame adds to the stored ones (before the per-parameter columns).
+EXTRA_COLUMNS = ["suite", "threshold", "tags"]
 
 
-def _open(db: str | Path | Store | None) -> Store:
-    return db if isinstance(db, Store) else Store(db)
+def _open(db: str | Path | Store | None) -> tuple[Store, bool]:
+    """The store to read and whether we opened it (and so must close it)."""
+    if isinstance(db, Store):
+        return db, False
+    return Store(db, create=False), True
+
+
+def _scalar(value: Any) -> Any:
+    """A cell value: scalars as they are, lists and dicts as JSON text (hashable, groupable)."""
+    return value if not isinstance(value, (list, dict)) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def results_frame(db: str | Path | Store | None = None, run: str | None = None) -> pd.DataFrame:
-    """One row per result; the variant's parameters become columns (``temperature``...)."""
-    store = _open(db)
-    run_id = store.resolve_run(run or "latest")
-    rows = store.conn.execute(
-        f"SELECT {', '.join(RESULT_COLUMNS)}, variant FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
-    ).fetchall()
+    """One row per result (job), with the request parameters as columns.
+
+    Besides the stored columns: ``suite``, ``threshold`` (the case's minimum pass rate across
+    repeats, NaN for "every repeat must pass"), ``tags`` (comma-separated), then one column
+    per grid axis (``temperature``, ``prompt``...) and per scalar request parameter
+    (``max_tokens``, ``top_p``...), so ``df.groupby("temperature")`` works without parsing
+    JSON. ``run`` is any reference :meth:`Store.resolve_run` accepts (default ``latest``).
+    """
+    store, owned = _open(db)
+    try:
+        run_id = store.resolve_run(run or "latest")
+        info = store.require_run(run_id)
+        rows = store.conn.execute(
+            f"SELECT {', '.join(RESULT_COLUMNS)}, variant, job FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ).fetchall()
+    finally:
+        if owned:
+            store.close()
     records: list[dict[str, Any]] = []
     for row in rows:
-        record = {k: row[k] for k in RESULT_COLUMNS}
+        record: dict[str, Any] = {k: row[k] for k in RESULT_COLUMNS}
+        job = json.loads(row["job"])
+        record["suite"] = info.suite
+        record["threshold"] = job.get("threshold")
+        record["tags"] = ",".join(job.get("tags") or [])
+        params: dict[str, Any] = {}
+        for key, value in (job.get("params") or {}).items():
+            if not isinstance(value, (list, dict)):
+                params[key] = value
         for key, value in json.loads(row["variant"]).items():
-            if key != "model":
-                record[key] = value if not isinstance(value, (list, dict)) else json.dumps(value, ensure_ascii=False)
+            params[key] = _scalar(value)
+        for key, value in params.items():
+            if key not in record:
+                record[key] = value
         records.append(record)
-    frame = pd.DataFrame.from_records(records, columns=None if records else RESULT_COLUMNS)
-    if not frame.empty:
-        frame["passed"] = frame["passed"].astype(bool)
-        frame["cached"] = frame["cached"].astype(bool)
+    frame = pd.DataFrame.from_records(records, columns=None if records else RESULT_COLUMNS + EXTRA_COLUMNS)
+    frame["passed"] = frame["passed"].astype(bool)
+    frame["cached"] = frame["cached"].astype(bool)
+    frame["threshold"] = pd.to_numeric(frame["threshold"], errors="coerce").astype(float)
     return frame
 
 
 def checks_frame(db: str | Path | Store | None = None, run: str | None = None) -> pd.DataFrame:
-    """One row per check result, with the case and variant it belongs to."""
-    store = _open(db)
-    run_id = store.resolve_run(run or "latest")
-    frame = pd.read_sql_query(
-        """SELECT c.run_id, c.job_id, r.case_id, r.variant_id, r.repeat, r.model, c.idx, c.type, c.label,
-                  c.metric, c.passed, c.score, c.weight, c.reason, c.error
-           FROM checks c JOIN results r ON r.run_id = c.run_id AND r.job_id = c.job_id
-           WHERE c.run_id = ? ORDER BY r.rowid, c.idx""",
-        store.conn,
-        params=(run_id,),
-    )
-    if not frame.empty:
-        frame["passed"] = frame["passed"].astype(bool)
-        frame["error"] = frame["error"].astype(bool)
+    """One row per check result, with the case, variant, repeat and model it belongs to."""
+    store, owned = _open(db)
+    try:
+        run_id = store.resolve_run(run or "latest")
+        frame = pd.read_sql_query(
+            """SELECT c.run_id, c.job_id, r.case_id, r.variant_id, r.repeat, r.model, c.idx, c.type, c.label,
+                      c.metric, c.passed, c.score, c.weight, c.reason, c.error
+               FROM checks c JOIN results r ON r.run_id = c.run_id AND r.job_id = c.job_id
+               WHERE c.run_id = ? ORDER BY r.rowid, c.idx""",
+            store.conn,
+            params=(run_id,),
+        )
+    finally:
+        if owned:
+            store.close()
+    frame["passed"] = frame["passed"].astype(bool)
+    frame["error"] = frame["error"].astype(bool)
     return frame
+
+
+def case_frame(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (variant, case): its repeats aggregated into one pass/fail.
+
+    A case passes when its pass rate across repeats reaches the job's ``threshold`` (by
+    default every repeat must pass). An errored repeat counts as not passing: a call that
+    produced no answer (a content filter, a timeout) did not do the job. ``outputs`` holds the
+    answers in repeat order, so two runs can tell whether a case's output changed. Used by
+    comparisons and by the summary's case-level pass rate.
+    """
+    columns = ["variant_id", "case_id", "repeats", "passes", "errors", "rate", "threshold", "passed", "score", "outputs"]
+    if results.empty:
+        return pd.DataFrame(columns=columns)
+    out = []
+    threshold_col = "threshold" in results.columns
+    for (variant, case), g in results.groupby(["variant_id", "case_id"], sort=False):
+        g = g.sort_values("repeat")
+        repeats = len(g)
+        passes = int((g["status"] == "pass").sum())
+        rate = passes / repeats if repeats else 0.0
+        threshold = g["threshold"].iloc[0] if threshold_col else None
+        need = 1.0 if threshold is None or pd.isna(threshold) else float(threshold)
+        scores = pd.to_numeric(g["score"], errors="coerce").fillna(0.0)
+        scores = scores.where(g["status"] != "error", 0.0)
+        outputs = tuple(
+            ("<error>" if status == "error" else "") + (text or "") + (("\x00" + calls) if isinstance(calls, str) and calls else "")
+            for status, text, calls in zip(g["status"], g["output"], g.get("tool_calls", [None] * repeats))
+        )
+        out.append(
+            {
+                "variant_id": variant,
+                "case_id": case,
+                "repeats": repeats,
+                "passes": passes,
+                "errors": int((g["status"] == "error").sum()),
+                "rate": rate,
+                "threshold": need,
+                "passed": rate >= need - 1e-9,
+                "score": float(scores.mean()) if repeats else 0.0,
+                "outputs": outputs,
+            }
+        )
+    return pd.DataFrame(out, columns=columns)
 
 
 def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None) -> pd.DataFrame:
@@ -70,10 +150,17 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
 
     Cached answers are left out of the latency and TTFT figures: their timing was measured
     on another day and would flatter or slander the model.
+
+    ``pass_rate`` is the share of jobs (answers) that passed, with its 95% Wilson interval in
+    ``pass_rate_lo`` / ``pass_rate_hi``: with 12 answers, 75% means "somewhere between 47% and
+    91%", and a report should say so. ``cases`` / ``cases_passed`` / ``case_pass_rate``
+    aggregate repeats per case by the case's threshold, which is what comparisons and gates
+    count.
     """
     columns = [
         "variant", "model", "jobs", "passed", "failed", "errors", "pass_rate", "latency_p50_ms",
         "latency_p95_ms", "ttft_p50_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "cached",
+        "pass_rate_lo", "pass_rate_hi", "cases", "cases_passed", "case_pass_rate",
     ]
     if results.empty:
         return pd.DataFrame(columns=columns)
@@ -82,8 +169,12 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
     order = [v for v in order if v in set(results["variant_id"])] + [
         v for v in dict.fromkeys(results["variant_id"]) if v not in (variant_order or [])
     ]
+    per_case = case_frame(results)
     for variant in dict.fromkeys(order):
         g = results[results["variant_id"] == variant]
+        cases = per_case[per_case["variant_id"] == variant]
+        n_pass = int((g["status"] == "pass").sum())
+        lo, hi = wilson_interval(n_pass, len(g))
         fresh = g[~g["cached"] & (g["status"] != "error")]
         judged = g[g["status"] != "error"]
         out.append(
@@ -103,6 +194,11 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
                 "total_tokens": int(g["total_tokens"].sum()),
                 "cost": float(g["cost"].sum()),
                 "cached": int(g["cached"].sum()),
+                "pass_rate_lo": lo,
+                "pass_rate_hi": hi,
+                "cases": len(cases),
+                "cases_passed": int(cases["passed"].sum()),
+                "case_pass_rate": float(cases["passed"].mean()) if len(cases) else float("nan"),
             }
         )
     return pd.DataFrame(out, columns=columns)

@@ -2,7 +2,17 @@
 
 Results are written one by one as they arrive, so an interrupted run loses nothing and can be
 resumed. WAL mode and a busy timeout let two runs write the same database at once. The schema
-carries a version; :data:`MIGRATIONS` brings an older database up to date on open.
+carries a version; :data:`MIGRATIONS` brings an older database up to date on open, so a newer
+glmeval reads the history an older one wrote (CI caches and long-lived laptops keep databases
+for months).
+
+Schema history:
+
+* 1: runs, results, checks, cache.
+* 2: ``runs.baseline`` (the run this one was gated against), ``runs.origin`` and
+  ``runs.imported_at`` (set when a run arrived by ``glmeval import``: CI machines are thrown
+  away, so runs travel as files), ``results.tags`` (the case's tags, queryable without parsing
+  the job JSON), and an index to find a case's results in a run.
 """
 
 from __future__ import annotations
@@ -16,13 +26,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from glmeval.errors import GlmevalError
 from glmeval.records import CheckResult, Completion, Job, Result
 
 DEFAULT_DB = Path(".glmeval") / "results.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -43,7 +53,10 @@ CREATE TABLE IF NOT EXISTS runs (
     local INTEGER NOT NULL DEFAULT 0,
     replay INTEGER NOT NULL DEFAULT 0,
     total_jobs INTEGER,
-    variants TEXT
+    variants TEXT,
+    baseline TEXT,
+    origin TEXT,
+    imported_at REAL
 );
 CREATE INDEX IF NOT EXISTS runs_suite ON runs (suite, started_at);
 CREATE TABLE IF NOT EXISTS results (
@@ -78,8 +91,10 @@ CREATE TABLE IF NOT EXISTS results (
     request_id TEXT,
     job TEXT NOT NULL,
     created_at REAL NOT NULL,
+    tags TEXT,
     PRIMARY KEY (run_id, job_id)
 );
+CREATE INDEX IF NOT EXISTS results_case ON results (run_id, variant_id, case_id);
 CREATE TABLE IF NOT EXISTS checks (
     run_id TEXT NOT NULL,
     job_id TEXT NOT NULL,
@@ -102,8 +117,24 @@ CREATE TABLE IF NOT EXISTS cache (
 );
 """
 
-# version -> SQL that upgrades a database at version-1 to it.
-MIGRATIONS: dict[int, str] = {}
+# version -> SQL (statements separated by ";") or a function that upgrades a database at
+# version-1 to it. Each runs inside the same IMMEDIATE transaction as the version bump, so a
+# crash or a concurrent opener never sees a half-migrated database.
+Migration = str | Callable[[sqlite3.Connection], None]
+MIGRATIONS: dict[int, Migration] = {
+    2: """
+ALTER TABLE runs ADD COLUMN baseline TEXT;
+ALTER TABLE runs ADD COLUMN origin TEXT;
+ALTER TABLE runs ADD COLUMN imported_at REAL;
+ALTER TABLE results ADD COLUMN tags TEXT;
+UPDATE results SET tags = json_extract(job, '$.tags') WHERE json_valid(job);
+CREATE INDEX IF NOT EXISTS results_case ON results (run_id, variant_id, case_id);
+""",
+}
+
+# Tables every glmeval database has; a SQLite file without them (and without ``meta``) is
+# someone else's database, which glmeval must not write into.
+_OWN_TABLES = {"meta", "runs", "results", "checks", "cache"}
 
 
 def default_db_path() -> Path:
@@ -129,6 +160,24 @@ def git_info(cwd: Path | None = None) -> dict[str, Any]:
     return {"git_commit": commit, "git_branch": git("rev-parse", "--abbrev-ref", "HEAD"), "git_dirty": bool(status)}
 
 
+def _git_rev_parse(ref: str, cwd: Path | None = None) -> str | None:
+    """The full commit sha ``ref`` names in the git checkout at ``cwd``, or None."""
+    if ref.startswith("-"):
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and len(sha) >= 40 else None
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -152,35 +201,88 @@ class RunInfo:
     suite_path: str | None = None
     version: str | None = None
     host: str | None = None
+    baseline: str | None = None
+    origin: str | None = None
+    imported_at: float | None = None
+
+    @property
+    def short_commit(self) -> str:
+        """``1a2b3c4d5e`` or ``1a2b3c4d5e+`` for a dirty checkout; empty outside git."""
+        if not self.git_commit:
+            return ""
+        return self.git_commit[:10] + ("+" if self.git_dirty else "")
 
 
 class Store:
     """A connection to the results database. Not shared across threads: the runner writes
-    from its coordinating thread, where results arrive."""
+    from its coordinating thread, where results arrive.
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    ``create=False`` is for commands that only read history (``runs``, ``show``, ``compare``):
+    a missing file is a mistake there (a wrong ``--db``), not a reason to make an empty one.
+    """
+
+    def __init__(self, path: str | Path | None = None, create: bool = True) -> None:
         self.path = Path(path) if path is not None else default_db_path()
+        if not create and not self.path.exists():
+            raise GlmevalError(
+                f"no results database at {self.path}; run a suite first, or point --db (GLMEVAL_DB) at one"
+            )
+        if self.path.is_dir():
+            raise GlmevalError(f"{self.path}: is a directory, not a results database")
+        conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA busy_timeout = 30000")
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            self.conn = conn
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
             raise GlmevalError(
                 f"{self.path}: not a usable glmeval database ({exc}); point --db at another file or move this one aside"
             ) from None
         except OSError as exc:
-            raise GlmevalError(f"{self.path}: cannot open the database ({exc.strerror})") from None
+            if conn is not None:
+                conn.close()
+            raise GlmevalError(f"{self.path}: cannot open the database ({exc.strerror or exc})") from None
+        except GlmevalError:
+            if conn is not None:
+                conn.close()
+            raise
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _schema_version(self) -> int:
+        """0 for an empty file; raises for a SQLite file that is not a glmeval database."""
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" not in tables:
+            if tables - _OWN_TABLES:
+                raise GlmevalError(
+                    f"{self.path}: a SQLite database but not a glmeval one (tables: {', '.join(sorted(tables)[:5])}); "
+                    "point --db at another file"
+                )
+            return 0
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        try:
+            return int(row[0]) if row else 0
+        except ValueError:
+            raise GlmevalError(f"{self.path}: unreadable schema version {row[0]!r}") from None
 
     def _migrate(self) -> None:
-        has_meta = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-        current = 0
-        if has_meta:
-            row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            current = int(row[0]) if row else 0
+        """Create the schema in a new file, or bring an older one up to :data:`SCHEMA_VERSION`.
+
+        The version is read again under the write lock: two processes opening the same old
+        database at once must not both run ``ALTER TABLE`` (the second would fail).
+        """
+        current = self._schema_version()
         if current > SCHEMA_VERSION:
             raise GlmevalError(
                 f"{self.path}: database schema version {current} is newer than this glmeval ({SCHEMA_VERSION}); upgrade glmeval"
@@ -189,22 +291,28 @@ class Store:
             return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            current = self._schema_version()
             if current == 0:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
-            else:
+                _run_script(self.conn, SCHEMA)
+            elif current < SCHEMA_VERSION:
                 for version in range(current + 1, SCHEMA_VERSION + 1):
-                    for statement in MIGRATIONS[version].split(";"):
-                        if statement.strip():
-                            self.conn.execute(statement)
-            self.conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+                    step = MIGRATIONS[version]
+                    if callable(step):
+                        step(self.conn)
+                    else:
+                        _run_script(self.conn, step)
+            if current != SCHEMA_VERSION:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
             self.conn.execute("COMMIT")
-        except Exception:
+        except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+
+    @property
+    def schema_version(self) -> int:
+        return self._schema_version()
 
     def close(self) -> None:
         self.conn.close()
@@ -256,44 +364,157 @@ class Store:
     def finish_run(self, run_id: str, status: str) -> None:
         self.conn.execute("UPDATE runs SET ended_at = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
 
+    def set_baseline(self, run_id: str, baseline_id: str | None) -> None:
+        """Remember which run ``run_id`` was gated against, for ``glmeval show``."""
+        self.conn.execute("UPDATE runs SET baseline = ? WHERE id = ?", (baseline_id, run_id))
+
     def get_run(self, run_id: str) -> RunInfo | None:
         row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _run_info(row) if row else None
 
-    def list_runs(self, suite: str | None = None, limit: int = 20) -> list[RunInfo]:
-        sql = "SELECT * FROM runs"
+    def require_run(self, run_id: str) -> RunInfo:
+        """The run, or a clear error naming the database."""
+        info = self.get_run(run_id)
+        if info is None:
+            raise GlmevalError(f"no run {run_id!r} in {self.path}; `glmeval runs` lists them")
+        return info
+
+    def list_runs(
+        self,
+        suite: str | None = None,
+        limit: int | None = 20,
+        *,
+        before: float | None = None,
+        status: str | None = None,
+        exclude: str | None = None,
+        oldest_first: bool = False,
+    ) -> list[RunInfo]:
+        """Runs, newest first (``oldest_first`` for history), optionally only of one suite,
+        started strictly before ``before``, with a given status, or other than ``exclude``."""
+        clauses: list[str] = []
         args: list[Any] = []
         if suite:
-            sql += " WHERE suite = ?"
+            clauses.append("suite = ?")
             args.append(suite)
-        sql += " ORDER BY started_at DESC LIMIT ?"
-        args.append(limit)
-        return [_run_info(r) for r in self.conn.execute(sql, args)]
+        if before is not None:
+            clauses.append("started_at < ?")
+            args.append(before)
+        if status:
+            clauses.append("status = ?")
+            args.append(status)
+        if exclude:
+            clauses.append("id != ?")
+            args.append(exclude)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        sql += " ORDER BY started_at DESC, rowid DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        runs = [_run_info(r) for r in self.conn.execute(sql, args)]
+        return runs[::-1] if oldest_first else runs
 
-    def resolve_run(self, ref: str, suite: str | None = None) -> str:
-        """A run id from ``latest``, ``latest~N``, an id or an unambiguous id prefix."""
+    def run_counts(self, run_ids: list[str]) -> dict[str, dict[str, float]]:
+        """Per run: results, passed, failed, errors, tokens and cost, in one query."""
+        if not run_ids:
+            return {}
+        marks = ",".join("?" * len(run_ids))
+        rows = self.conn.execute(
+            f"""SELECT run_id, COUNT(*) AS results, SUM(status = 'pass') AS passed, SUM(status = 'fail') AS failed,
+                   SUM(status = 'error') AS errors, SUM(total_tokens) AS tokens, SUM(cost) AS cost
+                FROM results WHERE run_id IN ({marks}) GROUP BY run_id""",
+            run_ids,
+        ).fetchall()
+        return {r["run_id"]: {k: (r[k] or 0) for k in ("results", "passed", "failed", "errors", "tokens", "cost")} for r in rows}
+
+    def suites(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT suite FROM runs ORDER BY suite")]
+
+    def resolve_run(
+        self,
+        ref: str,
+        suite: str | None = None,
+        *,
+        before: float | None = None,
+        exclude: str | None = None,
+        cwd: Path | None = None,
+    ) -> str:
+        """A run id from a reference a person types.
+
+        In order: ``latest`` / ``latest~N`` (the newest, or N before it; of ``suite`` when
+        given, started before ``before`` and other than ``exclude`` when given, which is how
+        ``run --baseline latest`` finds "the previous run of this suite"), a full run id, an
+        unambiguous id prefix, then a git ref (``main``, ``HEAD~1``, a sha): ``git rev-parse``
+        turns it into a commit and the newest run made at that commit wins. A commit prefix
+        stored in the database also works when git is not at hand (an imported run).
+        """
+        ref = ref.strip()
+        if not ref:
+            raise GlmevalError("empty run reference; use latest, latest~N, a run id or a git ref")
+        where = f" for suite {suite!r}" if suite else ""
         if ref == "latest" or ref.startswith("latest~"):
             n = 0
             if "~" in ref:
                 try:
                     n = int(ref.split("~", 1)[1])
                 except ValueError:
-                    raise GlmevalError(f"bad run reference {ref!r}; use latest, latest~N or a run id") from None
-            runs = self.list_runs(suite=suite, limit=n + 1)
+                    n = -1
+                if n < 0:
+                    raise GlmevalError(f"bad run reference {ref!r}; use latest, latest~N (N >= 0) or a run id")
+            runs = self.list_runs(suite=suite, limit=n + 1, before=before, exclude=exclude)
             if len(runs) <= n:
-                raise GlmevalError(f"no run {ref!r} in {self.path}" + (f" for suite {suite!r}" if suite else ""))
+                have = len(runs)
+                raise GlmevalError(
+                    f"no run {ref!r} in {self.path}{where}"
+                    + (f" (only {have} run{'s' if have != 1 else ''})" if have else " (no runs yet)")
+                )
             return runs[n].id
-        rows = self.conn.execute("SELECT id FROM runs WHERE id LIKE ? ORDER BY started_at DESC", (ref + "%",)).fetchall()
-        if len(rows) == 1 or (rows and rows[0][0] == ref):
-            return rows[0][0]
+        scope = " AND suite = ?" if suite else ""
+        scope_args: list[Any] = [suite] if suite else []
+        exact = self.conn.execute("SELECT id FROM runs WHERE id = ?" + scope, [ref, *scope_args]).fetchone()
+        if exact:
+            return str(exact[0])
+        rows = self.conn.execute(
+            "SELECT id FROM runs WHERE substr(id, 1, ?) = ?" + scope + " ORDER BY started_at DESC",
+            [len(ref), ref, *scope_args],
+        ).fetchall()
+        if len(rows) == 1:
+            return str(rows[0][0])
         if len(rows) > 1:
-            raise GlmevalError(f"run reference {ref!r} is ambiguous ({len(rows)} runs match); give more of the id")
-        by_commit = self.conn.execute(
-            "SELECT id FROM runs WHERE git_commit LIKE ? ORDER BY started_at DESC LIMIT 1", (ref + "%",)
-        ).fetchone()
-        if by_commit and len(ref) >= 7:
-            return by_commit[0]
-        raise GlmevalError(f"no run {ref!r} in {self.path}; `glmeval runs` lists them")
+            shown = ", ".join(r[0] for r in rows[:3]) + (", ..." if len(rows) > 3 else "")
+            raise GlmevalError(f"run reference {ref!r} is ambiguous ({len(rows)} runs match: {shown}); give more of the id")
+        commit = _git_rev_parse(ref, cwd)
+        if commit:
+            row = self.conn.execute(
+                "SELECT id FROM runs WHERE git_commit = ?" + scope + " ORDER BY started_at DESC LIMIT 1",
+                [commit, *scope_args],
+            ).fetchone()
+            if row:
+                return str(row[0])
+            raise GlmevalError(f"no run{where} at git {ref!r} (commit {commit[:10]}) in {self.path}")
+        if len(ref) >= 7 and all(ch in "0123456789abcdef" for ch in ref.lower()):
+            row = self.conn.execute(
+                "SELECT id FROM runs WHERE substr(git_commit, 1, ?) = ?" + scope + " ORDER BY started_at DESC LIMIT 1",
+                [len(ref), ref.lower(), *scope_args],
+            ).fetchone()
+            if row:
+                return str(row[0])
+        raise GlmevalError(f"no run {ref!r}{where} in {self.path}; `glmeval runs` lists them")
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run with its results and checks (``import --replace``)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table in ("checks", "results"):
+                self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            self.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def columns(self, table: str) -> list[str]:
+        """The columns ``table`` has in this database (export/import copy exactly these)."""
+        return [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")]
 
     # -- results --------------------------------------------------------------------------
 
@@ -301,14 +522,14 @@ class Store:
         """Write one result and its checks in one transaction."""
         job, c = result.job, result.completion
         err = c.error
-        self.conn.execute("BEGIN")
+        self.conn.execute("BEGIN IMMEDIATE")
         try:
             self.conn.execute(
                 """INSERT OR REPLACE INTO results (run_id, job_id, case_id, variant_id, variant, repeat, model, mode,
                    status, passed, score, output, tool_calls, finish_reason, prompt_tokens, completion_tokens,
                    total_tokens, latency_ms, ttft_ms, queue_ms, retry_ms, cost, error_kind, error_status, error_code,
-                   error_message, attempts, cached, request_id, job, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   error_message, attempts, cached, request_id, job, created_at, tags)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     run_id,
                     job.id,
@@ -341,6 +562,7 @@ class Store:
                     c.request_id,
                     json.dumps(job.to_dict(), ensure_ascii=False, default=str),
                     time.time(),
+                    json.dumps(list(job.tags), ensure_ascii=False) if job.tags else None,
                 ),
             )
             self.conn.execute("DELETE FROM checks WHERE run_id = ? AND job_id = ?", (run_id, job.id))
@@ -422,7 +644,16 @@ class Store:
         )
 
 
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Execute ``;``-separated statements one by one (``executescript`` would commit the
+    surrounding transaction, and the migration must stay atomic)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 def _run_info(row: sqlite3.Row) -> RunInfo:
+    keys = set(row.keys())
     return RunInfo(
         id=row["id"],
         suite=row["suite"],
@@ -441,4 +672,7 @@ def _run_info(row: sqlite3.Row) -> RunInfo:
         suite_path=row["suite_path"],
         version=row["version"],
         host=row["host"],
+        baseline=row["baseline"] if "baseline" in keys else None,
+        origin=row["origin"] if "origin" in keys else None,
+        imported_at=row["imported_at"] if "imported_at" in keys else None,
     )

@@ -9,6 +9,7 @@ the runner provides, so judge calls share the client, cache, retries and rate li
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -28,10 +29,10 @@ class Grader(Protocol):
 class CheckContext:
     """Everything a check may look at besides the answer itself.
 
-    ``cost`` and ``grader_usage`` are written by model-graded checks: each judge or embedding
-    call appends ``{check, model, kind, prompt_tokens, completion_tokens, cost}`` and adds its
-    cost, so the runner can report grading spend apart from the answer's own cost. Use one
-    context per job.
+    ``cost`` is the answer's own cost as the runner computed it. Model-graded checks leave it
+    alone and append each judge or embedding call to ``grader_usage`` as ``{check, kind, model,
+    prompt_tokens, completion_tokens, cost}``, so the runner can count grading spend apart.
+    Use one context per job.
     """
 
     job: Job
@@ -39,6 +40,7 @@ class CheckContext:
     prices: dict[str, tuple[float, float]] | None = None
     grader: Grader | None = None
     judge_model: str = "glm-4"
+    embedding_model: str = "embedding-3"
     cost: float = 0.0
     grader_usage: list[dict[str, Any]] = field(default_factory=list)
 
@@ -81,20 +83,30 @@ _loaded = False
 BUILTIN_MODULES: tuple[str, ...] = ("text", "structured", "metrics", "custom", "graded")
 
 
-def load_builtin() -> dict[str, CheckDef]:
-    """Import the built-in check modules and entry-point plugins once."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        import importlib
+_load_lock = threading.RLock()
 
-        for mod in BUILTIN_MODULES:
-            try:
-                importlib.import_module(f"glmeval.checks.{mod}")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"glmeval.checks.{mod}":
-                    raise
-        _load_entry_points()
+
+def load_builtin() -> dict[str, CheckDef]:
+    """Import the built-in check modules and entry-point plugins once.
+
+    Guarded by a lock because the runner's worker threads may be the first to ask, and none
+    of them may see a half-filled registry.
+    """
+    global _loaded
+    if _loaded:
+        return REGISTRY
+    with _load_lock:
+        if not _loaded:
+            import importlib
+
+            for mod in BUILTIN_MODULES:
+                try:
+                    importlib.import_module(f"glmeval.checks.{mod}")
+                except ModuleNotFoundError as exc:
+                    if exc.name != f"glmeval.checks.{mod}":
+                        raise
+            _load_entry_points()
+            _loaded = True
     return REGISTRY
 
 
@@ -179,7 +191,9 @@ def unknown_type_message(name: str) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, known_types(), n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "; run `glmeval checks` to list them"
+    quoted = [repr(c) for c in close]
+    options = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    hint = f"; did you mean {options}?" if close else "; run `glmeval checks` to list them"
     return f"unknown check type {name!r}{hint}"
 
 

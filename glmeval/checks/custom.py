@@ -127,7 +127,7 @@ def _interpret(raw: Any, spec: CheckSpec, what: str) -> CheckResult:
 
 @register("python")
 def python(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
-    """Suite-written Python decides: an inline expression over ``output``, or ``file.py:function``."""
+    """Suite-written Python decides: an inline expression over `output`, or file.py:function."""
     source = spec.args.get("value", spec.args.get("code"))
     if not isinstance(source, str) or not source.strip():
         raise ValueError("python needs an expression or `path/to/file.py:function` as its value")

@@ -22,7 +22,7 @@ def _limit(spec: CheckSpec) -> float:
 
 @register("max-latency-ms", needs_answer=False)
 def max_latency_ms(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """The call took at most ``value`` milliseconds (the attempt that answered, not queueing or retries)."""
+    """The call took at most N milliseconds (the attempt that answered, not queueing or retries)."""
     limit = _limit(spec)
     if completion.latency_ms is None:
         return False, "no latency was measured"
@@ -34,7 +34,7 @@ def max_latency_ms(completion: Completion, spec: CheckSpec, ctx: CheckContext) -
 
 @register("max-ttft-ms", needs_answer=False)
 def max_ttft_ms(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """The first token arrived within ``value`` milliseconds (measured in stream mode only)."""
+    """The first token arrived within N milliseconds (measured in stream mode only)."""
     limit = _limit(spec)
     if completion.ttft_ms is None:
         if ctx.job.mode != "stream":
@@ -48,7 +48,7 @@ def max_ttft_ms(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> t
 
 @register("max-completion-tokens", needs_answer=False)
 def max_completion_tokens(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """The answer used at most ``value`` completion tokens (as the API reported usage)."""
+    """The answer used at most N completion tokens (as the API reported usage)."""
     limit = _limit(spec)
     ok = completion.completion_tokens <= limit
     return ok, f"completion tokens {completion.completion_tokens} {'<=' if ok else '>'} {limit:g}"
@@ -56,7 +56,7 @@ def max_completion_tokens(completion: Completion, spec: CheckSpec, ctx: CheckCon
 
 @register("max-total-tokens", needs_answer=False)
 def max_total_tokens(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """Prompt plus completion used at most ``value`` tokens (as the API reported usage)."""
+    """Prompt plus completion used at most N tokens (as the API reported usage)."""
     limit = _limit(spec)
     total = completion.total_tokens or completion.prompt_tokens + completion.completion_tokens
     ok = total <= limit
@@ -68,7 +68,7 @@ def max_total_tokens(completion: Completion, spec: CheckSpec, ctx: CheckContext)
 
 @register("max-cost", needs_answer=False)
 def max_cost(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """The call cost at most ``value`` yuan, by the price table (suite ``prices`` override it)."""
+    """The call cost at most N yuan, by glmeval's price table or the suite's prices."""
     limit = _limit(spec)
     model = ctx.job.model or completion.model or ""
     price = prices.price_for(model, ctx.prices, completion.prompt_tokens, completion.completion_tokens)

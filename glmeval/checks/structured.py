@@ -80,7 +80,7 @@ def _kind(value: Any) -> str:
 
 @register("is-json")
 def is_json(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """The answer is or contains valid JSON (``strict: true``: the whole answer must be JSON)."""
+    """The answer is or contains valid JSON (in a ```json fence or a {...} block unless strict)."""
     strict = bool(spec.args.get("strict", False))
     found, value, where = extract_json(completion.text, strict)
     if found:
@@ -137,7 +137,10 @@ def _schema_reason(errors: list[str]) -> str:
 @register("json-schema")
 def json_schema(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The JSON in the answer validates against a JSON Schema (inline, or a file beside the suite)."""
-    schema = _load_schema(spec.args.get("schema", spec.args.get("value")), ctx, "json-schema")
+    schema_arg = spec.args.get("schema", spec.args.get("value"))
+    if schema_arg is None and any(k in spec.args for k in ("type", "properties", "$schema", "$ref", "items", "enum")):
+        schema_arg = {k: v for k, v in spec.args.items() if k != "strict"}
+    schema = _load_schema(schema_arg, ctx, "json-schema")
     found, value, where = extract_json(completion.text, bool(spec.args.get("strict", False)))
     if not found:
         return False, f"json-schema: expected JSON; none parsed ({where}); answer was {_excerpt(completion.text)}"
@@ -208,34 +211,30 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-@register("json-field")
-def json_field(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """A field of the JSON answer (path ``a.b[0].c``) exists and equals / matches / contains / is one of a value."""
-    path_text = spec.args.get("path", spec.args.get("field"))
+def _field_verdict(data: Any, args: dict[str, Any]) -> tuple[bool, str]:
+    """Judge one ``path`` with its ``equals`` / ``matches`` / ``contains`` / ``one_of`` conditions."""
+    path_text = args.get("path", args.get("field"))
     if not path_text:
         raise ValueError("json-field needs a path, e.g. `path: user.name` or `path: $.items[0].id`")
     parts = parse_path(str(path_text))
     shown = _format_path(parts)
-    found, data, where = extract_json(completion.text)
-    if not found:
-        return False, f"json-field {shown}: expected JSON; none parsed ({where}); answer was {_excerpt(completion.text)}"
     exists, value, why = resolve_path(data, parts)
     if not exists:
         return False, f"json-field {shown}: {why}"
     passes: list[str] = []
-    if "equals" in spec.args or "value" in spec.args:
-        expected = spec.args.get("equals", spec.args.get("value"))
+    if "equals" in args or "value" in args:
+        expected = args.get("equals", args.get("value"))
         if not _same(value, expected):
             return False, f"json-field {shown}: expected {_show(expected)}, got {_show(value)}"
         passes.append(f"equals {_show(expected)}")
-    if "matches" in spec.args:
-        pattern = str(spec.args["matches"])
+    if "matches" in args:
+        pattern = str(args["matches"])
         subject = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         if not re.search(pattern, subject):
             return False, f"json-field {shown}: expected to match /{pattern}/, got {_show(value)}"
         passes.append(f"matches /{pattern}/")
-    if "contains" in spec.args:
-        needle = spec.args["contains"]
+    if "contains" in args:
+        needle = args["contains"]
         if isinstance(value, str):
             ok = str(needle) in value
         elif isinstance(value, list):
@@ -247,8 +246,8 @@ def json_field(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tu
         if not ok:
             return False, f"json-field {shown}: expected to contain {_show(needle)}, got {_show(value)}"
         passes.append(f"contains {_show(needle)}")
-    if "one_of" in spec.args or "one-of" in spec.args:
-        options = spec.args.get("one_of", spec.args.get("one-of"))
+    if "one_of" in args or "one-of" in args:
+        options = args.get("one_of", args.get("one-of"))
         if not isinstance(options, list):
             raise ValueError(f"json-field one_of needs a list, got {options!r}")
         if not any(_same(value, o) for o in options):
@@ -257,6 +256,32 @@ def json_field(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tu
     if not passes:
         return True, f"json-field {shown} exists ({_show(value)})"
     return True, f"json-field {shown} {' and '.join(passes)}"
+
+
+@register("json-field")
+def json_field(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
+    """A field of the JSON answer (path `a.b[0].c`) exists and equals / matches / contains / is one of a value."""
+    args = dict(spec.args)
+    conditions: list[dict[str, Any]]
+    if isinstance(args.get("value"), dict) and "path" not in args and "field" not in args:
+        inner = args.pop("value")
+        if "path" in inner or "field" in inner:
+            conditions = [{**args, **inner}]
+        else:
+            conditions = [{"path": path, "equals": expected} for path, expected in inner.items()]
+    else:
+        conditions = [args]
+    found, data, where = extract_json(completion.text, bool(args.get("strict", False)))
+    if not found:
+        path = conditions[0].get("path", conditions[0].get("field", "")) if conditions else ""
+        return False, f"json-field {path}: expected JSON; none parsed ({where}); answer was {_excerpt(completion.text)}"
+    reasons = []
+    for condition in conditions:
+        ok, reason = _field_verdict(data, condition)
+        if not ok:
+            return False, reason
+        reasons.append(reason)
+    return True, "; ".join(reasons)
 
 
 def _argument_diff(expected: Any, got: Any, partial: bool, path: str = "") -> str | None:
@@ -280,7 +305,7 @@ def _argument_diff(expected: Any, got: Any, partial: bool, path: str = "") -> st
         return None
     if isinstance(expected, list) and isinstance(got, list):
         if partial:
-            for i, want in enumerate(expected):
+            for want in expected:
                 if not any(_argument_diff(want, item, True, "") is None for item in got):
                     return f"{where}: expected an item matching {_show(want)}, got {_show(got)}"
             return None

@@ -86,7 +86,7 @@ def levenshtein_distance(a: str, b: str) -> int:
 
 @register("equals")
 def equals(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """The answer, stripped, equals the value exactly (``ignore_case: true`` to fold case)."""
+    """The answer, stripped, equals the value exactly (optionally ignoring case)."""
     expected = str(spec.value).strip()
     got = completion.text.strip()
     icase = _ignore_case(spec)
@@ -214,45 +214,45 @@ def _length_check(spec: CheckSpec, what: str, count: int, text: str, is_max: boo
 
 @register("min-chars", "min-length")
 def min_chars(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """The stripped answer has at least ``value`` characters (a Chinese character counts 1)."""
+    """The answer has at least N characters (a Chinese character counts 1, not 3 bytes)."""
     text = completion.text.strip()
     return _length_check(spec, "characters", len(text), text, is_max=False)
 
 
 @register("max-chars", "max-length")
 def max_chars(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """The stripped answer has at most ``value`` characters (a Chinese character counts 1)."""
+    """The answer has at most N characters (a Chinese character counts 1, not 3 bytes)."""
     text = completion.text.strip()
     return _length_check(spec, "characters", len(text), text, is_max=True)
 
 
 @register("min-words")
 def min_words(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """The answer has at least ``value`` words (each CJK character counts as one word)."""
+    """The answer has at least N words (each Chinese character counts as one word)."""
     return _length_check(spec, "words", count_words(completion.text), completion.text, is_max=False)
 
 
 @register("max-words")
 def max_words(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """The answer has at most ``value`` words (each CJK character counts as one word)."""
+    """The answer has at most N words (each Chinese character counts as one word)."""
     return _length_check(spec, "words", count_words(completion.text), completion.text, is_max=True)
 
 
 @register("min-sentences")
 def min_sentences(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """The answer has at least ``value`` sentences (split at 。！？!?, '. ' and line breaks)."""
+    """The answer has at least N sentences (ended by 。！？!?, a full stop or a line break)."""
     return _length_check(spec, "sentences", len(split_sentences(completion.text)), completion.text, is_max=False)
 
 
 @register("max-sentences")
 def max_sentences(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
-    """The answer has at most ``value`` sentences (split at 。！？!?, '. ' and line breaks)."""
+    """The answer has at most N sentences (ended by 。！？!?, a full stop or a line break)."""
     return _length_check(spec, "sentences", len(split_sentences(completion.text)), completion.text, is_max=True)
 
 
 @register("levenshtein")
 def levenshtein(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
-    """The answer is within ``max_distance`` edits (Levenshtein) of the value; score 1 - distance/length."""
+    """The answer is within max_distance edits (Levenshtein distance) of the value."""
     expected = str(spec.value).strip()
     got = completion.text.strip()
     limit = int(spec.args.get("max_distance", spec.args.get("max", 0)))
@@ -269,7 +269,7 @@ def levenshtein(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> C
 
 @register("similarity")
 def similarity(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
-    """The answer's character-level similarity ratio (difflib) to the value reaches ``threshold`` (0.8)."""
+    """The answer's character-level similarity ratio (difflib) to the value reaches the threshold (0.8)."""
     references = _values(spec)
     threshold = spec.threshold if spec.threshold is not None else float(spec.args.get("min", 0.8))
     icase = _ignore_case(spec)
@@ -302,7 +302,7 @@ def script_units(text: str) -> tuple[int, int]:
 
 @register("language")
 def language(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
-    """The answer is mostly in the language ``value`` (zh or en): its script share reaches ``threshold`` (0.5)."""
+    """The answer is mostly in the given language (zh or en), by its share of Chinese vs Latin script."""
     wanted = _LANGUAGES.get(str(spec.value).strip().lower())
     if wanted is None:
         raise ValueError(f"language: value must be zh or en, got {spec.value!r}")

@@ -1,0 +1,286 @@
+"""Tiny inline-SVG charts: grouped bars and lines, no external libraries.
+
+The HTML report must be one self-contained file that opens offline and passes a strict
+content policy, so charts are plain SVG markup written here rather than a JavaScript
+charting library from a CDN. Every piece of text that reaches the markup (titles, series
+names, category labels, which may come from a suite author) goes through
+:func:`markupsafe.escape`, so a chart is as safe to embed as the rest of the autoescaped page.
+
+Charts scale with their container (``viewBox`` + ``width=100%``); the legend is HTML next to
+the SVG so it wraps on a phone instead of overflowing the drawing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+from markupsafe import Markup, escape
+
+Number = float | int | None
+Formatter = Callable[[float], str]
+
+# Okabe-Ito inspired, distinguishable for the common forms of colour blindness.
+PALETTE: tuple[str, ...] = (
+    "#2f6fde", "#e08a00", "#159f74", "#c4397a", "#6b4fbb", "#4fa3d9", "#b5a000", "#d4542c",
+    "#5c6b7a", "#8c564b",
+)
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def color(i: int) -> str:
+    """The colour of the ``i``-th series; cycles through :data:`PALETTE`."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def _num(value: Number) -> float | None:
+    """A finite float or ``None``: NaN and infinities are gaps, not zeros."""
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
+    """Round tick values covering ``[lo, hi]`` (1, 2, 2.5, 5 × 10^k steps), so axes read easily."""
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0)
+    raw = (hi - lo) / max(count, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.floor(lo / step) * step
+    ticks = []
+    value = start
+    while value < hi + step * 0.999:
+        ticks.append(round(value, 10))
+        value += step
+    if len(ticks) < 2:
+        ticks.append(round(start + step, 10))
+    return ticks
+
+
+def default_fmt(value: float) -> str:
+    """Compact numbers for axis labels: 1.2k, 35, 0.004."""
+    a = abs(value)
+    if a >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if a >= 1e4:
+        return f"{value / 1e3:.0f}k"
+    if a >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    if a >= 10 or a == 0:
+        return f"{value:.0f}"
+    if a >= 1:
+        return f"{value:.1f}"
+    return f"{value:.2g}"
+
+
+def pct_fmt(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def _legend(series: Sequence[str]) -> str:
+    if len(series) <= 1:
+        return ""
+    items = "".join(
+        f'<span class="key"><i style="background:{color(i)}"></i>{escape(name)}</span>' for i, name in enumerate(series)
+    )
+    return f'<div class="legend">{items}</div>'
+
+
+def _frame(
+    title: str, body: str, width: int, height: int, series: Sequence[str], note: str | None, label: str
+) -> Markup:
+    caption = f"<figcaption>{escape(title)}</figcaption>" if title else ""
+    foot = f'<div class="chart-note">{escape(note)}</div>' if note else ""
+    svg = (
+        f'<svg class="chart-svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="{escape(label or title)}" preserveAspectRatio="xMidYMid meet" '
+        f'xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="11">{body}</svg>'
+    )
+    return Markup(f'<figure class="chart">{caption}{_legend(series)}{svg}{foot}</figure>')
+
+
+def _axis(
+    lo: float, hi: float, ticks: list[float], left: int, right: int, top: int, bottom: int, fmt: Formatter
+) -> tuple[str, Callable[[float], float]]:
+    """Horizontal grid lines with labels; returns the markup and the value → y mapping."""
+
+    def y(value: float) -> float:
+        return bottom - (value - lo) / (hi - lo) * (bottom - top) if hi > lo else bottom
+
+    parts = []
+    for t in ticks:
+        yy = y(t)
+        parts.append(f'<line x1="{left}" x2="{right}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid" stroke="#d0d7de" stroke-width="1"/>')
+        parts.append(
+            f'<text x="{left - 6}" y="{yy + 3.5:.1f}" text-anchor="end" fill="#57606a">{escape(fmt(t))}</text>'
+        )
+    return "".join(parts), y
+
+
+def _wrap_label(text: str, room: float) -> str:
+    """Shorten a category label to fit ``room`` pixels (≈6.2 px a character), keeping its end visible in the tooltip."""
+    max_chars = max(3, int(room / 6.2))
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def bar_chart(
+    categories: Sequence[str],
+    series: dict[str, Sequence[Number]],
+    *,
+    title: str = "",
+    fmt: Formatter = default_fmt,
+    y_max: float | None = None,
+    width: int = 520,
+    height: int = 240,
+    note: str | None = None,
+) -> Markup:
+    """Grouped vertical bars: one group per category, one bar per series.
+
+    Missing values (``None``/NaN) leave a gap rather than a zero-height bar, so "no data" is
+    not mistaken for "zero". ``y_max`` pins the scale (1.0 for rates) so charts of the same
+    metric compare by eye.
+    """
+    names = list(series)
+    values = [[_num(v) for v in series[n]] for n in names]
+    finite = [v for row in values for v in row if v is not None]
+    if not categories or not names:
+        return _frame(title, "", width, 40, [], note or "no data", title)
+    top_value = y_max if y_max is not None else (max(finite) if finite else 1.0)
+    lo = min(0.0, min(finite) if finite else 0.0)
+    ticks = nice_ticks(lo, top_value if top_value > lo else lo + 1)
+    hi = ticks[-1] if y_max is None else max(y_max, lo + 1e-9)
+    if y_max is not None:
+        ticks = [t for t in nice_ticks(lo, y_max) if t <= y_max + 1e-9]
+    left, right, top, bottom = 46, width - 8, 16, height - 34
+    grid, y = _axis(lo, hi, ticks, left, right, top, bottom, fmt)
+    group_w = (right - left) / len(categories)
+    bar_w = max(2.0, min(34.0, group_w * 0.8 / len(names)))
+    parts = [grid]
+    show_values = len(categories) * len(names) <= 16
+    for ci, cat in enumerate(categories):
+        gx = left + ci * group_w + (group_w - bar_w * len(names)) / 2
+        for si, name in enumerate(names):
+            v = values[si][ci] if ci < len(values[si]) else None
+            if v is None:
+                continue
+            x = gx + si * bar_w
+            y0, y1 = y(max(lo, 0.0)), y(v)
+            ytop, h = min(y0, y1), max(abs(y0 - y1), 0.8)
+            tip = f"{name} · {cat}: {fmt(v)}" if len(names) > 1 else f"{cat}: {fmt(v)}"
+            parts.append(
+                f'<rect x="{x + 1:.1f}" y="{ytop:.1f}" width="{bar_w - 2:.1f}" height="{h:.1f}" rx="2" '
+                f'fill="{color(si)}"><title>{escape(tip)}</title></rect>'
+            )
+            if show_values:
+                parts.append(
+                    f'<text x="{x + bar_w / 2:.1f}" y="{ytop - 4:.1f}" text-anchor="middle" fill="#24292f" font-size="10">'
+                    f"{escape(fmt(v))}</text>"
+                )
+        label = _wrap_label(str(cat), group_w)
+        parts.append(
+            f'<text x="{left + ci * group_w + group_w / 2:.1f}" y="{bottom + 16}" text-anchor="middle" fill="#24292f">'
+            f"<title>{escape(cat)}</title>{escape(label)}</text>"
+        )
+    parts.append(f'<line x1="{left}" x2="{right}" y1="{y(max(lo, 0.0)):.1f}" y2="{y(max(lo, 0.0)):.1f}" stroke="#8c959f"/>')
+    return _frame(title, "".join(parts), width, height, names, note, title)
+
+
+def line_chart(
+    x_labels: Sequence[str],
+    series: dict[str, Sequence[Number]],
+    *,
+    title: str = "",
+    fmt: Formatter = default_fmt,
+    y_max: float | None = None,
+    width: int = 520,
+    height: int = 240,
+    note: str | None = None,
+    x_tips: Sequence[str] | None = None,
+) -> Markup:
+    """Lines over evenly spaced x positions (runs in time order, or an axis's values).
+
+    A missing point breaks the line, so a variant absent from one run shows as a gap rather
+    than an invented slope. ``x_tips`` gives a longer tooltip per x (the run id and date).
+    """
+    names = list(series)
+    values = [[_num(v) for v in series[n]] for n in names]
+    finite = [v for row in values for v in row if v is not None]
+    if not x_labels or not names or not finite:
+        return _frame(title, "", width, 40, [], note or "no data", title)
+    lo = min(0.0, min(finite))
+    top_value = y_max if y_max is not None else max(finite)
+    ticks = nice_ticks(lo, top_value if top_value > lo else lo + 1)
+    hi = ticks[-1]
+    if y_max is not None:
+        hi = max(y_max, lo + 1e-9)
+        ticks = [t for t in nice_ticks(lo, y_max) if t <= y_max + 1e-9]
+    left, right, top, bottom = 46, width - 14, 16, height - 34
+    grid, y = _axis(lo, hi, ticks, left, right, top, bottom, fmt)
+    n = len(x_labels)
+    step = (right - left - 20) / max(n - 1, 1)
+
+    def x(i: int) -> float:
+        return left + 10 + (i * step if n > 1 else (right - left - 20) / 2)
+
+    parts = [grid]
+    every = max(1, math.ceil(n / max(1, int((right - left) / 70))))
+    for i, label in enumerate(x_labels):
+        if i % every == 0 or i == n - 1:
+            tip = x_tips[i] if x_tips and i < len(x_tips) else label
+            parts.append(
+                f'<text x="{x(i):.1f}" y="{bottom + 16}" text-anchor="middle" fill="#24292f">'
+                f"<title>{escape(tip)}</title>{escape(_wrap_label(str(label), 70 * every))}</text>"
+            )
+    for si, name in enumerate(names):
+        segments: list[list[tuple[float, float]]] = [[]]
+        for i, v in enumerate(values[si][:n]):
+            if v is None:
+                if segments[-1]:
+                    segments.append([])
+                continue
+            segments[-1].append((x(i), y(v)))
+        for seg in segments:
+            if len(seg) > 1:
+                points = " ".join(f"{px:.1f},{py:.1f}" for px, py in seg)
+                parts.append(f'<polyline points="{points}" fill="none" stroke="{color(si)}" stroke-width="2" stroke-linejoin="round"/>')
+        for i, v in enumerate(values[si][:n]):
+            if v is None:
+                continue
+            where = x_tips[i] if x_tips and i < len(x_tips) else x_labels[i]
+            tip = f"{name} · {where}: {fmt(v)}" if len(names) > 1 else f"{where}: {fmt(v)}"
+            parts.append(
+                f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3.2" fill="{color(si)}" stroke="#fff" stroke-width="1">'
+                f"<title>{escape(tip)}</title></circle>"
+            )
+    parts.append(f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="#8c959f"/>')
+    return _frame(title, "".join(parts), width, height, names, note, title)
+
+
+def sparkline(values: Sequence[Number], lo: float | None = None, hi: float | None = None) -> str:
+    """A text sparkline (``▁▃▅█``) for Markdown, where no SVG renders; gaps show as spaces."""
+    nums = [_num(v) for v in values]
+    finite = [v for v in nums if v is not None]
+    if not finite:
+        return ""
+    lo = min(finite) if lo is None else lo
+    hi = max(finite) if hi is None else hi
+    span = hi - lo
+    out = []
+    for v in nums:
+        if v is None:
+            out.append(" ")
+        elif span <= 0:
+            out.append(SPARKS[len(SPARKS) // 2])
+        else:
+            idx = int(round((min(max(v, lo), hi) - lo) / span * (len(SPARKS) - 1)))
+            out.append(SPARKS[idx])
+    return "".join(out)
+
+
+__all__ = ["bar_chart", "line_chart", "sparkline", "nice_ticks", "default_fmt", "pct_fmt", "PALETTE", "color"]

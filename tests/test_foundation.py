@@ -1,0 +1,153 @@
+"""End to end: glmeval's client and CLI against the local GLM server, through the real SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from glmeval.cli import main
+from glmeval.client import CallError, GLMClient
+from glmeval.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO_GLM4 = "你好👋！我是人工智能助手智谱清言，可以叫我小智🤖，很高兴见到你，欢迎问我任何问题。"
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "查询城市天气",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def client(local_server):  # type: ignore[no-untyped-def]
+    c = GLMClient(local_server.api_key, local_server.base_url, timeout=10, poll_timeout=10)
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "stream", "async"])
+def test_hello_in_every_mode(client: GLMClient, mode: str) -> None:
+    c = client.attempt("glm-4", mode, [{"role": "user", "content": "你好"}], {})
+    assert c.text == HELLO_GLM4
+    assert c.finish_reason == "stop"
+    assert c.prompt_tokens > 0 and c.completion_tokens > 0
+    assert c.total_tokens == c.prompt_tokens + c.completion_tokens
+    assert c.latency_ms is not None and c.latency_ms > 0
+    assert c.request_id
+    if mode == "stream":
+        assert c.ttft_ms is not None and 0 < c.ttft_ms < c.latency_ms
+    else:
+        assert c.ttft_ms is None
+
+
+@pytest.mark.parametrize("mode", ["sync", "stream", "async"])
+def test_tool_call_in_every_mode(client: GLMClient, mode: str) -> None:
+    c = client.attempt("glm-4", mode, [{"role": "user", "content": "北京今天天气怎么样？"}], {"tools": [WEATHER_TOOL]})
+    assert c.finish_reason == "tool_calls"
+    assert [t.name for t in c.tool_calls] == ["get_weather"]
+    assert json.loads(c.tool_calls[0].arguments) == {"city": "北京"}
+
+
+def test_unknown_model_is_a_400_with_zhipu_code(client: GLMClient) -> None:
+    with pytest.raises(CallError) as info:
+        client.attempt("glm-999", "sync", [{"role": "user", "content": "你好"}], {})
+    assert info.value.info.status == 400
+    assert info.value.info.code == "1211"
+    assert info.value.info.kind == "bad_request"
+
+
+def test_bad_key_is_401_and_never_echoes_the_key(local_server) -> None:  # type: ignore[no-untyped-def]
+    secret = "wrongid.supersecretvalue123"
+    bad = GLMClient(secret, local_server.base_url, timeout=10)
+    try:
+        with pytest.raises(CallError) as info:
+            bad.attempt("glm-4", "sync", [{"role": "user", "content": "你好"}], {})
+    finally:
+        bad.close()
+    assert info.value.info.status == 401
+    assert info.value.info.kind == "auth"
+    assert "supersecretvalue123" not in str(info.value.info)
+
+
+def _run(args: list[str], tmp_path: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [*args, "--db", str(tmp_path / "r.db"), "--out", str(tmp_path / "reports")])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("suite", ["greeting.yaml", "multi-turn.yaml", "tool-result.yaml"])
+def test_example_suites_pass_against_local_server(suite: str, tmp_path: Path) -> None:
+    code, out = _run(["run", str(ROOT / "suites" / suite), "--local", "--local-speed", "0.01", "-q"], tmp_path)
+    assert code == 0, out
+    assert "0 failed, 0 errors" in out
+    store = Store(tmp_path / "r.db")
+    run = store.list_runs()[0]
+    assert run.status == "complete" and run.local
+    rows = store.conn.execute("SELECT COUNT(*) FROM results WHERE run_id = ?", (run.id,)).fetchone()[0]
+    assert rows == run.total_jobs
+    report = next((tmp_path / "reports").rglob("report.md")).read_text(encoding="utf-8")
+    assert "Simulated" in report and "Summary by variant" in report
+
+
+def test_greeting_summary_shows_every_variant(tmp_path: Path) -> None:
+    code, out = _run(["run", str(ROOT / "suites" / "greeting.yaml"), "--local", "--local-speed", "0", "-q"], tmp_path)
+    assert code == 0, out
+    for variant in ("glm-4 temperature=0.2", "glm-4 temperature=0.9", "glm-3-turbo temperature=0.2", "glm-3-turbo temperature=0.9"):
+        assert variant in out
+    assert "36 passed" in out
+
+
+def test_failing_check_exits_1_and_names_the_reason(tmp_path: Path) -> None:
+    suite = tmp_path / "fail.yaml"
+    suite.write_text(
+        "name: fail\nmessages: [{role: user, content: 中国的首都是哪里？}]\ncases:\n  - id: wrong\n    checks: [{contains: 上海}]\n",
+        encoding="utf-8",
+    )
+    code, out = _run(["run", str(suite), "--local", "--local-speed", "0", "-q"], tmp_path)
+    assert code == 1, out
+    assert "0 passed, 1 failed" in out
+    report = next((tmp_path / "reports").rglob("report.md")).read_text(encoding="utf-8")
+    assert "expected to contain '上海'" in report
+
+
+def test_no_key_gives_one_clear_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("ZHIPUAI_API_KEY", "ZHIPU_API_KEY")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "glmeval", "run", str(ROOT / "suites" / "greeting.yaml"), "--db", str(tmp_path / "r.db")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: no API key: set ZHIPUAI_API_KEY (or ZHIPU_API_KEY), or pass --local to use the local GLM server"
+    ]
+
+
+def test_unreachable_server_is_an_error_result_not_a_crash(tmp_path: Path) -> None:
+    env = {**os.environ, "ZHIPUAI_API_KEY": "id.secretsecret"}
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "glmeval", "run", str(ROOT / "suites" / "multi-turn.yaml"),
+            "--base-url", "http://127.0.0.1:9/api/paas/v4", "--retries", "0", "--db", str(tmp_path / "r.db"),
+            "--out", str(tmp_path / "rep"), "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "4 errors" in proc.stdout
+    assert "secretsecret" not in proc.stdout + proc.stderr
