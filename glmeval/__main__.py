@@ -1,3 +1,3 @@
-from glmeval.cli import main
+from glmeval.cli import run
 
-main()
+run()

@@ -48,10 +48,23 @@ def redact(text: str, secret: str | None) -> str:
 
 @dataclass
 class CallError(Exception):
-    """Raised inside one attempt; carries the classified error and the attempt's own timing."""
+    """Raised inside one attempt; carries the classified error and the server's Retry-After.
+
+    ``retryable`` overrides the kind's default (:data:`RETRYABLE_KINDS`) where the kind alone
+    does not decide: an async task that failed on a server error is worth resubmitting, an
+    async task that never finished within the poll timeout is not (it already waited long).
+    """
 
     info: ErrorInfo
     retry_after: float | None = None
+    retryable: bool | None = None
+
+    @property
+    def should_retry(self) -> bool:
+        """Whether another attempt may succeed (fatal kinds never)."""
+        if self.info.kind in FATAL_KINDS:
+            return False
+        return self.retryable if self.retryable is not None else self.info.kind in RETRYABLE_KINDS
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -118,6 +131,25 @@ def classify(exc: BaseException, secret: str | None = None) -> CallError:
     return CallError(ErrorInfo("unknown", redact(f"{type(exc).__name__}: {exc}", secret)))
 
 
+def _task_failed(task_id: str, result: Any) -> CallError:
+    """An async task that ended in FAIL: a content-filter refusal is final; a server-side
+    failure (code 500 or no code) is worth a new task."""
+    err = getattr(result, "error", None)
+    if err is None and hasattr(result, "model_extra"):
+        err = (result.model_extra or {}).get("error")
+    code = message = None
+    if isinstance(err, dict):
+        code = str(err["code"]) if err.get("code") is not None else None
+        message = str(err.get("message") or "") or None
+    elif err is not None:
+        code = str(getattr(err, "code", "") or "") or None
+        message = str(getattr(err, "message", "") or "") or None
+    text = f"async task {task_id} ended with FAIL" + (f": {message}" if message else "")
+    if code == "1301":
+        return CallError(ErrorInfo("content_filter", text, None, code))
+    return CallError(ErrorInfo("task_failed", text, None, code), retryable=code in (None, "500"))
+
+
 def _tool_calls(raw: Any) -> list[ToolCall]:
     calls = []
     for call in raw or []:
@@ -161,6 +193,9 @@ class GLMClient:
 
         self.base_url = base_url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL
         self.timeout = timeout
+        # Set by the session: "local" for the local server, so the runner keeps simulated
+        # answers apart from real ones in the response cache.
+        self.cache_namespace = ""
         self.poll_timeout = poll_timeout
         self.poll_interval = poll_interval
         self._secret = api_key
@@ -221,13 +256,29 @@ class GLMClient:
 
     def _stream(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any], start: float) -> Completion:
         stream = self.sdk.chat.completions.create(model=model, messages=messages, stream=True, **self._args(params))
+        try:
+            return self._read_stream(stream, start)
+        finally:
+            # The SDK stops reading at [DONE] and never closes the response; closing it here
+            # hands the connection back to the pool at once (and drops a cut one).
+            response = getattr(stream, "response", None)
+            if response is not None:
+                response.close()
+
+    def _read_stream(self, stream: Any, start: float) -> Completion:
         completion = Completion()
         parts: list[str] = []
         got_any = False
+        deadline = start + self.timeout
         for chunk in stream:
             got_any = True
+            now = time.perf_counter()
+            if now > deadline:
+                # httpx's read timeout bounds each read, not the whole stream: a server that
+                # trickles chunks forever would otherwise never time out.
+                raise CallError(ErrorInfo("timeout", f"the stream ran past the {self.timeout:g} s call timeout"))
             if completion.ttft_ms is None:
-                completion.ttft_ms = (time.perf_counter() - start) * 1000
+                completion.ttft_ms = (now - start) * 1000
             completion.request_id = completion.request_id or getattr(chunk, "id", None)
             completion.model = completion.model or getattr(chunk, "model", None)
             for choice in getattr(chunk, "choices", None) or []:
@@ -253,17 +304,33 @@ class GLMClient:
         task_id = task.id
         deadline = start + self.poll_timeout
         delay = self.poll_interval
+        poll_failures = 0
         while True:
-            result = self.sdk.chat.asyncCompletions.retrieve_completion_result(id=task_id)
+            try:
+                result = self.sdk.chat.asyncCompletions.retrieve_completion_result(id=task_id)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                # A failed poll does not mean a failed task: poll again rather than resubmit
+                # (a new task would be paid for again). Give up after a few in a row.
+                err = classify(exc, self._secret)
+                poll_failures += 1
+                if not err.should_retry or poll_failures > 5 or time.perf_counter() + delay > deadline:
+                    raise err from None
+                time.sleep(max(delay, err.retry_after or 0.0))
+                delay = min(delay * 1.5, 2.0)
+                continue
+            poll_failures = 0
             status = getattr(result, "task_status", None)
             if status == "SUCCESS":
                 completion = self._from_response(result)
                 completion.request_id = completion.request_id or task_id
                 return completion
             if status == "FAIL":
-                raise CallError(ErrorInfo("task_failed", f"async task {task_id} ended with FAIL"))
+                raise _task_failed(task_id, result)
             if time.perf_counter() + delay > deadline:
-                raise CallError(ErrorInfo("timeout", f"async task {task_id} still {status} after {self.poll_timeout:g} s"))
+                raise CallError(
+                    ErrorInfo("timeout", f"async task {task_id} still {status} after {self.poll_timeout:g} s (poll timeout)"),
+                    retryable=False,
+                )
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
 

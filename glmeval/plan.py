@@ -2,32 +2,139 @@
 
 Each Job is one request exactly as it will be sent, with a stable id (so a resumed run can
 tell which jobs already have results) and a cache key (so the same request is never paid twice).
-Templates render in Jinja2's sandbox with strict undefined variables.
+Its ``params`` are what the SDK puts on the wire, after the SDK's own clamping, so the store
+records the temperature the model really got.
+
+Templates render in Jinja2's sandbox with strict undefined variables: a suite is often copied
+from someone else, and a template must not reach Python internals (``''.__class__.__mro__``)
+or quietly render a missing variable as nothing. Every template problem of every case is
+collected and reported at once, each with the file and line of the message or check.
 """
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
+import functools
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Undefined
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
 
 from glmeval.errors import SuiteError
 from glmeval.records import CheckSpec, Job
-from glmeval.suite import Case, Message, Suite
+from glmeval.suite import (
+    MAX_JOBS,
+    MAX_VARIANTS,
+    REQUEST_PARAMS,
+    Case,
+    Message,
+    Suite,
+    content_templates,
+    model_spec,
+    sdk_params,
+    show_value,
+    templated_check_args,
+)
+from glmeval.yamlsrc import Origin
 
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+MAX_TEMPLATE_OUTPUT = 1_000_000
+_PRINTABLE = (str, int, float, bool, list, dict, tuple, dt.date, dt.datetime, dt.time, Markup, Undefined)
+
+
+class TemplateProblem(Exception):
+    """A template that cannot be compiled or rendered; ``str()`` says why in plain words."""
+
+
+def _finalize(value: Any) -> Any:
+    """Refuse to print functions, classes and other objects: their repr leaks internals."""
+    if value is None or isinstance(value, _PRINTABLE):
+        return value
+    raise SecurityError(f"a template may print text, numbers, lists and mappings, not a {type(value).__name__}")
+
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, plus limits on ``*`` and ``**`` so ``{{ 'x' * 10**10 }}`` cannot eat the memory."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_TEMPLATE_OUTPUT:
+                    raise SecurityError(f"a template may not build a value longer than {MAX_TEMPLATE_OUTPUT:,}")
+        if operator == "**" and isinstance(right, (int, float)) and isinstance(left, (int, float)):
+            if abs(right) > 10_000 or (abs(left) > 1 and abs(right) * math.log10(abs(left)) > 10_000):
+                raise SecurityError("a template may not compute numbers that large")
+        return super().call_binop(context, operator, left, right)
+
+
+_env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
+_UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
+
+
+def has_template_markup(text: str) -> bool:
+    """Whether Jinja2 would treat the text as more than a literal (``{{``, ``{%`` or ``{#``)."""
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(text: str) -> Template:
+    return _env.from_string(text)
+
+
+def compile_template(text: str) -> Template | None:
+    """The compiled template, or None for plain text; syntax errors become TemplateProblem."""
+    if not has_template_markup(text):
+        return None
+    try:
+        return _compile(text)
+    except TemplateSyntaxError as exc:
+        where = f" (template line {exc.lineno})" if "\n" in text.strip() and exc.lineno else ""
+        raise TemplateProblem(
+            f"template syntax error: {exc.message}{where}; to send {{{{ or {{% literally, write {{{{ '{{{{' }}}}, "
+            "wrap the text in {% raw %}...{% endraw %}, or set template: false"
+        ) from None
+    except (TemplateError, RecursionError, MemoryError, ValueError, OverflowError) as exc:
+        raise TemplateProblem(f"template error: {exc}") from None
 
 
 def render(template: str, variables: dict[str, Any]) -> str:
-    """Render one template string; plain strings without Jinja markers skip the engine."""
-    if "{" not in template:
+    """Render one template string; plain text skips the engine. Problems become TemplateProblem."""
+    compiled = compile_template(template)
+    if compiled is None:
         return template
-    return _env.from_string(template).render(**variables)
+    try:
+        return compiled.render(variables)
+    except SecurityError as exc:
+        raise TemplateProblem(f"the template tried something the sandbox forbids: {exc}") from None
+    except UndefinedError as exc:
+        raise TemplateProblem(_undefined_text(str(exc.message or exc), variables)) from None
+    except TemplateError as exc:
+        raise TemplateProblem(f"template error: {exc}") from None
+    except RecursionError:
+        raise TemplateProblem("template error: recursion too deep") from None
+    except Exception as exc:  # noqa: BLE001 - any failure inside user template code is the user's to fix
+        raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}") from None
+
+
+def _undefined_text(message: str, variables: dict[str, Any]) -> str:
+    names = sorted(str(k) for k in variables)
+    shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+    defined = f"; defined here: {shown}" if names else "; no variables are defined here"
+    match = _UNDEFINED_NAME.match(message)
+    if match:
+        return f"undefined variable {match.group(1)!r}{defined}"
+    return f"undefined value: {message}{defined}"
 
 
 def variant_label(variant: dict[str, Any]) -> str:
@@ -38,38 +145,76 @@ def variant_label(variant: dict[str, Any]) -> str:
     for key, value in variant.items():
         if key == "model":
             continue
-        shown = value if isinstance(value, (str, int, float, bool)) or value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+        shown = value if isinstance(value, (int, float, bool)) or value is None else show_value(value)
         parts.append(f"{key}={shown}")
     return " ".join(parts) if parts else "default"
 
 
+def _axes(grid: dict[str, Any]) -> dict[str, list[Any]]:
+    return {k: (v if isinstance(v, list) else [v]) for k, v in grid.items() if k not in ("include", "exclude")}
+
+
 def expand_grid(grid: dict[str, Any]) -> list[dict[str, Any]]:
-    """The product of the axes, trimmed by ``exclude`` and extended by ``include``,
-    following GitHub Actions' matrix rules: an include entry that matches existing
-    combinations on all original axes it names adds its extra keys to them; otherwise it is
-    a new combination."""
-    axes = {k: (v if isinstance(v, list) else [v]) for k, v in grid.items() if k not in ("include", "exclude")}
-    combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] if axes else [{}]
-    for rule in grid.get("exclude", []) or []:
-        combos = [c for c in combos if not all(c.get(k) == v for k, v in rule.items())]
-    for rule in grid.get("include", []) or []:
-        original = {k: v for k, v in rule.items() if k in axes}
+    """The product of the axes, trimmed by ``exclude`` and extended by ``include``, following
+    GitHub Actions' matrix rules.
+
+    ``exclude`` drops every combination that matches all of an entry's values. Each
+    ``include`` entry is then added to every original combination whose original axis values
+    it does not contradict (its new keys are added; they may overwrite keys that an earlier
+    include added); an entry that fits no original combination becomes a combination of its
+    own. A grid with no axes is one empty combination.
+    """
+    axes = _axes(grid)
+    size = math.prod(len(v) for v in axes.values()) if axes else 1
+    if size > MAX_VARIANTS:
+        raise SuiteError([f"the grid has {size:,} combinations; the limit is {MAX_VARIANTS:,} (split the suite or use --model)"])
+    combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] if axes else []
+    for rule in _rules(grid, "exclude"):
+        combos = [c for c in combos if not all(k in c and _same(c[k], v) for k, v in rule.items())]
+    added: list[dict[str, Any]] = []
+    for rule in _rules(grid, "include"):
         matched = False
-        if original:
-            for combo in combos:
-                if all(combo.get(k) == v for k, v in original.items()):
-                    combo.update(rule)
-                    matched = True
+        for combo in combos:
+            if all(_same(combo[k], v) for k, v in rule.items() if k in axes):
+                combo.update(rule)
+                matched = True
         if not matched:
-            combos.append(dict(rule))
-    return combos
+            added.append(dict(rule))
+    result: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for combo in [*combos, *added]:
+        key = _identity(combo)
+        if key not in seen:
+            seen.add(key)
+            result.append(combo)
+    return result or [{}]
+
+
+def _rules(grid: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    entries = grid.get(name) or []
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that tells true from 1, so ``do_sample: true`` never matches ``seed: 1``."""
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+
+
+def _identity(variant: dict[str, Any]) -> str:
+    return json.dumps(sorted(variant.items(), key=lambda kv: str(kv[0])), default=str, ensure_ascii=False)
 
 
 @dataclass
 class Plan:
+    """The jobs of one suite, the variant labels in order, and what a person should know first:
+    ``warnings`` (values the SDK changes, include entries that matched nothing...) and
+    ``skipped`` cases with their reason."""
+
     suite: Suite
     jobs: list[Job]
     variants: list[str]
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self.jobs)
@@ -93,89 +238,181 @@ def _job_id(suite: str, case_id: str, variant_id: str, repeat: int) -> str:
     return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
 
 
+class _Problems:
+    """Template and plan problems, gathered so ``validate`` shows all of them at once."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, text: str) -> None:
+        if text not in self.items:
+            self.items.append(text)
+
+
+def _where(origin: Origin | None, suite: Suite, sub: tuple[Any, ...] = ()) -> str:
+    if origin is not None:
+        return origin.where(sub)
+    return str(suite.path or suite.name)
+
+
 def _render_messages(
-    messages: list[Message], variables: dict[str, Any], templating: bool, where: str
-) -> list[dict[str, Any]]:
+    suite: Suite, case: Case, messages: list[Message], variables: dict[str, Any], problems: _Problems
+) -> list[dict[str, Any]] | None:
     out = []
+    ok = True
     for i, message in enumerate(messages):
         wire = message.wire()
-        if templating and message.template and isinstance(wire.get("content"), str):
+        if suite.templating and message.template:
+            content = wire.get("content")
             try:
-                wire["content"] = render(wire["content"], variables)
-            except UndefinedError as exc:
-                raise SuiteError([f"{where}: message {i + 1} ({message.role}): undefined variable: {exc.message}"]) from None
-            except TemplateError as exc:
-                raise SuiteError([f"{where}: message {i + 1} ({message.role}): template error: {exc}"]) from None
+                if isinstance(content, str):
+                    wire["content"] = render(content, variables)
+                elif isinstance(content, list):
+                    wire["content"] = [
+                        {**part, "text": render(part["text"], variables)}
+                        if isinstance(part, dict) and isinstance(part.get("text"), str)
+                        else part
+                        for part in content
+                    ]
+            except TemplateProblem as exc:
+                where = _where(message._origin, suite, ("content",))
+                problems.add(f"{where}: case {case.id!r}: message {i + 1} ({message.role}): {exc}")
+                ok = False
         out.append(wire)
-    return out
+    return out if ok else None
 
 
-def _render_check(spec: CheckSpec, variables: dict[str, Any], templating: bool, where: str) -> CheckSpec:
+def _render_value(value: Any, variables: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        return render(value, variables)
+    if isinstance(value, list):
+        return [_render_value(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: _render_value(v, variables) for k, v in value.items()}
+    return value
+
+
+def _render_check(spec: CheckSpec, variables: dict[str, Any], templating: bool, where: str = "") -> CheckSpec:
+    """A check with its string arguments rendered (code and judge-prompt templates excepted)."""
     if not templating:
         return spec
-    args = {}
-    for key, value in spec.args.items():
-        if isinstance(value, str) and "{" in value and spec.type not in ("python", "llm-rubric-prompt"):
-            try:
-                value = render(value, variables)
-            except TemplateError as exc:
-                raise SuiteError([f"{where}: check {spec.type}: template error: {exc}"]) from None
-        args[key] = value
+    args = dict(spec.args)
+    for key in templated_check_args(spec):
+        try:
+            args[key] = _render_value(args[key], variables)
+        except TemplateProblem as exc:
+            raise SuiteError([f"{where}: check {spec.type}: {exc}"]) from None
     return CheckSpec(spec.type, args, spec.negate, spec.weight, spec.metric, spec.threshold, spec.line)
 
 
-def build_plan(suite: Suite, model_override: list[str] | None = None, mode_override: str | None = None) -> Plan:
-    """Expand a loaded suite into its Jobs, in a stable order (case, variant, repeat)."""
-    grid = dict(suite.grid)
+def _case_checks(suite: Suite, case: Case, variables: dict[str, Any], problems: _Problems) -> list[CheckSpec] | None:
+    pairs = [
+        *zip(suite.check_specs.get("*", []), suite._check_origins.get("*", [])),
+        *zip(suite.check_specs.get(case.id or "", []), suite._check_origins.get(case.id or "", [])),
+    ]
+    out: list[CheckSpec] = []
+    ok = True
+    for spec, origin in pairs:
+        try:
+            out.append(_render_check(spec, variables, suite.templating, origin.where()))
+        except SuiteError as exc:
+            for text in exc.problems:
+                head, _, tail = text.partition(": check ")
+                problems.add(f"{head}: case {case.id!r}: check {tail}")
+            ok = False
+    return out if ok else None
+
+
+def _variants_for(case: Case, variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The variants a case runs in: all, or those of the prompt it pins (added if the grid lacks it)."""
+    if not case.prompt:
+        return variants
+    pinned = [v for v in variants if v.get("prompt") == case.prompt]
+    if pinned:
+        return pinned
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for v in variants:
+        new = {**v, "prompt": case.prompt}
+        if _identity(new) not in seen:
+            seen.add(_identity(new))
+            out.append(new)
+    return out
+
+
+def _selected_variants(
+    suite: Suite, model_override: list[str] | None, mode_override: str | None
+) -> list[dict[str, Any]]:
+    grid = suite.effective_grid()
     if model_override:
         grid["model"] = list(model_override)
-    if "model" not in grid:
-        grid["model"] = [suite.model or "glm-4"]
-    if mode_override:
-        grid["mode"] = [mode_override]
+        grid["include"] = [e for e in _rules(grid, "include") if "model" not in e or e["model"] in model_override]
     variants = expand_grid(grid)
-    cases: list[Case] = suite.cases
-    if any(c.only for c in cases):
-        cases = [c for c in cases if c.only]
-    jobs: list[Job] = []
-    labels: list[str] = []
+    default_model = model_override[0] if model_override else suite.default_model
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for variant in variants:
-        label = variant_label(variant)
-        if label not in labels:
-            labels.append(label)
+        variant = {"model": variant.get("model", default_model), **{k: v for k, v in variant.items() if k != "model"}}
+        if mode_override and "mode" in variant:
+            variant["mode"] = mode_override
+        if _identity(variant) not in seen:
+            seen.add(_identity(variant))
+            out.append(variant)
+    return out
+
+
+def build_plan(suite: Suite, model_override: list[str] | None = None, mode_override: str | None = None) -> Plan:
+    """Expand a loaded suite into its Jobs, in a stable order (case, variant, repeat).
+
+    Raises SuiteError with every template problem of every case (each naming the case and the
+    file and line of the message or check), so ``validate`` can show them all at once.
+    """
+    variants = _selected_variants(suite, model_override, mode_override)
+    labels = list(dict.fromkeys(variant_label(v) for v in variants))
+    cases: list[Case] = suite.cases
+    skipped: list[tuple[str, str]] = []
+    if any(c.only for c in cases):
+        skipped += [(c.id or "", "not marked only") for c in cases if not c.only]
+        cases = [c for c in cases if c.only]
     for case in cases:
         if case.skip:
-            continue
+            skipped.append((case.id or "", case.skip if isinstance(case.skip, str) else "skip: true"))
+    cases = [c for c in cases if not c.skip]
+    total = sum(len(_variants_for(c, variants)) * (c.repeat or suite.repeat) for c in cases)
+    if total > MAX_JOBS:
+        raise SuiteError([f"{suite.path}: the suite expands to {total:,} jobs; the limit is {MAX_JOBS:,} (split it, or narrow the grid)"])
+
+    problems = _Problems()
+    warnings = list(suite.warnings)
+    jobs: list[Job] = []
+    for case in cases:
         case_id = case.id or "case"
-        where = f"{suite.path}: case {case_id!r}"
         variables = {**suite.vars, **case.vars}
-        for variant in variants:
+        specs = _case_checks(suite, case, variables, problems)
+        rendered: dict[str | None, list[dict[str, Any]] | None] = {}
+        for variant in _variants_for(case, variants):
             label = variant_label(variant)
-            model = str(variant.get("model"))
-            mode = str(variant.get("mode", suite.mode))
-            prompt = case.prompt or variant.get("prompt")
-            if case.messages is not None:
-                template = case.messages
-            elif prompt is not None:
-                template = suite.prompts[prompt]
-            elif suite.messages is not None:
-                template = suite.messages
-            else:
-                template = next(iter(suite.prompts.values()))
-            messages = _render_messages(template, variables, suite.templating, where)
-            params: dict[str, Any] = {**suite.params, **case.params}
-            for key, value in variant.items():
-                if key not in ("model", "mode", "prompt"):
-                    params[key] = value
-            tools = case.tools if case.tools is not None else suite.tools
-            if tools is not None and "tools" not in variant:
-                params["tools"] = tools
-            specs = [
-                _render_check(s, variables, suite.templating, where)
-                for s in [*suite.check_specs.get("*", []), *suite.check_specs.get(case_id, [])]
-            ]
+            if label not in labels:
+                labels.append(label)
+            prompt = variant.get("prompt")
+            if prompt not in rendered:
+                conversation = suite.conversation(case, prompt)
+                rendered[prompt] = (
+                    _render_messages(suite, case, conversation, variables, problems) if conversation else None
+                )
+                if not conversation:
+                    problems.add(f"{_where(suite._origin, suite)}: case {case_id!r} has no messages")
+            messages = rendered[prompt]
+            if messages is None or specs is None:
+                continue
+            model = str(variant.get("model") or suite.default_model)
+            mode = str(variant.get("mode", mode_override or suite.mode))
+            params = _params(suite, case, variant)
+            _check_limits(suite, model, params, problems)
+            sent, _ = sdk_params(params)
             repeat = case.repeat or suite.repeat
             for r in range(repeat):
+                job_messages = copy.deepcopy(messages)
                 jobs.append(
                     Job(
                         id=_job_id(suite.name, case_id, label, r),
@@ -186,15 +423,56 @@ def build_plan(suite: Suite, model_override: list[str] | None = None, mode_overr
                         repeat=r,
                         model=model,
                         mode=mode,
-                        messages=messages,
-                        params=params,
-                        checks=specs,
-                        vars=variables,
-                        tags=[*suite.tags, *case.tags],
+                        messages=job_messages,
+                        params=dict(sent),
+                        checks=list(specs),
+                        vars=dict(variables),
+                        tags=list(dict.fromkeys([*suite.tags, *case.tags])),
                         threshold=case.threshold if case.threshold is not None else suite.threshold,
-                        min_score=case.min_score,
-                        cache_key=_cache_key(model, mode, messages, params, r),
+                        min_score=case.min_score if case.min_score is not None else suite.min_score,
+                        cache_key=_cache_key(model, mode, job_messages, sent, r),
                         description=case.description,
                     )
                 )
-    return Plan(suite=suite, jobs=jobs, variants=labels)
+    if problems.items:
+        raise SuiteError(problems.items)
+    warnings += _unmatched_rules(suite)
+    return Plan(suite=suite, jobs=jobs, variants=labels, warnings=list(dict.fromkeys(warnings)), skipped=skipped)
+
+
+def _params(suite: Suite, case: Case, variant: dict[str, Any]) -> dict[str, Any]:
+    """Request parameters by precedence: suite, suite tools, case, case tools, then the grid."""
+    params: dict[str, Any] = dict(suite.params)
+    if suite.tools is not None:
+        params["tools"] = suite.tools
+    params.update(case.params)
+    if case.tools is not None:
+        params["tools"] = case.tools
+    for key, value in variant.items():
+        if key in REQUEST_PARAMS:
+            params[key] = value
+    return params
+
+
+def _check_limits(suite: Suite, model: str, params: dict[str, Any], problems: _Problems) -> None:
+    """max_tokens against the model actually used (loading checked the suite's own models;
+    this catches a --model override)."""
+    value = params.get("max_tokens")
+    spec = model_spec(model)
+    limit = getattr(spec, "max_output", 0) if spec is not None else 0
+    if isinstance(value, int) and limit and value > limit:
+        problems.add(f"{suite.path}: max_tokens {value} is more than {model} can write (at most {limit} tokens)")
+
+
+def _unmatched_rules(suite: Suite) -> list[str]:
+    """Warnings for exclude entries that remove nothing: usually a typo in a value."""
+    grid = suite.effective_grid()
+    axes = _axes(grid)
+    combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] if axes else []
+    out = []
+    origin = suite._origin
+    for i, rule in enumerate(_rules(grid, "exclude")):
+        if not any(all(k in c and _same(c[k], v) for k, v in rule.items()) for c in combos):
+            where = origin.where(("grid", "exclude", i)) if origin else str(suite.path)
+            out.append(f"{where}: grid.exclude entry {rule} matches no variant")
+    return out

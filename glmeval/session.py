@@ -13,7 +13,7 @@ from typing import Any, Callable
 from glmeval.client import GLMClient, find_api_key
 from glmeval.errors import GlmevalError
 from glmeval.plan import Plan
-from glmeval.records import Result
+from glmeval.records import Job, Result
 from glmeval.runner import RunCounts, RunOptions, RunOutcome, Runner
 from glmeval.store import Store
 
@@ -61,6 +61,8 @@ class Target:
                 poll_timeout=self.poll_timeout,
                 max_connections=max(16, self.concurrency * 2),
             )
+            # Simulated answers live apart in the cache: never replayed as real ones.
+            self.client.cache_namespace = "local" if self.local else ""
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -68,6 +70,51 @@ class Target:
             self.client.close()
         if self.server is not None:
             self.server.stop()
+
+
+@dataclass
+class Resume:
+    """What ``--resume`` found: the run to continue and the jobs it still lacks.
+
+    ``counts`` holds the totals of the results already stored (errors excluded: they run
+    again), so progress and totals continue where the run stopped.
+    """
+
+    run_id: str
+    status: str
+    jobs: list[Job]
+    counts: RunCounts
+    suite_changed: bool
+
+
+def find_resume(store: Store, plan: Plan, ref: str = "latest") -> Resume:
+    """Resolve ``ref`` (``latest`` = this suite's latest run) and list the jobs without a
+    result. Works for a run that was killed outright (its status is still ``running``)."""
+    suite = plan.suite
+    run_id = store.resolve_run(ref, suite=suite.name)
+    info = store.get_run(run_id)
+    assert info is not None
+    if info.suite != suite.name:
+        raise GlmevalError(f"run {run_id} is of suite {info.suite!r}, not {suite.name!r}; pass that suite to --resume it")
+    done = store.done_job_ids(run_id)
+    counts = RunCounts(total=len(plan.jobs))
+    # Totals of the stored results, so the resumed run's progress starts where it stopped.
+    rows = store.conn.execute(
+        "SELECT status, COUNT(*), SUM(total_tokens), SUM(cost), SUM(cached), SUM(attempts > 1) FROM results "
+        "WHERE run_id = ? AND status != 'error' GROUP BY status",
+        (run_id,),
+    ).fetchall()
+    for status, n, tokens, cost, cached, retried in rows:
+        counts.done += n
+        counts.passed += n if status == "pass" else 0
+        counts.failed += n if status == "fail" else 0
+        counts.tokens += int(tokens or 0)
+        counts.cost += float(cost or 0.0)
+        counts.cached += int(cached or 0)
+        counts.retried += int(retried or 0)
+    jobs = [job for job in plan.jobs if job.id not in done]
+    changed = bool(info.suite_hash and suite.content_hash and info.suite_hash != suite.content_hash)
+    return Resume(run_id=run_id, status=info.status, jobs=jobs, counts=counts, suite_changed=changed)
 
 
 def run_plan(
@@ -78,9 +125,16 @@ def run_plan(
     on_result: Callable[[Result, RunCounts], None] | None = None,
     run_id: str | None = None,
     settings: dict[str, Any] | None = None,
+    resume: Resume | None = None,
 ) -> RunOutcome:
-    """Run every job of ``plan`` into ``store`` as one stored run."""
+    """Run every job of ``plan`` into ``store`` as one stored run; with ``resume``, run only
+    the jobs that run still lacks, into the same run id."""
     suite = plan.suite
+    if resume is not None:
+        # Back to 'running' until the runner stores how this session ended.
+        store.conn.execute("UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?", (resume.run_id,))
+        runner = Runner(target.client, store, options, on_result=on_result)
+        return runner.run(resume.jobs, resume.run_id, total=len(plan.jobs), counts=resume.counts)
     run_id = store.start_run(
         suite.name,
         suite_hash=suite.content_hash,

@@ -338,7 +338,8 @@ class Store:
         run_id = run_id or new_run_id()
         git = git_info(cwd)
         self.conn.execute(
-            """INSERT INTO runs (id, suite, suite_hash, suite_path, started_at, status, git_commit, git_branch,
+            # OR IGNORE: pytest-xdist workers all start the same run id; the first one creates it.
+            """INSERT OR IGNORE INTO runs (id, suite, suite_hash, suite_path, started_at, status, git_commit, git_branch,
                git_dirty, version, host, settings, local, replay, total_jobs, variants)
                VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (

@@ -7,6 +7,9 @@ every node, so we load the data normally and keep the tree to answer "which line
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,12 +20,32 @@ from glmeval.errors import SuiteError
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys instead of silently keeping the last."""
+    """SafeLoader that rejects duplicate mapping keys instead of silently keeping the last,
+    and turns a scalar that cannot be built (``2024-13-45``, ``!!int abc``) into a marked error
+    instead of a bare ValueError without a line."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError, OverflowError, IndexError, KeyError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.tag.rsplit(':', 1)[-1]} value {_node_text(node)}: {exc}", node.start_mark
+            ) from None
+
+
+def _node_text(node: yaml.Node) -> str:
+    value = node.value if isinstance(node, yaml.ScalarNode) else "..."
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(key_node, deep=True)
         try:
             hash(key)
@@ -38,6 +61,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
                 key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line
+    loader.flatten_mapping(node)
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
@@ -83,29 +107,229 @@ class Source:
         return f"{self.path}:{line}" if line else str(self.path)
 
 
+@dataclass(frozen=True, eq=False)
+class Origin:
+    """Where one piece of suite data was written, so a later problem can name file and line.
+
+    Data from a YAML file keeps its :class:`Source` and the path inside it, and answers the
+    line of any sub-path; a CSV or JSONL row has one fixed line for everything in it.
+    """
+
+    path: Path
+    source: Source | None = None
+    loc: tuple[Any, ...] = ()
+    fixed_line: int | None = None
+
+    def line(self, sub: Sequence[Any] = ()) -> int | None:
+        if self.source is not None:
+            return self.source.line((*self.loc, *sub))
+        return self.fixed_line
+
+    def where(self, sub: Sequence[Any] = ()) -> str:
+        line = self.line(sub)
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def at(self, *sub: Any) -> "Origin":
+        """The origin of a value inside this one."""
+        if self.source is None:
+            return self
+        return Origin(self.path, self.source, (*self.loc, *sub), self.fixed_line)
+
+
+@dataclass(frozen=True, eq=False)
+class Row:
+    """One record of a case file: its fields and where it was written."""
+
+    data: dict[str, Any]
+    origin: Origin
+
+
+TABLE_SUFFIXES = (".csv", ".jsonl", ".yaml", ".yml", ".json")
+
+
+def read_text(path: Path, what: str = "file") -> str:
+    """A file's UTF-8 text (a leading BOM dropped); every failure is a SuiteError naming it."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SuiteError([f"{path}: {what} not found"]) from None
+    except IsADirectoryError:
+        raise SuiteError([f"{path}: is a directory, expected a {what}"]) from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SuiteError([f"{path}: cannot read ({reason})"]) from None
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Read a case file (CSV, JSONL, or a YAML/JSON list of mappings) into rows with lines.
+
+    CSV cells stay text (the suite loader decides what a reserved column means); JSONL and YAML
+    rows keep their types. Every malformed row is reported, each with its own line.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise SuiteError(
+            [f"{path}: unsupported case file type {suffix or '(none)'!r}; use .csv, .jsonl, .yaml or .json"]
+        )
+    text = read_text(path, "case file")
+    if suffix == ".csv":
+        return _csv_rows(path, text)
+    if suffix == ".jsonl":
+        return _jsonl_rows(path, text)
+    return _yaml_rows(path, text)
+
+
+def _csv_rows(path: Path, text: str) -> list[Row]:
+    problems: list[str] = []
+    rows: list[Row] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    last = 0
+    try:
+        for record in reader:
+            start, last = last + 1, reader.line_num
+            if not record or all(not cell.strip() for cell in record):
+                continue
+            if header is None:
+                header = [cell.strip() for cell in record]
+                for i, name in enumerate(header):
+                    if not name:
+                        problems.append(f"{path}:{start}: column {i + 1} of the header has no name")
+                    elif name in header[:i]:
+                        problems.append(f"{path}:{start}: duplicate column {name!r} in the header")
+                continue
+            if len(record) != len(header):
+                problems.append(
+                    f"{path}:{start}: this row has {len(record)} fields but the header has {len(header)} columns"
+                )
+                continue
+            rows.append(Row(dict(zip(header, record)), Origin(path, fixed_line=start)))
+    except csv.Error as exc:
+        problems.append(f"{path}:{reader.line_num}: CSV error: {exc}")
+    if header is None and not problems:
+        problems.append(f"{path}:1: the CSV file is empty; expected a header row naming the columns")
+    if problems:
+        raise SuiteError(problems)
+    return rows
+
+
+def _jsonl_rows(path: Path, text: str) -> list[Row]:
+    problems: list[str] = []
+    rows: list[Row] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        except RecursionError:
+            problems.append(f"{path}:{number}: JSON nested too deeply")
+            continue
+        if not isinstance(data, dict):
+            problems.append(f"{path}:{number}: each line must be a JSON object; got {type(data).__name__}")
+            continue
+        rows.append(Row(data, Origin(path, fixed_line=number)))
+    if problems:
+        raise SuiteError(problems)
+    return rows
+
+
+def _yaml_rows(path: Path, text: str) -> list[Row]:
+    source = load_yaml(path, text)
+    data, loc = source.data, ()
+    if isinstance(data, dict) and set(data) == {"cases"}:
+        data, loc = data["cases"], ("cases",)
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise SuiteError(
+            [f"{source.where()}: a case file holds a list of cases (or a mapping with only cases:); got {type(data).__name__}"]
+        )
+    rows: list[Row] = []
+    problems: list[str] = []
+    for i, item in enumerate(data):
+        origin = Origin(path, source, (*loc, i))
+        if not isinstance(item, dict):
+            problems.append(f"{origin.where()}: each case must be a mapping; got {type(item).__name__}")
+            continue
+        rows.append(Row(item, origin))
+    if problems:
+        raise SuiteError(problems)
+    return rows
+
+
+MAX_EXPANDED_NODES = 1_000_000
+
+
+def _check_aliases(root: yaml.Node, path: Path) -> None:
+    """Refuse alias cycles and alias bombs before anything walks the data.
+
+    An anchor used inside itself makes a self-containing list, and nested aliases can expand a
+    small file into billions of values ("billion laughs"); either would hang or crash whatever
+    walks the data later, so both become one clear error here.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_EXPANDED_NODES:
+                raise SuiteError(
+                    [f"{path}:{node.start_mark.line + 1}: YAML aliases expand to more than {MAX_EXPANDED_NODES:,} values"]
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            raise SuiteError([f"{path}:{node.start_mark.line + 1}: a YAML alias refers to a value that contains it"])
+        active.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in active:
+                raise SuiteError(
+                    [f"{path}:{child.start_mark.line + 1}: a YAML alias refers to a value that contains it"]
+                )
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def load_yaml(path: Path, text: str | None = None) -> Source:
     """Parse a YAML file. Syntax errors become a SuiteError naming file, line and column."""
     if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SuiteError([f"{path}: file not found"]) from None
-        except IsADirectoryError:
-            raise SuiteError([f"{path}: is a directory, expected a YAML file"]) from None
-        except UnicodeDecodeError as exc:
-            raise SuiteError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-        except OSError as exc:
-            raise SuiteError([f"{path}: cannot read ({exc.strerror})"]) from None
+        text = read_text(path, "file")
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader) if root is not None else None
+        root = loader.get_single_node()
+        if root is not None:
+            _check_aliases(root, path)
+        data = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = exc.problem or exc.context or "invalid YAML"
-        raise SuiteError([f"{path}{line}: YAML syntax error: {problem}"]) from None
+        kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise SuiteError([f"{path}{line}: {kind}: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise SuiteError([f"{path}: YAML error: {exc}"]) from None
     except RecursionError:
         raise SuiteError([f"{path}: YAML nested too deeply"]) from None
+    finally:
+        loader.dispose()
     return Source(path=path, data=data, root=root)

@@ -114,20 +114,20 @@ CASES: list[tuple[str, dict[str, Any], str, bool, str]] = [
     ("min-length", {"value": 2}, "ab", True, "2 characters (at least 2)"),
     ("min-length", {"value": 3}, "ab", False, "expected at least 3 characters, got 2"),
     ("max-length", {"value": 2}, "ab", True, "2 characters (at most 2)"),
-    ("max-length", {"value": 1}, "ab", False, "expected at most 1 characters, got 2"),
+    ("max-length", {"value": 1}, "ab", False, "expected at most 1 character, got 2"),
     ("min-words", {"value": 6}, "我用Python写代码", True, "6 words (at least 6)"),
     ("min-words", {"value": 7}, "我用Python写代码", False, "expected at least 7 words, got 6"),
     ("max-words", {"value": 3}, "Hello, big world", True, "3 words (at most 3)"),
     ("max-words", {"value": 3}, "你好世界", False, "expected at most 3 words, got 4; answer was '你好世界'"),
     ("min-sentences", {"value": 4}, "第一句。第二句！Third one? Pi is 3.14.", True, "4 sentences (at least 4)"),
     ("min-sentences", {"value": 2}, "只有一句话。", False, "expected at least 2 sentences, got 1"),
-    ("max-sentences", {"value": 1}, "只有一句话。", True, "1 sentences (at most 1)"),
-    ("max-sentences", {"value": 1}, "一。二。\n三", False, "expected at most 1 sentences, got 3"),
+    ("max-sentences", {"value": 1}, "只有一句话。", True, "1 sentence (at most 1)"),
+    ("max-sentences", {"value": 1}, "一。二。\n三", False, "expected at most 1 sentence, got 3"),
     ("levenshtein", {"value": "kitten", "max_distance": 3}, "sitting", True, "edit distance 3 <= 3 from 'kitten'"),
     ("levenshtein", {"value": "kitten", "max_distance": 2}, "sitting", False, "edit distance 3 > 2 from 'kitten'; answer was 'sitting'"),
     ("similarity", {"value": "北京是中国的首都"}, "北京是中国首都", True, "similarity 0.93 >= 0.8 to '北京是中国的首都'"),
     ("similarity", {"value": "北京是中国的首都"}, "上海", False, "similarity 0.00 < 0.8 to '北京是中国的首都'; answer was '上海'"),
-    ("language", {"value": "zh"}, "我用 Python 写代码", True, "83% zh (5 Chinese characters, 1 Latin words), >= 50%"),
+    ("language", {"value": "zh"}, "我用 Python 写代码", True, "83% zh (5 Chinese characters, 1 Latin word), >= 50%"),
     ("language", {"value": "zh"}, "I live in Beijing", False, "expected zh: 0% zh (0 Chinese characters, 4 Latin words), < 50%"),
     ("language", {"value": "en"}, "I live in 北京", True, "60% en (2 Chinese characters, 3 Latin words), >= 50%"),
     ("language", {"value": "en"}, "12345", False, "expected en; answer has no letters ('12345')"),
@@ -149,7 +149,7 @@ CASES: list[tuple[str, dict[str, Any], str, bool, str]] = [
     ("json-field", {"path": "level", "one_of": ["low", "high"]}, '{"level": "mid"}', False, 'json-field $.level: expected one of ["low", "high"], got "mid"'),
     ("json-field", {"value": {"a.b": 2, "c": "x"}}, '{"a": {"b": 2}, "c": "x"}', True, 'json-field $.a.b equals 2; json-field $.c equals "x"'),
     ("json-field", {"value": {"path": "a", "equals": 3}}, '{"a": 2}', False, "json-field $.a: expected 3, got 2"),
-    ("json-field", {"path": "a"}, "没有 JSON", False, "json-field a: expected JSON; none parsed"),
+    ("json-field", {"path": "a"}, "没有 JSON", False, "json-field $.a: expected JSON; none parsed"),
     ("finish-reason", {"value": "stop"}, "", True, "finish reason stop"),
 ]
 
@@ -492,6 +492,7 @@ def test_evaluate_all_weighted_score_and_min_score() -> None:
 
 @pytest.fixture
 def registry_snapshot() -> Iterator[None]:
+    checks_pkg.load_builtin()
     saved = dict(REGISTRY)
     try:
         yield
@@ -545,6 +546,22 @@ def test_entry_point_plugins(tmp_path: Path, registry_snapshot: None, monkeypatc
         ),
         encoding="utf-8",
     )
+    (tmp_path / "glmeval_demo_module.py").write_text(
+        textwrap.dedent(
+            """
+            from glmeval.checks import register
+
+            @register("regex")
+            def hijack(completion, spec, ctx):
+                return True
+
+            @register("has-emoji")
+            def has_emoji(completion, spec, ctx):
+                return any(ord(ch) > 0x1F000 for ch in completion.text)
+            """
+        ),
+        encoding="utf-8",
+    )
     dist = tmp_path / "glmeval_demo_plugin-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: glmeval-demo-plugin\nVersion: 1.0\n", encoding="utf-8")
@@ -552,19 +569,26 @@ def test_entry_point_plugins(tmp_path: Path, registry_snapshot: None, monkeypatc
         "[glmeval.checks]\n"
         "shouting = glmeval_demo_plugin:shouting\n"
         "more = glmeval_demo_plugin:MORE\n"
+        "module = glmeval_demo_module\n"
         "contains = glmeval_demo_plugin:shouting\n"
         "broken = glmeval_demo_plugin_missing:nothing\n",
         encoding="utf-8",
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.warns(UserWarning, match="plugin 'broken'"):
+    with pytest.warns(UserWarning) as caught:
         added = checks_pkg._load_entry_points()
-    assert set(added) == {"shouting", "has-digit"}
+    messages = [str(w.message) for w in caught]
+    assert any("plugin 'broken'" in m and "failed to load" in m for m in messages)
+    assert any("tried to replace check 'regex'" in m for m in messages)
+    assert set(added) == {"shouting", "has-digit", "has-emoji"}
+    assert REGISTRY["regex"].fn.__module__ == "glmeval.checks.text"
+    assert check("has-emoji", "好的👍").passed
     assert REGISTRY["shouting"].doc == "The answer is all upper case."
     assert check("shouting", "HELLO").passed
     assert not check("has-digit", "abc").passed
     assert REGISTRY["contains"].fn.__module__ == "glmeval.checks.text"
     sys.modules.pop("glmeval_demo_plugin", None)
+    sys.modules.pop("glmeval_demo_module", None)
 
 
 # -- model-graded ------------------------------------------------------------------------------

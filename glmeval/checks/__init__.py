@@ -1,13 +1,17 @@
 """The check registry: YAML check names mapped to small pure functions.
 
 A check function takes ``(completion, spec, ctx)`` and returns a :class:`CheckResult`, a bool,
-a float score in [0, 1], or a ``(passed, reason)`` / ``(score, reason)`` tuple; :func:`evaluate`
+a float score in [0, 1], a ``(passed, reason)`` / ``(score, reason)`` tuple or a
+``{pass, score, reason}`` dict; :func:`evaluate`
 normalises that and applies the options every check shares (``not``, ``weight``, ``metric``,
 ``threshold``). Checks never open a connection: a model-graded check asks ``ctx.grader``, which
 the runner provides, so judge calls share the client, cache, retries and rate limits.
 """
 
 from __future__ import annotations
+
+import sys
+import types
 
 import threading
 from dataclasses import dataclass, field
@@ -29,7 +33,8 @@ class Grader(Protocol):
 class CheckContext:
     """Everything a check may look at besides the answer itself.
 
-    ``cost`` is the answer's own cost as the runner computed it. Model-graded checks leave it
+    ``prices`` are the suite's overrides of :mod:`glmeval.prices` (``{model: {input, output}}``
+    or ``{model: [input, output]}``, yuan per 1M tokens). ``cost`` is the answer's own cost as the runner computed it. Model-graded checks leave it
     alone and append each judge or embedding call to ``grader_usage`` as ``{check, kind, model,
     prompt_tokens, completion_tokens, cost}``, so the runner can count grading spend apart.
     Use one context per job.
@@ -37,7 +42,7 @@ class CheckContext:
 
     job: Job
     suite_dir: Path = field(default_factory=Path.cwd)
-    prices: dict[str, tuple[float, float]] | None = None
+    prices: dict[str, Any] | None = None
     grader: Grader | None = None
     judge_model: str = "glm-4"
     embedding_model: str = "embedding-3"
@@ -79,10 +84,9 @@ def register(
     return wrap
 
 
-_loaded = False
 BUILTIN_MODULES: tuple[str, ...] = ("text", "structured", "metrics", "custom", "graded")
-
-
+_loaded = False
+_loading = False
 _load_lock = threading.RLock()
 
 
@@ -92,11 +96,14 @@ def load_builtin() -> dict[str, CheckDef]:
     Guarded by a lock because the runner's worker threads may be the first to ask, and none
     of them may see a half-filled registry.
     """
-    global _loaded
+    global _loaded, _loading
     if _loaded:
         return REGISTRY
     with _load_lock:
-        if not _loaded:
+        if _loaded or _loading:
+            return REGISTRY
+        _loading = True
+        try:
             import importlib
 
             for mod in BUILTIN_MODULES:
@@ -107,6 +114,8 @@ def load_builtin() -> dict[str, CheckDef]:
                         raise
             _load_entry_points()
             _loaded = True
+        finally:
+            _loading = False
     return REGISTRY
 
 
@@ -144,6 +153,10 @@ def _load_entry_points() -> list[str]:
             warnings.warn(f"glmeval.checks plugin {ep.name!r} ({ep.value}) failed to load: {exc}", stacklevel=2)
             continue
         added += _register_object(ep.name, obj, replace=False)
+        for key, definition in before.items():
+            if REGISTRY.get(key) is not definition:
+                REGISTRY[key] = definition
+                warnings.warn(f"glmeval.checks plugin {ep.name!r} tried to replace check {key!r}; kept the existing one", stacklevel=2)
         added += [k for k, v in REGISTRY.items() if before.get(k) is not v and k not in added]
     return added
 
@@ -278,3 +291,17 @@ def evaluate_all(
         return results, False, 0.0
     passed = score >= min_score if min_score is not None else all(r.passed for r in results)
     return results, passed, score
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``glmeval.checks(db=..., run=...)`` return the check-results frame while
+    ``glmeval.checks`` stays the registry package (a submodule import would otherwise
+    replace a function of that name on the package)."""
+
+    def __call__(self, db: Any = None, run: str | None = None) -> Any:
+        from glmeval.frames import checks_frame
+
+        return checks_frame(db=db, run=run)
+
+
+sys.modules[__name__].__class__ = _CallableModule

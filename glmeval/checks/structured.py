@@ -273,7 +273,8 @@ def json_field(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tu
         conditions = [args]
     found, data, where = extract_json(completion.text, bool(args.get("strict", False)))
     if not found:
-        path = conditions[0].get("path", conditions[0].get("field", "")) if conditions else ""
+        first = conditions[0].get("path", conditions[0].get("field")) if conditions else None
+        path = _format_path(parse_path(str(first))) if first else "$"
         return False, f"json-field {path}: expected JSON; none parsed ({where}); answer was {_excerpt(completion.text)}"
     reasons = []
     for condition in conditions:

@@ -203,51 +203,55 @@ def regex(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[b
     return False, f"expected to match /{pattern}/; answer was {_excerpt(completion.text)}"
 
 
-def _length_check(spec: CheckSpec, what: str, count: int, text: str, is_max: bool) -> tuple[bool, str]:
+def _counted(n: int, unit: str) -> str:
+    return f"{n} {unit if n == 1 else unit + 's'}"
+
+
+def _length_check(spec: CheckSpec, unit: str, count: int, text: str, is_max: bool) -> tuple[bool, str]:
     limit = _limit(spec)
     ok = count <= limit if is_max else count >= limit
     bound = "at most" if is_max else "at least"
     if ok:
-        return True, f"{count} {what} ({bound} {limit})"
-    return False, f"expected {bound} {limit} {what}, got {count}; answer was {_excerpt(text)}"
+        return True, f"{_counted(count, unit)} ({bound} {limit})"
+    return False, f"expected {bound} {_counted(limit, unit)}, got {count}; answer was {_excerpt(text)}"
 
 
 @register("min-chars", "min-length")
 def min_chars(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at least N characters (a Chinese character counts 1, not 3 bytes)."""
     text = completion.text.strip()
-    return _length_check(spec, "characters", len(text), text, is_max=False)
+    return _length_check(spec, "character", len(text), text, is_max=False)
 
 
 @register("max-chars", "max-length")
 def max_chars(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at most N characters (a Chinese character counts 1, not 3 bytes)."""
     text = completion.text.strip()
-    return _length_check(spec, "characters", len(text), text, is_max=True)
+    return _length_check(spec, "character", len(text), text, is_max=True)
 
 
 @register("min-words")
 def min_words(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at least N words (each Chinese character counts as one word)."""
-    return _length_check(spec, "words", count_words(completion.text), completion.text, is_max=False)
+    return _length_check(spec, "word", count_words(completion.text), completion.text, is_max=False)
 
 
 @register("max-words")
 def max_words(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at most N words (each Chinese character counts as one word)."""
-    return _length_check(spec, "words", count_words(completion.text), completion.text, is_max=True)
+    return _length_check(spec, "word", count_words(completion.text), completion.text, is_max=True)
 
 
 @register("min-sentences")
 def min_sentences(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at least N sentences (ended by 。！？!?, a full stop or a line break)."""
-    return _length_check(spec, "sentences", len(split_sentences(completion.text)), completion.text, is_max=False)
+    return _length_check(spec, "sentence", len(split_sentences(completion.text)), completion.text, is_max=False)
 
 
 @register("max-sentences")
 def max_sentences(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at most N sentences (ended by 。！？!?, a full stop or a line break)."""
-    return _length_check(spec, "sentences", len(split_sentences(completion.text)), completion.text, is_max=True)
+    return _length_check(spec, "sentence", len(split_sentences(completion.text)), completion.text, is_max=True)
 
 
 @register("levenshtein")
@@ -271,7 +275,7 @@ def levenshtein(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> C
 def similarity(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
     """The answer's character-level similarity ratio (difflib) to the value reaches the threshold (0.8)."""
     references = _values(spec)
-    threshold = spec.threshold if spec.threshold is not None else float(spec.args.get("min", 0.8))
+    threshold = spec.threshold if spec.threshold is not None else 0.8
     icase = _ignore_case(spec)
     got = _fold(completion.text.strip(), icase)
     best, best_ref = -1.0, references[0]
@@ -309,7 +313,7 @@ def language(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> Chec
     threshold = spec.threshold if spec.threshold is not None else 0.5
     cjk, latin = script_units(completion.text)
     total = cjk + latin
-    counts = f"{cjk} Chinese characters, {latin} Latin words"
+    counts = f"{_counted(cjk, 'Chinese character')}, {_counted(latin, 'Latin word')}"
     if total == 0:
         return CheckResult(spec.type, False, 0.0, f"expected {wanted}; answer has no letters ({_excerpt(completion.text)})")
     share = (cjk if wanted == "zh" else latin) / total

@@ -62,9 +62,24 @@ for _name in COMMAND_MODULES:
             raise
 
 
-def run_main() -> None:
-    main(prog_name="glmeval")
+def run() -> None:
+    """Console entry point: click's usage errors become one line and exit 2, like ours."""
+    try:
+        main.main(prog_name="glmeval", standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

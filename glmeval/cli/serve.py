@@ -15,8 +15,20 @@ from glmeval.cli import main
 @click.option("--rules", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="YAML rules file adding or overriding replies.")
 @click.option("--speed", default=1.0, show_default=True, type=float, help="Latency factor: 1 feels real, 0 answers at once.")
 @click.option("--api-key", default="glmeval-local.simulator", show_default=True, help="The key clients must send.")
-def serve(host: str, port: int, rules: Path | None, speed: float, api_key: str) -> None:
+@click.option("--fault", "faults", multiple=True, metavar="KIND=RATE", help="Inject faults, as `glmeval run --local --fault` (repeatable).")
+@click.option("--fault-seed", type=int, help="Seed of the injected faults.")
+def serve(
+    host: str, port: int, rules: Path | None, speed: float, api_key: str, faults: tuple[str, ...] = (), fault_seed: int | None = None
+) -> None:
     """Run the local GLM server (Zhipu v4 protocol) until Ctrl-C."""
-    from glmeval.simulator import serve_forever
+    from glmeval.errors import GlmevalError
+    from glmeval.cli.run import parse_faults
+    from glmeval.simulator import RulesError, serve_forever
 
-    serve_forever(host=host, port=port, rules_path=rules, speed=speed, faults=None, api_key=api_key)
+    fault_config = parse_faults(faults, fault_seed, local=True)
+    try:
+        serve_forever(host=host, port=port, rules_path=rules, speed=speed, faults=fault_config, api_key=api_key)
+    except RulesError as exc:
+        raise GlmevalError(str(exc)) from None
+    except OSError as exc:
+        raise GlmevalError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None

@@ -1,56 +1,190 @@
 """Reports: views of stored runs rendered as Markdown, HTML, JSON or JUnit XML.
 
 Every renderer starts from :class:`ReportData` (pandas frames read from the store), so a
-report can be made for any past run and never needs the runner.
+report can be made for any past run, or any pair of runs, and never needs the runner.
+What the renderers agree on (cell verdicts, best values, parameter effects, trends) is
+computed once in :mod:`glmeval.report.views`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
 from glmeval.frames import checks_frame, results_frame, summary_frame
 from glmeval.store import RunInfo, Store
 
+FORMATS: tuple[str, ...] = ("md", "html", "json", "junit")
+FILE_NAMES: dict[str, str] = {"md": "report.md", "html": "report.html", "json": "report.json", "junit": "junit.xml"}
+HISTORY_RUNS = 20
+
 
 @dataclass
 class ReportData:
+    """Everything a renderer may show about one run.
+
+    ``jobs`` maps a job id to the request that was sent (messages, params, threshold...), read
+    from the store so the HTML can show the full conversation; ``variants`` maps a variant id
+    to its grid values, for parameter effects; ``history`` holds per-run, per-variant figures
+    of the suite's recent runs, for trends; ``comparison`` is the result of
+    ``glmeval.compare.compare_runs`` against ``baseline`` when one was asked for.
+    ``cache`` memoises computed views so rendering several formats does the work once.
+    """
+
     run: RunInfo
     results: pd.DataFrame
     checks: pd.DataFrame
     summary: pd.DataFrame
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: pd.DataFrame | None = None
+    baseline: RunInfo | None = None
+    comparison: Any = None
+    notes: list[str] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
-def load_report_data(store: Store, run_id: str) -> ReportData:
+_JOB_KEYS = ("messages", "params", "threshold", "description", "tags", "vars", "min_score")
+
+
+def _load_jobs(store: Store, run_id: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The request of every result (for the conversation view) and each variant's grid values."""
+    jobs: dict[str, dict[str, Any]] = {}
+    variants: dict[str, dict[str, Any]] = {}
+    for job_id, variant_id, variant, job in store.conn.execute(
+        "SELECT job_id, variant_id, variant, job FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
+    ):
+        try:
+            parsed = json.loads(job)
+        except (TypeError, ValueError):
+            parsed = {}
+        jobs[job_id] = {k: parsed.get(k) for k in _JOB_KEYS}
+        if variant_id not in variants:
+            try:
+                variants[variant_id] = json.loads(variant)
+            except (TypeError, ValueError):
+                variants[variant_id] = {}
+    return jobs, variants
+
+
+def load_report_data(
+    store: Store,
+    run_id: str,
+    baseline: str | None = None,
+    history_runs: int = HISTORY_RUNS,
+    recorded_baseline: bool = True,
+) -> ReportData:
+    """Read one run (and optionally its baseline comparison and the suite's history) from the store.
+
+    ``baseline`` is a run id already resolved by the caller. Without one, the baseline the run
+    was gated against (``runs.baseline``, set by ``glmeval run --baseline``) is used when it is
+    still stored, so the report of a gated run shows what the gate saw; ``recorded_baseline=False``
+    turns that off. ``history_runs`` bounds how many of the suite's runs feed the trends (0: none).
+    """
+    from glmeval.errors import GlmevalError
+    from glmeval.report import views
+
     run = store.get_run(run_id)
     if run is None:
-        from glmeval.errors import GlmevalError
-
         raise GlmevalError(f"no run {run_id!r} in {store.path}")
     results = results_frame(store, run_id)
-    return ReportData(run=run, results=results, checks=checks_frame(store, run_id), summary=summary_frame(results, run.variants))
+    checks = checks_frame(store, run_id)
+    summary = views.enrich_summary(summary_frame(results, run.variants), checks)
+    jobs, variants = _load_jobs(store, run_id)
+    history = views.load_history(store, run, history_runs) if history_runs > 0 else None
+    data = ReportData(run=run, results=results, checks=checks, summary=summary, jobs=jobs, variants=variants, history=history)
+    if baseline is None and recorded_baseline:
+        recorded = getattr(run, "baseline", None)
+        if recorded and recorded != run_id and store.get_run(recorded) is not None:
+            baseline = recorded
+    if baseline:
+        if baseline == run_id:
+            raise GlmevalError(f"the baseline is the run itself ({run_id}); name an earlier run")
+        data.baseline = store.get_run(baseline)
+        if data.baseline is None:
+            raise GlmevalError(f"no baseline run {baseline!r} in {store.path}")
+        data.comparison, note = views.load_comparison(store, baseline, run_id)
+        if note:
+            data.notes.append(note)
+    return data
 
 
-def write_reports(store: Store, run_id: str, out_dir: Path, formats: tuple[str, ...] = ("md",)) -> list[Path]:
-    """Render the run into ``out_dir`` in each format; returns the files written."""
-    from glmeval.report.markdown import render_markdown
+def renderer(fmt: str) -> Callable[[ReportData], str]:
+    """The render function of a format name (``md``, ``html``, ``json``, ``junit``)."""
+    if fmt == "md":
+        from glmeval.report.markdown import render_markdown
 
-    data = load_report_data(store, run_id)
+        return render_markdown
+    if fmt == "html":
+        from glmeval.report.html import render_html
+
+        return render_html
+    if fmt == "json":
+        from glmeval.report.jsonreport import render_json
+
+        return render_json
+    if fmt == "junit":
+        from glmeval.report.junit import render_junit
+
+        return render_junit
+    from glmeval.errors import GlmevalError
+
+    raise GlmevalError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def append_step_summary(data: ReportData) -> Path | None:
+    """Append the compact Markdown summary to ``$GITHUB_STEP_SUMMARY`` when it is set.
+
+    GitHub Actions shows that file on the job's page, so a CI run explains itself without
+    anyone downloading artefacts. Returns the file written, or ``None`` outside Actions.
+    """
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    from glmeval.report.markdown import render_step_summary
+
+    path = Path(target)
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(render_step_summary(data))
+            fh.write("\n")
+    except OSError:
+        return None
+    return path
+
+
+def write_reports(
+    store: Store,
+    run_id: str,
+    out_dir: Path,
+    formats: tuple[str, ...] = ("md",),
+    baseline: str | None = None,
+    step_summary: bool = True,
+) -> list[Path]:
+    """Render the run into ``out_dir`` in each format; returns the files written.
+
+    With ``md`` among the formats and ``GITHUB_STEP_SUMMARY`` set, the compact summary is
+    also appended there (``step_summary=False`` turns that off).
+    """
+    data = load_report_data(store, run_id, baseline=baseline)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    if "md" in formats:
-        path = out_dir / "report.md"
-        path.write_text(render_markdown(data), encoding="utf-8")
+    for fmt in formats:
+        render = renderer(fmt)
+        path = out_dir / FILE_NAMES[fmt]
+        path.write_text(render(data), encoding="utf-8")
         written.append(path)
-    if "html" in formats:
-        try:
-            from glmeval.report.html import render_html
-        except ImportError:
-            render_html = None  # type: ignore[assignment]
-        if render_html is not None:
-            path = out_dir / "report.html"
-            path.write_text(render_html(data), encoding="utf-8")
-            written.append(path)
+    if step_summary and "md" in formats:
+        append_step_summary(data)
     return written
+
+
+__all__ = [
+    "ReportData", "load_report_data", "write_reports", "renderer", "append_step_summary", "FORMATS", "FILE_NAMES",
+]

@@ -220,13 +220,14 @@ def line_chart(
     if y_max is not None:
         hi = max(y_max, lo + 1e-9)
         ticks = [t for t in nice_ticks(lo, y_max) if t <= y_max + 1e-9]
-    left, right, top, bottom = 46, width - 14, 16, height - 34
+    left, right, top, bottom = 46, width - 10, 16, height - 34
     grid, y = _axis(lo, hi, ticks, left, right, top, bottom, fmt)
     n = len(x_labels)
-    step = (right - left - 20) / max(n - 1, 1)
+    pad = 34  # room for the first and last x labels, centred on their points
+    step = (right - left - 2 * pad) / max(n - 1, 1)
 
     def x(i: int) -> float:
-        return left + 10 + (i * step if n > 1 else (right - left - 20) / 2)
+        return left + pad + (i * step if n > 1 else (right - left - 2 * pad) / 2)
 
     parts = [grid]
     every = max(1, math.ceil(n / max(1, int((right - left) / 70))))
@@ -262,6 +263,70 @@ def line_chart(
     return _frame(title, "".join(parts), width, height, names, note, title)
 
 
+def hbar_chart(
+    labels: Sequence[str],
+    values: Sequence[Number],
+    *,
+    title: str = "",
+    intervals: Sequence[tuple[Number, Number]] | None = None,
+    fmt: Formatter = default_fmt,
+    x_max: float | None = None,
+    width: int = 520,
+    highlight: Sequence[bool] | None = None,
+    note: str | None = None,
+) -> Markup:
+    """Horizontal bars, one per label (variants, whose labels are long), with optional
+    interval whiskers (the 95% interval of a pass rate) so overlapping intervals are visible.
+    ``highlight`` draws those bars in the accent colour (the best variant)."""
+    if not labels:
+        return _frame(title, "", width, 40, [], note or "no data", title)
+    row_h, top = 24, 8
+    label_w = min(220, max(60, int(max(len(str(lab)) for lab in labels) * 6.4) + 8))
+    left, right = label_w, width - 52
+    height = top + row_h * len(labels) + 22
+    nums = [_num(v) for v in values]
+    finite = [v for v in nums if v is not None]
+    hi = x_max if x_max is not None else (nice_ticks(0.0, max(finite) if finite else 1.0)[-1])
+    hi = hi or 1.0
+
+    def x(value: float) -> float:
+        return left + max(0.0, min(value, hi)) / hi * (right - left)
+
+    parts = []
+    for t in nice_ticks(0.0, hi):
+        if t > hi + 1e-9:
+            continue
+        parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{height - 20}" class="grid" stroke="#d0d7de"/>')
+        parts.append(f'<text x="{x(t):.1f}" y="{height - 6}" text-anchor="middle" fill="#57606a">{escape(fmt(t))}</text>')
+    for i, (lab, v) in enumerate(zip(labels, nums)):
+        cy = top + i * row_h + row_h / 2
+        shown = _wrap_label(str(lab), label_w - 8)
+        parts.append(
+            f'<text x="{left - 8}" y="{cy + 4:.1f}" text-anchor="end" fill="#24292f"><title>{escape(lab)}</title>{escape(shown)}</text>'
+        )
+        if v is None:
+            continue
+        fill = PALETTE[0] if not highlight or not highlight[i] else PALETTE[2]
+        tip = f"{lab}: {fmt(v)}"
+        if intervals and i < len(intervals):
+            lo_, hi_ = (_num(b) for b in intervals[i])
+            if lo_ is not None and hi_ is not None:
+                tip += f" (95% CI {fmt(lo_)}–{fmt(hi_)})"
+        parts.append(
+            f'<rect x="{left}" y="{cy - 8:.1f}" width="{max(x(v) - left, 1.0):.1f}" height="16" rx="3" fill="{fill}" '
+            f'opacity="0.9"><title>{escape(tip)}</title></rect>'
+        )
+        if intervals and i < len(intervals):
+            lo_, hi_ = (_num(b) for b in intervals[i])
+            if lo_ is not None and hi_ is not None:
+                parts.append(
+                    f'<path d="M{x(lo_):.1f},{cy:.1f}H{x(hi_):.1f}M{x(lo_):.1f},{cy - 5:.1f}V{cy + 5:.1f}'
+                    f'M{x(hi_):.1f},{cy - 5:.1f}V{cy + 5:.1f}" stroke="#24292f" stroke-width="1.2" fill="none" class="whisker"/>'
+                )
+        parts.append(f'<text x="{right + 6}" y="{cy + 4:.1f}" fill="#24292f" font-weight="600">{escape(fmt(v))}</text>')
+    return _frame(title, "".join(parts), width, height, [], note, title)
+
+
 def sparkline(values: Sequence[Number], lo: float | None = None, hi: float | None = None) -> str:
     """A text sparkline (``▁▃▅█``) for Markdown, where no SVG renders; gaps show as spaces."""
     nums = [_num(v) for v in values]
@@ -283,4 +348,4 @@ def sparkline(values: Sequence[Number], lo: float | None = None, hi: float | Non
     return "".join(out)
 
 
-__all__ = ["bar_chart", "line_chart", "sparkline", "nice_ticks", "default_fmt", "pct_fmt", "PALETTE", "color"]
+__all__ = ["bar_chart", "line_chart", "hbar_chart", "sparkline", "nice_ticks", "default_fmt", "pct_fmt", "PALETTE", "color"]

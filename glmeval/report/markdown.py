@@ -1,4 +1,11 @@
-"""GitHub-flavoured Markdown report, readable in a pull-request comment."""
+"""GitHub-flavoured Markdown report, readable in a pull-request comment or a CI job summary.
+
+The report is a list of sections (a registry, so a section can be added without touching
+the others); each returns a Markdown string or ``""`` to be left out. Model output is
+untrusted text: it is escaped so it can neither break a table, inject HTML, render images
+nor mention people, and long answers are cut with a note. The whole document stays under
+GitHub's comment limit (65,536 characters), again with a note saying where the rest is.
+"""
 
 from __future__ import annotations
 
@@ -10,106 +17,429 @@ import pandas as pd
 from tabulate import tabulate
 
 from glmeval.report import ReportData
+from glmeval.report import views
+from glmeval.report.charts import sparkline
 
 MAX_OUTPUT = 160
+MAX_MARKDOWN = 60_000
+MAX_MATRIX_ROWS = 50
+MAX_FAILURE_ROWS = 25
+MAX_VARIANT_COLUMNS = 6  # beyond this, matrix headers become V1..Vn with a legend
 
 Section = Callable[[ReportData], str]
 SECTIONS: list[Section] = []
+COMPACT: set[str] = set()  # section names also used in the CI step summary
 
 
-def section(fn: Section) -> Section:
-    SECTIONS.append(fn)
-    return fn
+def section(fn: Section | None = None, *, compact: bool = False) -> Any:
+    """Register a report section (in order); ``compact=True`` also puts it in the step summary."""
+
+    def register(f: Section) -> Section:
+        SECTIONS.append(f)
+        if compact:
+            COMPACT.add(f.__name__)
+        return f
+
+    return register(fn) if fn is not None else register
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def fmt_ms(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.0f}"
+    return "–" if _missing(value) else f"{value:,.0f}"
 
 
 def fmt_pct(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.0%}"
+    return "–" if _missing(value) else f"{value:.0%}"
 
 
 def fmt_num(value: Any, digits: int = 1) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
+    return "–" if _missing(value) else f"{value:,.{digits}f}"
 
 
 def fmt_cost(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"¥{value:.4f}"
+    if _missing(value):
+        return "–"
+    return f"¥{value:.4f}" if abs(value) >= 0.0001 or value == 0 else f"¥{value:.2e}"
 
 
-def md_escape(text: str, limit: int = MAX_OUTPUT) -> str:
-    """One table cell: no pipes or newlines, truncated with a visible note."""
-    text = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
-    text = text.replace("<", "&lt;").replace(">", "&gt;")
+def fmt_ci(lo: Any, hi: Any) -> str:
+    return "" if _missing(lo) or _missing(hi) else f"{lo * 100:.0f}–{hi * 100:.0f}%"
+
+
+_MD_SPECIAL = str.maketrans(
+    {
+        "\\": "\\\\",
+        "|": "\\|",
+        "`": "\\`",
+        "*": "\\*",
+        "_": "\\_",
+        "[": "\\[",
+        "]": "\\]",
+        "!": "\\!",
+        "#": "\\#",
+        "~": "\\~",
+        "$": "\\$",
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        "@": "&#64;",
+        "\n": " ",
+        "\r": " ",
+        "\t": " ",
+    }
+)
+
+
+def md_escape(text: Any, limit: int = MAX_OUTPUT) -> str:
+    """One table cell of untrusted text: no pipes, newlines, HTML, links, images or @mentions.
+
+    Truncated to ``limit`` characters (of the original text) with a visible note of how much
+    was cut, so a 4,000-character answer does not swallow the comment.
+    """
+    text = str(text)
+    cut = ""
     if len(text) > limit:
-        text = text[: limit - 1] + f"… (+{len(text) - limit + 1} chars)"
-    return text
+        cut = f"… (+{len(text) - limit + 1} chars)"
+        text = text[: limit - 1]
+    return text.translate(_MD_SPECIAL) + cut
 
 
-def summary_table(summary: pd.DataFrame, tablefmt: str = "github") -> str:
-    rows = [
-        [
-            r.variant,
-            fmt_pct(r.pass_rate),
-            f"{r.passed}/{r.jobs}",
-            fmt_ms(r.latency_p50_ms),
-            fmt_ms(r.latency_p95_ms),
-            fmt_ms(r.ttft_p50_ms),
-            fmt_num(r.prompt_tokens),
-            fmt_num(r.completion_tokens),
-            fmt_cost(r.cost),
-            r.errors,
-        ]
-        for r in summary.itertuples()
+def md_code(text: Any) -> str:
+    """Inline code for identifiers we control (run ids, variant labels): backticks doubled safely."""
+    text = str(text).replace("\n", " ").replace("|", "\\|")
+    fence = "``" if "`" in text else "`"
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _bold_if(text: str, best: bool) -> str:
+    return f"**{text}**" if best and text != "–" else text
+
+
+def summary_table(summary: pd.DataFrame, tablefmt: str = "github", highlight: bool | None = None) -> str:
+    """Per variant: pass rate with its 95% interval, checks, latency, tokens, cost, errors.
+
+    The best value of each column is bold when ``highlight`` (default: for Markdown formats,
+    not for a terminal's ``simple`` table, where asterisks would be noise).
+    """
+    if highlight is None:
+        highlight = tablefmt in ("github", "pipe")
+    summary = views.enrich_summary(summary, pd.DataFrame())
+    best = views.best_variants(summary) if highlight else {}
+
+    def mark(col: str, variant: str, text: str) -> str:
+        return _bold_if(text, variant in best.get(col, set()))
+
+    rows = []
+    for r in summary.to_dict("records"):
+        v = r["variant"]
+        rate = fmt_pct(r["pass_rate"])
+        ci = fmt_ci(r.get("pass_lo"), r.get("pass_hi"))
+        checks = f"{r.get('checks_passed', 0)}/{r.get('checks_total', 0)}" if r.get("checks_total") else "–"
+        cases = f"{r['cases_passed']}/{r['cases']}" if r.get("cases") else "–"
+        rows.append(
+            [
+                md_escape(v, 80) if tablefmt in ("github", "pipe") else v,
+                mark("pass_rate", v, rate) + (f" ({ci})" if ci else ""),
+                mark("case_pass_rate", v, cases),
+                mark("checks_rate", v, checks),
+                mark("latency_p50_ms", v, fmt_ms(r["latency_p50_ms"])),
+                mark("latency_p95_ms", v, fmt_ms(r["latency_p95_ms"])),
+                mark("ttft_p50_ms", v, fmt_ms(r["ttft_p50_ms"])),
+                mark("prompt_tokens", v, fmt_num(r["prompt_tokens"])),
+                mark("completion_tokens", v, fmt_num(r["completion_tokens"])),
+                mark("cost", v, fmt_cost(r["cost"])),
+                mark("errors", v, str(r["errors"])),
+            ]
+        )
+    headers = [
+        "variant", "pass rate (95% CI)", "cases", "checks", "p50 ms", "p95 ms", "TTFT p50 ms", "prompt tok", "completion tok",
+        "cost", "errors",
     ]
-    headers = ["variant", "pass rate", "passed", "p50 ms", "p95 ms", "TTFT p50 ms", "prompt tok", "completion tok", "cost", "errors"]
     return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
 
-@section
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "–"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items()) if settings else "defaults"
+
+
+@section(compact=True)
 def header(data: ReportData) -> str:
     run = data.run
-    started = dt.datetime.fromtimestamp(run.started_at).strftime("%Y-%m-%d %H:%M:%S")
-    lines = [f"# glmeval report: {run.suite}", ""]
+    t = views.totals(data)
+    lines = [f"# glmeval report: {md_escape(run.suite, 120)}", ""]
     if run.local:
-        lines += ["> **Simulated**: answered by glmeval's local GLM server, not the real API.", ""]
+        lines += [
+            "> [!WARNING]",
+            "> **Simulated run**: every answer came from glmeval's local GLM server, not the real API.",
+            "> Quality, latency and cost describe the simulator, not GLM.",
+            "",
+        ]
     if run.replay:
-        lines += ["> **Replayed** from the response cache: no request was sent.", ""]
-    facts = [f"run `{run.id}`", f"started {started}", f"status **{run.status}**"]
+        lines += [
+            "> [!NOTE]",
+            "> **Replayed from the response cache**: no request was sent; latency figures are from the original calls.",
+            "",
+        ]
+    facts = [f"run {md_code(run.id)}", f"started {_when(run.started_at)}", f"took {_duration(t['duration_s'])}", f"status **{run.status}**"]
     if run.git_commit:
-        facts.append(f"commit `{run.git_commit[:10]}`{' (dirty)' if run.git_dirty else ''}")
+        branch = f" on {md_code(run.git_branch)}" if run.git_branch else ""
+        facts.append(f"commit {md_code(run.git_commit[:10])}{branch}{' (dirty)' if run.git_dirty else ''}")
     lines.append(" · ".join(facts))
+    lines.append("")
+    lines.append(f"**Models**: {', '.join(md_code(m) for m in views.models(data)) or '–'} · "
+                 f"**Settings**: {md_escape(_settings_text(run.settings), 300)}")
+    if t["jobs"]:
+        verdict = "all passed ✅" if not t["cells_failed"] else f"**{t['cells_failed']} of {t['cells']} case × variant cells failing** ❌"
+        cached = f", {t['cached']} from cache" if t["cached"] else ""
+        lines += [
+            "",
+            f"{t['cases']} cases × {len(data.summary)} variants: {verdict} · "
+            f"{t['passed']}/{t['jobs']} answers passed ({fmt_pct(t['pass_rate'])}), {t['errors']} errors{cached} · "
+            f"{t['tokens']:,} tokens · {fmt_cost(t['cost'])}",
+        ]
+    else:
+        lines += ["", "No results stored for this run yet."]
+    for note in data.notes:
+        lines += ["", f"_{md_escape(note, 300)}_"]
     return "\n".join(lines)
 
 
-@section
+def _pp(delta: Any) -> str:
+    return "" if _missing(delta) else f" ({delta * 100:+.0f} pp)"
+
+
+def _delta_cell(key: str, triple: Any) -> str:
+    """``80% → 60% (−20 pp)`` for rates, ``1,200 → 900 (−25%)`` for the rest."""
+    if not triple:
+        return "–"
+    base, head, delta = (list(triple) + [None, None, None])[:3]
+    if key == "pass_rate":
+        return f"{fmt_pct(base)} → {fmt_pct(head)}{_pp(delta)}"
+    fmt = fmt_cost if key == "cost" else fmt_ms if key.startswith("latency") else (lambda x: fmt_num(x, 0))
+    rel = ""
+    if not _missing(delta) and not _missing(base) and base:
+        rel = f" ({delta / base * 100:+.0f}%)"
+    elif not _missing(delta):
+        rel = f" ({'+' if delta >= 0 else ''}{fmt(delta)})"
+    return f"{fmt(base)} → {fmt(head)}{rel}"
+
+
+def _p(value: Any) -> str:
+    if _missing(value):
+        return "–"
+    return "<0.001" if value < 0.001 else f"{value:.3f}" if value < 0.01 else f"{value:.2f}"
+
+
+DELTA_METRICS = [("pass_rate", "cases passing"), ("latency_p50_ms", "p50 ms"), ("latency_p95_ms", "p95 ms"),
+                 ("total_tokens", "tokens"), ("cost", "cost")]
+
+
+@section(compact=True)
+def baseline(data: ReportData) -> str:
+    cmp = data.comparison
+    if data.baseline is None:
+        return ""
+    base = data.baseline
+    lines = [f"## Against baseline {md_code(base.id)}", ""]
+    facts = [f"started {_when(base.started_at)}"]
+    if base.git_commit:
+        facts.append(f"commit {md_code(base.git_commit[:10])}")
+    if base.local != data.run.local:
+        facts.append("⚠️ one run is simulated and the other is not")
+    lines += [" · ".join(facts), ""]
+    if cmp is None:
+        return "\n".join(lines + ["_No comparison available._"])
+    regressed, fixed = views.regression_pairs(cmp)
+    lines.append(
+        f"**{len(regressed)} regression{'s' if len(regressed) != 1 else ''}** ❌ · **{len(fixed)} fix{'es' if len(fixed) != 1 else ''}** ✅"
+        if regressed or fixed
+        else "No case changed from pass to fail or back."
+    )
+    for title, pairs in (("Regressions (passed in the baseline, fail now)", regressed), ("Fixes (failed in the baseline, pass now)", fixed)):
+        if not pairs:
+            continue
+        shown = pairs[:MAX_FAILURE_ROWS]
+        lines += ["", f"### {title}", "", tabulate([[md_escape(v, 80), md_escape(c, 80)] for v, c in shown],
+                                                   headers=["variant", "case"], tablefmt="github", disable_numparse=True)]
+        if len(pairs) > len(shown):
+            lines.append(f"\n_… and {len(pairs) - len(shown)} more; see report.html or report.json._")
+    rows = []
+    for r in views.delta_rows(cmp):
+        m = r["metrics"]
+        rows.append([md_escape(r["variant"], 80)] + [_delta_cell(k, m.get(k)) for k, _ in DELTA_METRICS]
+                    + [_p(r["p_value"]), md_escape(r["verdict"] or "", 80)])
+    if rows:
+        lines += ["", "### Metric deltas", "", tabulate(rows, headers=["variant"] + [h for _, h in DELTA_METRICS] + ["p", "verdict"],
+                                                      tablefmt="github", disable_numparse=True)]
+    only_base = list(getattr(cmp, "only_in_base", []) or [])
+    only_head = list(getattr(cmp, "only_in_head", []) or [])
+    if only_base:
+        lines += ["", "Only in the baseline: " + ", ".join(md_escape(x, 80) for x in only_base[:20])]
+    if only_head:
+        lines += ["", "Only in this run: " + ", ".join(md_escape(x, 80) for x in only_head[:20])]
+    return "\n".join(lines)
+
+
+@section(compact=True)
 def summary(data: ReportData) -> str:
-    return "## Summary by variant\n\n" + summary_table(data.summary)
+    if data.summary.empty:
+        return ""
+    return ("## Summary by variant\n\n" + summary_table(data.summary)
+            + "\n\n<sub>Pass rate: answers passing every check, with its 95% Wilson interval. "
+              "Cases: cases passing on this variant (repeats judged by the case's threshold). "
+              "Latency and TTFT: fresh calls only (cached answers excluded). Tokens: mean per call. Best values in bold.</sub>")
+
+
+def _variant_headers(variants: list[str]) -> tuple[list[str], str]:
+    if len(variants) <= MAX_VARIANT_COLUMNS:
+        return [md_escape(v, 60) for v in variants], ""
+    legend = " · ".join(f"**V{i + 1}** {md_escape(v, 60)}" for i, v in enumerate(variants))
+    return [f"V{i + 1}" for i in range(len(variants))], legend
+
+
+@section
+def matrix(data: ReportData) -> str:
+    m = views.matrix(data)
+    if not m.cases:
+        return ""
+    headers, legend = _variant_headers(m.variants)
+    cases = m.cases
+    # Failing cases first when the table must be cut: they are what a reviewer needs.
+    if len(cases) > MAX_MATRIX_ROWS:
+        cases = [c for c in cases if not m.case_passed(c)] + [c for c in cases if m.case_passed(c)]
+    shown = cases[:MAX_MATRIX_ROWS]
+    rows = []
+    for case in shown:
+        cells = m.row(case)
+        rows.append([md_escape(case, 60)] + [("–" if c is None else f"{c.icon} {c.label}") for c in cells])
+    parts = ["## Cases × variants", ""]
+    if legend:
+        parts += [legend, ""]
+    parts.append(tabulate(rows, headers=["case"] + headers, tablefmt="github", disable_numparse=True))
+    if len(cases) > len(shown):
+        parts.append(f"\n_… {len(cases) - len(shown)} more cases (all shown in report.html)._")
+    parts.append("\n<sub>✅ every repeat passed · ⚠️ some repeats passed · ❌ none passed · 💥 no answer (error). "
+                 "Counts are passing repeats / repeats.</sub>")
+    return "\n".join(parts)
+
+
+def failure_rows(data: ReportData, limit: int) -> tuple[list[list[str]], int]:
+    """Failing cells as table rows (case, variant, passed, why, answer) and how many there are."""
+    m = views.matrix(data)
+    failing = [m.cells[(c, v)] for c in m.cases for v in m.variants if (c, v) in m.cells and not m.cells[(c, v)].passed]
+    rows = []
+    for cell in failing[:limit]:
+        first_bad = next((a for a in cell.attempts if a.status != "pass"), cell.attempts[0])
+        answer = first_bad.output
+        if not answer and first_bad.tool_calls:
+            answer = "; ".join(f"{t['name']}({t['arguments']})" for t in first_bad.tool_calls)
+        rows.append([
+            md_escape(cell.case_id, 60),
+            md_escape(cell.variant_id, 60),
+            f"{cell.passes}/{cell.n}",
+            md_escape(cell.why(), 240),
+            md_escape(answer),
+        ])
+    return rows, len(failing)
+
+
+def _failures(data: ReportData, limit: int) -> str:
+    if data.results.empty:
+        return ""
+    rows, total = failure_rows(data, limit)
+    if not total:
+        return "## Failures\n\nNone: every case passed on every variant."
+    text = "## Failures\n\n" + tabulate(rows, headers=["case", "variant", "passed", "why", "answer"], tablefmt="github",
+                                        disable_numparse=True)
+    if total > len(rows):
+        text += f"\n\n_… and {total - len(rows)} more failing cells; see report.html._"
+    return text
 
 
 @section
 def failures(data: ReportData) -> str:
-    res = data.results
-    if res.empty:
+    return _failures(data, MAX_FAILURE_ROWS)
+
+
+@section
+def parameter_effects(data: ReportData) -> str:
+    effects = views.effects(data)
+    if not effects:
         return ""
-    bad = res[res["status"] != "pass"]
-    if bad.empty:
-        return "## Failures\n\nNone: every check passed."
-    checks = data.checks
+    parts = ["## Parameter effects", ""]
+    for eff in effects:
+        rows = []
+        for r in eff.long_rows():
+            rows.append([md_code(r["model"]), md_escape(r["value"], 60), r["n"], fmt_pct(r["pass_rate"]), fmt_ms(r["latency_p50_ms"]),
+                         fmt_num(r["completion_tokens"]), fmt_cost(r["cost"])])
+        parts += [f"### {md_escape(eff.axis, 60)}", "", tabulate(
+            rows, headers=["model", eff.axis, "calls", "pass rate", "p50 ms", "completion tok", "cost/call"],
+            tablefmt="github", disable_numparse=True), ""]
+    return "\n".join(parts).rstrip()
+
+
+@section
+def trends(data: ReportData) -> str:
+    tr = views.trends(data)
+    if not tr.enough:
+        return ""
     rows = []
-    for r in bad.itertuples():
-        if r.status == "error":
-            why = f"error ({r.error_kind}): {r.error_message}"
-        else:
-            failed = checks[(checks["job_id"] == r.job_id) & (~checks["passed"])]
-            why = "; ".join(f"{c.label}: {c.reason}" for c in failed.itertuples())
-        rows.append([r.case_id, r.variant_id, r.repeat, md_escape(why, 240), md_escape(r.output or "")])
-    return "## Failures\n\n" + tabulate(
-        rows, headers=["case", "variant", "repeat", "why", "answer"], tablefmt="github", disable_numparse=True
+    for v in tr.variants:
+        cells = [md_escape(v, 60)]
+        for key, _ in views.TREND_METRICS:
+            values = tr.series[key][v]
+            last = next((x for x in reversed(values) if x is not None), None)
+            fmt = fmt_pct if key == "pass_rate" else fmt_cost if key == "cost" else fmt_ms
+            spark = sparkline(values, 0.0, 1.0) if key == "pass_rate" else sparkline(values)
+            cells.append(f"`{spark}` {fmt(last)}")
+        rows.append(cells)
+    return (f"## Trends (last {len(tr.runs)} runs of this suite, oldest → newest)\n\n"
+            + tabulate(rows, headers=["variant"] + [label for _, label in views.TREND_METRICS], tablefmt="github",
+                       disable_numparse=True))
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit - 200)
+    return text[: cut if cut > 0 else limit - 200] + (
+        f"\n\n_… report truncated at {limit:,} characters to fit a GitHub comment; the full report is report.html._\n"
     )
 
 
-def render_markdown(data: ReportData) -> str:
+def render_markdown(data: ReportData, limit: int = MAX_MARKDOWN) -> str:
+    """The full Markdown report, cut to ``limit`` characters with a note when longer."""
     parts = [s(data) for s in SECTIONS]
-    return "\n\n".join(p for p in parts if p) + "\n"
+    from glmeval import __version__
+
+    text = "\n\n".join(p for p in parts if p) + f"\n\n<sub>glmeval {__version__}</sub>\n"
+    return _truncate(text, limit)
+
+
+def render_step_summary(data: ReportData, limit: int = MAX_MARKDOWN) -> str:
+    """The compact report for a CI job summary: header, baseline, summary and the worst failures."""
+    parts = [s(data) for s in SECTIONS if s.__name__ in COMPACT]
+    parts.append(_failures(data, 10))
+    return _truncate("\n\n".join(p for p in parts if p) + "\n", limit)
+
+
+__all__ = [
+    "render_markdown", "render_step_summary", "summary_table", "md_escape", "section", "SECTIONS",
+    "fmt_ms", "fmt_pct", "fmt_num", "fmt_cost",
+]

@@ -732,13 +732,23 @@ def builtin_rules() -> tuple[Rule, ...]:
     return tuple(load_rules(BUILTIN_RULES_PATH))
 
 
+_FIRST_BUILTINS = frozenset({"judge"})
+
+
 class RuleSet:
-    """User rules first, then the built-ins they do not replace (same ``name`` replaces)."""
+    """User rules first, then the built-ins they do not replace (same ``name`` replaces).
+
+    Exception: the built-in ``judge`` rule goes before user rules (unless a user rule named
+    ``judge`` replaces it), because a grading prompt quotes the answer under test, and a user
+    rule matching some word of that answer must not hijack the grading call.
+    """
 
     def __init__(self, user_rules: Sequence[Rule] = (), include_builtins: bool = True) -> None:
         names = {rule.name for rule in user_rules}
         builtins = [r for r in builtin_rules() if r.name not in names] if include_builtins else []
-        self.rules: tuple[Rule, ...] = tuple(user_rules) + tuple(builtins)
+        first = [r for r in builtins if r.name in _FIRST_BUILTINS]
+        rest = [r for r in builtins if r.name not in _FIRST_BUILTINS]
+        self.rules: tuple[Rule, ...] = tuple(first) + tuple(user_rules) + tuple(rest)
 
     @classmethod
     def from_paths(cls, paths: str | PathLike[str] | Sequence[str | PathLike[str]] | None) -> "RuleSet":

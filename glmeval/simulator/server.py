@@ -50,7 +50,6 @@ SIMULATOR_HEADER: Final = "X-Glmeval-Simulator: 1\r\n"
 
 _MAX_BODY = 64 * 1024 * 1024
 _MAX_TASKS = 200_000
-_MAX_CHUNKS = 64
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _JUDGE_FAULTS = frozenset({"rate_limit", "server_error"})
 _ERR_RATE = ("1302", "您的账户已达到速率限制，请您控制请求频率")
@@ -246,8 +245,10 @@ class _Simulator:
         faults: FaultConfig | None,
         api_key: str | None,
         fixed_latency_ms: float | None,
+        max_stream_chunks: int,
     ) -> None:
         self.rules = rules
+        self.max_stream_chunks = max_stream_chunks
         self.speed = speed
         self.faults = faults
         self.api_key = api_key
@@ -353,6 +354,13 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.sim
 
     def _read_body(self) -> bytes:
+        try:
+            return self._read_body_unchecked()
+        except ValueError:
+            self.close_connection = True
+            raise ApiError(400, "1210", "请求格式有误：无法读取请求体") from None
+
+    def _read_body_unchecked(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             parts: list[bytes] = []
             total = 0
@@ -378,7 +386,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _head(self, status: int, content_type: str, headers: Mapping[str, str] | None, length: int | None) -> str:
         head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\nContent-Type: {content_type}\r\n"
-        head += f"Content-Length: {length}\r\n" if length is not None else "Transfer-Encoding: chunked\r\n"
+        if length is not None:
+            head += f"Content-Length: {length}\r\n"
+        elif self.request_version == "HTTP/1.0":
+            self.close_connection = True
+        else:
+            head += "Transfer-Encoding: chunked\r\n"
         head += SIMULATOR_HEADER
         if headers:
             for key, value in headers.items():
@@ -444,14 +457,14 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as error:
             if error.status == 413:
                 self.close_connection = True
-            self._send_api_error(error)
+            try:
+                self._send_api_error(error)
+            except OSError:
+                self.close_connection = True
         except (_Abort, ConnectionError, TimeoutError):
             self.close_connection = True
         except OSError:
             self.close_connection = True
-        except ValueError:
-            self.close_connection = True
-            self._send_json(400, {"error": {"code": "1210", "message": "请求格式有误"}})
         except Exception:
             traceback.print_exc(file=sys.stderr)
             self.close_connection = True
@@ -561,10 +574,6 @@ class _Handler(BaseHTTPRequestHandler):
         if cut:
             self.close_connection = True
 
-    @staticmethod
-    def _group(count: int) -> int:
-        return max(1, -(-count // _MAX_CHUNKS))
-
     def _timeline(
         self,
         pieces: list[tuple[str, str]],
@@ -579,7 +588,7 @@ class _Handler(BaseHTTPRequestHandler):
         """
         if not pieces:
             return []
-        group = self._group(len(pieces))
+        group = max(1, -(-len(pieces) // max(1, self.sim.max_stream_chunks)))
         span = end_at - first_at
         timeline: list[tuple[float, bytes, int]] = []
         for start in range(0, len(pieces), group):
@@ -598,9 +607,6 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_timeline(self, head: bytes, timeline: list[tuple[float, bytes, int]], complete: bool) -> None:
         """Write SSE events at their times, coalescing events that are already due."""
         chunked = self.request_version != "HTTP/1.0"
-        if not chunked:
-            self.close_connection = True
-            head = head.replace(b"Transfer-Encoding: chunked\r\n", b"Connection: close\r\n")
         pending: list[bytes] = []
         head_out = False
 
@@ -768,6 +774,11 @@ class LocalServer:
     replaces the model formula with one fixed total per request (streams keep the model's
     first-token share). ``api_key=None`` accepts any non-empty bearer token. ``speed``,
     ``faults`` and ``fixed_latency_ms`` may be changed while the server runs.
+
+    ``max_stream_chunks`` caps the content chunks of one stream (tokens are grouped to fit).
+    The real API sends about one token per chunk, but the zhipuai SDK spends ~2 ms of CPU
+    parsing each chunk, so a realistic chunk count would make SDK-driven load tests
+    CPU-bound on the client; 8 keeps streams multi-chunk and tests fast.
     """
 
     def __init__(
@@ -779,6 +790,7 @@ class LocalServer:
         faults: FaultConfig | None = None,
         api_key: str | None = DEFAULT_API_KEY,
         fixed_latency_ms: float | None = None,
+        max_stream_chunks: int = 8,
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
@@ -786,7 +798,9 @@ class LocalServer:
             raise ValueError("fixed_latency_ms must be >= 0")
         self.host = host
         self._requested_port = port
-        self._sim = _Simulator(RuleSet.from_paths(rules_path), speed, faults, api_key, fixed_latency_ms)
+        self._sim = _Simulator(
+            RuleSet.from_paths(rules_path), speed, faults, api_key, fixed_latency_ms, max_stream_chunks
+        )
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 

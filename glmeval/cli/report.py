@@ -1,0 +1,129 @@
+"""``glmeval report``: render any stored run as Markdown, HTML, JSON or JUnit XML.
+
+A report is a view of the history, so it can be made again at any time, for any past run,
+against any baseline, in any format, without calling a model.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from glmeval.cli import main
+from glmeval.errors import GlmevalError
+from glmeval.report import FILE_NAMES, FORMATS, append_step_summary, load_report_data, renderer
+from glmeval.store import Store
+
+DEFAULT_OUT = Path("reports")
+
+
+def _targets(formats: tuple[str, ...], out: str | None, suite: str, run_id: str) -> dict[str, Path | None]:
+    """Where each format goes: ``None`` means standard output.
+
+    No ``--out``: one text format (md, json, junit) prints to stdout, so it pipes; HTML or
+    several formats are written to ``reports/<suite>/<run>/`` like ``glmeval run`` does.
+    ``--out -`` forces stdout (one format only); a folder (existing, ending in ``/``, without a
+    suffix, or with several formats) receives the standard file names; anything else is the file.
+    """
+    if out == "-":
+        if len(formats) > 1:
+            raise GlmevalError("--out - prints one format; give a folder for several")
+        return {formats[0]: None}
+    if out is None:
+        if len(formats) == 1 and formats[0] != "html":
+            return {formats[0]: None}
+        folder = DEFAULT_OUT / suite / run_id
+        return {f: folder / FILE_NAMES[f] for f in formats}
+    path = Path(out)
+    is_dir = path.is_dir() or out.endswith(("/", "\\")) or len(formats) > 1 or not path.suffix
+    if is_dir:
+        return {f: path / FILE_NAMES[f] for f in formats}
+    return {formats[0]: path}
+
+
+@main.command("report")
+@click.argument("run", default="latest")
+@click.option(
+    "--baseline",
+    metavar="RUN",
+    help="Compare against this run: regressions, fixes and metric deltas. Resolved among the same suite's runs "
+    "(latest~1 is the one before the latest). Default: the baseline the run was gated against, if any.",
+)
+@click.option("--no-baseline", is_flag=True, help="Do not compare, even with the run's recorded baseline.")
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(FORMATS),
+    help="md (default), html, json or junit; repeat for several.",
+)
+@click.option(
+    "--out",
+    metavar="PATH",
+    help="A file (one format) or a folder. Default: one of md/json/junit to stdout; html or several formats "
+    "to reports/<suite>/<run>/. '-' means stdout.",
+)
+@click.option("--suite", help="Resolve RUN (latest, latest~N) among this suite's runs only.")
+@click.option("--history", "history_runs", type=click.IntRange(0, 500), default=20, show_default=True,
+              help="How many of the suite's runs feed the trends (0: none).")
+@click.option("--step-summary/--no-step-summary", default=True, show_default=True,
+              help="With Markdown, also append the summary to $GITHUB_STEP_SUMMARY when that is set.")
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="GLMEVAL_DB",
+    help="Results database (default .glmeval/results.db; env GLMEVAL_DB).",
+)
+def report_cmd(
+    run: str,
+    baseline: str | None,
+    no_baseline: bool,
+    formats: tuple[str, ...],
+    out: str | None,
+    suite: str | None,
+    history_runs: int,
+    step_summary: bool,
+    db: Path | None,
+) -> None:
+    """Render stored run RUN (id, id prefix, latest, latest~N or a git ref; default latest).
+
+    \b
+    Examples:
+      glmeval report latest                          Markdown to stdout
+      glmeval report latest --format html            reports/<suite>/<run>/report.html
+      glmeval report latest --baseline latest~1 --format md --format html --out site/
+      glmeval report 20240601-1200 --format junit --out junit.xml
+    """
+    formats = tuple(dict.fromkeys(formats or ("md",)))
+    if no_baseline and baseline:
+        raise GlmevalError("--baseline and --no-baseline contradict each other; give one")
+    with Store(db, create=False) as store:
+        run_id = store.resolve_run(run, suite=suite)
+        info = store.require_run(run_id)
+        base_id = store.resolve_run(baseline, suite=info.suite) if baseline else None
+        if base_id is not None and base_id == run_id:
+            raise GlmevalError(f"the baseline {baseline!r} is the run itself ({run_id}); name an earlier run")
+        data = load_report_data(store, run_id, baseline=base_id, history_runs=history_runs,
+                                recorded_baseline=not no_baseline)
+        targets = _targets(formats, out, info.suite, run_id)
+        for fmt, path in targets.items():
+            text = renderer(fmt)(data)
+            if path is None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(text, encoding="utf-8")
+                except OSError as exc:
+                    raise GlmevalError(f"{path}: cannot write the report ({exc.strerror})") from None
+                click.echo(f"report: {path}", err=True)
+        if step_summary and "md" in formats:
+            written = append_step_summary(data)
+            if written is not None:
+                click.echo(f"summary appended to {written}", err=True)
+
+
+__all__ = ["report_cmd"]

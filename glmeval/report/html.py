@@ -1,0 +1,249 @@
+"""One self-contained HTML report: Jinja2 templates, inline CSS, inline SVG charts, a few
+lines of vanilla JavaScript, and nothing fetched from the network.
+
+It is what people open on a laptop or a phone and share, so it must work from a file://
+URL, in a mail attachment or a CI artefact viewer with no CDN and no framework. Model output
+is untrusted: the environment autoescapes everything, and the only markup not produced by
+the templates is the charts' SVG, which :mod:`glmeval.report.charts` builds from escaped text.
+Nothing here marks model output ``|safe``.
+
+Every matrix cell is a ``<details>`` whose body is a full-screen sheet (CSS only: it opens
+without JavaScript); the script adds filtering by variant, pass/fail and case name, sortable
+summary columns and Escape to close.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import math
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from glmeval.report import ReportData, views
+from glmeval.report.charts import bar_chart, default_fmt, hbar_chart, line_chart, pct_fmt
+from glmeval.report.markdown import fmt_ci, fmt_cost, fmt_ms, fmt_num, fmt_pct
+
+SBS_ANSWER_CHARS = 1_500  # answers in the side-by-side view; the cell sheet has them in full
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The Jinja2 environment: autoescape on for every template, undefined names are errors."""
+    env = Environment(
+        loader=PackageLoader("glmeval.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(ms=fmt_ms, pct=fmt_pct, num=fmt_num, cost=fmt_cost, when=_when, clip=_clip, msgtext=views.message_text)
+    return env
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "–"
+
+
+def _clip(text: str | None, limit: int = SBS_ANSWER_CHARS) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[:limit] + f"\n… (+{len(text) - limit:,} chars; open the cell for the full answer)"
+
+
+def _sort_value(value: Any) -> str:
+    """The ``data-v`` a sortable column sorts by: a number, or empty for missing (sorted last)."""
+    value = views.clean(value)
+    return "" if value is None else repr(float(value))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+
+
+def _variant_parts(data: ReportData, variant_id: str) -> tuple[str, str]:
+    """(model, the other grid values) for a two-line variant heading."""
+    v = data.variants.get(variant_id)
+    if not v:
+        model, _, rest = variant_id.partition(" ")
+        return model, rest
+    rest = " ".join(f"{k}={val}" for k, val in v.items() if k != "model")
+    return str(v.get("model", "")), rest
+
+
+def summary_rows(data: ReportData) -> list[dict[str, Any]]:
+    """Display and sort values for each summary cell, with the best ones flagged."""
+    s = data.summary
+    best = views.best_variants(s)
+    rows = []
+    for r in s.to_dict("records"):
+        v = r["variant"]
+
+        def cell(col: str, text: str, sort: Any) -> dict[str, Any]:
+            return {"text": text, "sort": _sort_value(sort), "best": v in best.get(col, set())}
+
+        checks_total = r.get("checks_total") or 0
+        rows.append(
+            {
+                "variant": v,
+                "parts": _variant_parts(data, v),
+                "cells": [
+                    {**cell("pass_rate", fmt_pct(r["pass_rate"]), r["pass_rate"]),
+                     "sub": fmt_ci(r.get("pass_lo"), r.get("pass_hi")), "bar": views.clean(r["pass_rate"]) or 0.0},
+                    {**cell("case_pass_rate", f"{r['cases_passed']}/{r['cases']}" if r.get("cases") else "–", r.get("case_pass_rate")),
+                     "sub": fmt_pct(r.get("case_pass_rate")) if r.get("cases") else ""},
+                    {**cell("checks_rate", f"{r.get('checks_passed', 0)}/{checks_total}" if checks_total else "–", r.get("checks_rate")),
+                     "sub": fmt_pct(r.get("checks_rate")) if checks_total else ""},
+                    cell("latency_p50_ms", fmt_ms(r["latency_p50_ms"]), r["latency_p50_ms"]),
+                    cell("latency_p95_ms", fmt_ms(r["latency_p95_ms"]), r["latency_p95_ms"]),
+                    cell("ttft_p50_ms", fmt_ms(r["ttft_p50_ms"]), r["ttft_p50_ms"]),
+                    cell("prompt_tokens", fmt_num(r["prompt_tokens"]), r["prompt_tokens"]),
+                    cell("completion_tokens", fmt_num(r["completion_tokens"]), r["completion_tokens"]),
+                    cell("cost", fmt_cost(r["cost"]), r["cost"]),
+                    {**cell("errors", str(r["errors"]), r["errors"]), "bad": bool(r["errors"])},
+                ],
+                "jobs": r["jobs"],
+            }
+        )
+    return rows
+
+
+SUMMARY_HEADERS: list[tuple[str, str]] = [
+    ("pass rate", "share of answers that passed every check; below it the 95% Wilson interval"),
+    ("cases", "cases passing on this variant (repeats judged by the case's threshold)"),
+    ("checks", "checks passed / checks run"),
+    ("p50 ms", "median latency of fresh (uncached) calls"),
+    ("p95 ms", "95th percentile latency of fresh calls"),
+    ("TTFT p50", "median time to first token (streamed calls)"),
+    ("prompt tok", "mean prompt tokens per call"),
+    ("compl. tok", "mean completion tokens per call"),
+    ("cost", "estimated cost of the run's calls (CNY)"),
+    ("errors", "calls that produced no answer"),
+]
+
+
+def _cost_fmt(value: float) -> str:
+    return "¥" + default_fmt(value)
+
+
+METRIC_FMT = {"pass_rate": pct_fmt, "latency_p50_ms": default_fmt, "completion_tokens": default_fmt, "cost": _cost_fmt}
+
+
+def effect_blocks(data: ReportData) -> list[dict[str, Any]]:
+    """Per grid axis: one chart per metric (series = models) and the table behind them."""
+    blocks = []
+    for eff in views.effects(data):
+        charts: list[Markup] = []
+        for key, label in views.EFFECT_METRICS:
+            table = eff.tables[key]
+            series = {m: [views.clean(table.at[val, m]) for val in eff.values] for m in eff.models}
+            kwargs: dict[str, Any] = {"title": f"{label} by {eff.axis}", "fmt": METRIC_FMT[key],
+                                      "y_max": 1.0 if key == "pass_rate" else None, "width": 420, "height": 220}
+            if eff.numeric and len(eff.values) >= 3:
+                charts.append(line_chart(eff.values, series, **kwargs))
+            else:
+                charts.append(bar_chart(eff.values, series, **kwargs))
+        blocks.append({"axis": eff.axis, "charts": charts, "rows": eff.long_rows()})
+    return blocks
+
+
+def trend_block(data: ReportData) -> dict[str, Any]:
+    tr = views.trends(data)
+    if not tr.enough:
+        return {"enough": False, "runs": len(tr.runs), "charts": []}
+    labels = [dt.datetime.fromtimestamp(t).strftime("%m-%d %H:%M") for t in tr.started]
+    tips = [f"{r} ({lab})" for r, lab in zip(tr.runs, labels)]
+    charts = []
+    for key, label in views.TREND_METRICS:
+        fmt = pct_fmt if key == "pass_rate" else _cost_fmt if key == "cost" else default_fmt
+        charts.append(line_chart(labels, tr.series[key], title=label, fmt=fmt, y_max=1.0 if key == "pass_rate" else None,
+                                 x_tips=tips, width=420, height=220))
+    return {"enough": True, "runs": len(tr.runs), "charts": charts, "variants": len(tr.variants)}
+
+
+def baseline_block(data: ReportData) -> dict[str, Any] | None:
+    if data.baseline is None:
+        return None
+    cmp = data.comparison
+    if cmp is None:
+        return {"base": data.baseline, "available": False}
+    regressed, fixed = views.regression_pairs(cmp)
+    rows = []
+    from glmeval.report.markdown import DELTA_METRICS, _delta_cell, _p
+
+    for r in views.delta_rows(cmp):
+        m = r["metrics"]
+        pr = m.get("pass_rate")
+        delta = views.clean(pr[2]) if pr and len(pr) > 2 else None
+        rows.append({
+            "variant": r["variant"],
+            "cells": [_delta_cell(k, m.get(k)) for k, _ in DELTA_METRICS],
+            "p": _p(r["p_value"]),
+            "verdict": r["verdict"] or "",
+            "trend": "down" if (delta or 0) < 0 else "up" if (delta or 0) > 0 else "flat",
+        })
+    return {
+        "base": data.baseline,
+        "available": True,
+        "regressed": regressed,
+        "fixed": fixed,
+        "rows": rows,
+        "headers": [h for _, h in DELTA_METRICS],
+        "only_in_base": list(getattr(cmp, "only_in_base", []) or []),
+        "only_in_head": list(getattr(cmp, "only_in_head", []) or []),
+        "mixed": data.baseline.local != data.run.local,
+    }
+
+
+def render_html(data: ReportData) -> str:
+    """The report as one HTML document (a string), safe to open from disk or a CI artefact."""
+    from glmeval import __version__
+
+    env = environment()
+    run = data.run
+    m = views.matrix(data)
+    totals = views.totals(data)
+    s = data.summary
+    best_pass = views.best_variants(s).get("pass_rate", set())
+    pass_chart = None
+    if not s.empty:
+        pass_chart = hbar_chart(
+            s["variant"].tolist(),
+            s["pass_rate"].tolist(),
+            intervals=list(zip(s["pass_lo"].tolist(), s["pass_hi"].tolist())) if "pass_lo" in s.columns else None,
+            title="Pass rate by variant (bars) with 95% interval (whiskers)",
+            fmt=pct_fmt,
+            x_max=1.0,
+            width=640,
+            highlight=[v in best_pass for v in s["variant"]],
+        )
+    variant_heads = [{"i": i, "id": v, "parts": _variant_parts(data, v)} for i, v in enumerate(m.variants)]
+    template = env.get_template("report.html.j2")
+    return template.render(
+        run=run,
+        version=__version__,
+        generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        duration=_duration(totals["duration_s"]),
+        totals=totals,
+        models=views.models(data),
+        settings=run.settings or {},
+        notes=data.notes,
+        summary_headers=SUMMARY_HEADERS,
+        summary_rows=summary_rows(data),
+        pass_chart=pass_chart,
+        matrix=m,
+        variant_heads=variant_heads,
+        data=data,
+        cell_messages=functools.partial(views.cell_messages, data),
+        effects=effect_blocks(data),
+        trends=trend_block(data),
+        baseline=baseline_block(data),
+        best_pass=sorted(best_pass),
+        isnan=lambda x: x is None or (isinstance(x, float) and math.isnan(x)),
+    )
+
+
+__all__ = ["render_html", "environment"]

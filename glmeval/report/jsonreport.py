@@ -1,0 +1,106 @@
+"""The whole run as one JSON document, for dashboards, notebooks and other tools.
+
+It mirrors the store (run, results, checks) plus what the report computed (summary with
+intervals, the case × variant verdicts, the baseline comparison), so a consumer never has to
+re-derive "did this case pass" from repeats and thresholds. Only the standard library's
+:mod:`json` is used; NaN becomes ``null`` because NaN is not JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+from typing import Any
+
+import pandas as pd
+
+from glmeval.report import ReportData, views
+
+SCHEMA = "glmeval.report/1"
+
+
+def _jsonable(value: Any) -> Any:
+    """Recursively turn numpy/pandas scalars, NaN and dataclasses into plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return str(value)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    if frame.empty:
+        return []
+    return [_jsonable(r) for r in frame.to_dict("records")]
+
+
+def report_dict(data: ReportData) -> dict[str, Any]:
+    """The JSON report as a Python dict (what :func:`render_json` serialises)."""
+    m = views.matrix(data)
+    results = []
+    for r in _records(data.results):
+        job = data.jobs.get(r["job_id"], {})
+        raw_calls = r.pop("tool_calls", None)
+        r["tool_calls"] = json.loads(raw_calls) if isinstance(raw_calls, str) and raw_calls else []
+        r["variant"] = data.variants.get(r["variant_id"], {})
+        r["request"] = {"messages": job.get("messages"), "params": job.get("params")}
+        results.append(_jsonable(r))
+    cells = [
+        {
+            "case_id": cell.case_id,
+            "variant_id": cell.variant_id,
+            "passed": cell.passed,
+            "kind": cell.kind,
+            "passes": cell.passes,
+            "errors": cell.errors,
+            "n": cell.n,
+            "threshold": cell.threshold,
+            "why": cell.why() or None,
+        }
+        for case in m.cases
+        for cell in m.row(case)
+        if cell is not None
+    ]
+    comparison = None
+    if data.comparison is not None:
+        comparison = {
+            "base": data.baseline.id if data.baseline else None,
+            "variants": views.delta_rows(data.comparison),
+            "only_in_base": list(getattr(data.comparison, "only_in_base", []) or []),
+            "only_in_head": list(getattr(data.comparison, "only_in_head", []) or []),
+        }
+    return _jsonable(
+        {
+            "schema": SCHEMA,
+            "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "run": dataclasses.asdict(data.run),
+            "simulated": bool(data.run.local),
+            "replayed": bool(data.run.replay),
+            "totals": views.totals(data),
+            "variants": data.variants,
+            "summary": _records(data.summary),
+            "cells": cells,
+            "results": results,
+            "checks": _records(data.checks),
+            "baseline": comparison,
+            "notes": data.notes,
+        }
+    )
+
+
+def render_json(data: ReportData) -> str:
+    """The JSON report; non-ASCII kept readable (model output is mostly Chinese)."""
+    return json.dumps(report_dict(data), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+
+
+__all__ = ["render_json", "report_dict", "SCHEMA"]

@@ -1,0 +1,215 @@
+"""Moving runs between databases (export/import) and out to other tools (CSV, JSONL).
+
+CI machines are thrown away after each job, so a run travels as one JSON file: the main
+branch's last run is uploaded as an artifact, and a pull request's job imports it as the
+baseline. The JSON file holds every stored column of the run, its results and their checks,
+so an imported run compares, reports and exports exactly like one recorded locally. Import is
+idempotent: importing the same file twice leaves one copy.
+
+CSV and JSONL are for analysis elsewhere: one row per result, parameters as columns (the
+same tidy frame as ``glmeval.results()``); JSONL rows also carry their check results.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from glmeval.errors import GlmevalError
+from glmeval.store import SCHEMA_VERSION, Store
+
+FORMAT = "glmeval-run"
+FORMAT_VERSION = 1
+
+# Columns stored as JSON text; the export holds them as JSON values so the file is readable.
+_JSON_COLUMNS = {"runs": ("settings", "variants"), "results": ("variant", "tool_calls", "job", "tags")}
+_REQUIRED = {
+    "runs": ("id", "suite", "started_at", "status"),
+    "results": ("job_id", "case_id", "variant_id", "variant", "repeat", "model", "mode", "status", "passed", "job", "created_at"),
+    "checks": ("idx", "type", "passed"),
+}
+
+
+def export_run(store: Store, run: str) -> dict[str, Any]:
+    """The whole run (run row, results, checks) as one JSON-ready dict."""
+    run_id = store.resolve_run(run)
+    run_row = dict(store.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
+    _decode(run_row, "runs")
+    checks: dict[str, list[dict[str, Any]]] = {}
+    for row in store.conn.execute("SELECT * FROM checks WHERE run_id = ? ORDER BY job_id, idx", (run_id,)):
+        item = dict(row)
+        item.pop("run_id", None)
+        checks.setdefault(item.pop("job_id"), []).append(item)
+    results = []
+    for row in store.conn.execute("SELECT * FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)):
+        item = dict(row)
+        item.pop("run_id", None)
+        _decode(item, "results")
+        item["checks"] = checks.get(item["job_id"], [])
+        results.append(item)
+    from glmeval import __version__
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "glmeval_version": __version__,
+        "exported_at": time.time(),
+        "exported_from": {"host": platform.node(), "db": str(store.path)},
+        "run": run_row,
+        "results": results,
+    }
+
+
+def _decode(row: dict[str, Any], table: str) -> None:
+    for col in _JSON_COLUMNS[table]:
+        value = row.get(col)
+        if isinstance(value, str):
+            try:
+                row[col] = json.loads(value)
+            except ValueError:
+                pass
+
+
+def _encode(row: dict[str, Any], table: str) -> None:
+    for col in _JSON_COLUMNS[table]:
+        value = row.get(col)
+        if value is not None and not isinstance(value, str):
+            row[col] = json.dumps(value, ensure_ascii=False)
+
+
+def read_export(path: Path) -> dict[str, Any]:
+    """Load and sanity-check an export file; every problem is one clear line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GlmevalError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GlmevalError(f"{path}: cannot read ({exc})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise GlmevalError(f"{path}: not JSON ({exc}); expected a file made by `glmeval export RUN`") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise GlmevalError(f"{path}: not a glmeval run export (made by `glmeval export RUN --format json`)")
+    if int(data.get("format_version", 0)) > FORMAT_VERSION:
+        raise GlmevalError(f"{path}: export format {data.get('format_version')} is newer than this glmeval reads; upgrade glmeval")
+    if not isinstance(data.get("run"), dict) or not isinstance(data.get("results"), list):
+        raise GlmevalError(f"{path}: a glmeval export without its run or results")
+    return data
+
+
+def import_run(store: Store, data: dict[str, Any], replace: bool = False, source: str | None = None) -> tuple[str, str]:
+    """Insert an exported run; returns ``(run_id, what happened)``.
+
+    Idempotent: a run already in the database (same id) is left alone and reported as
+    ``already present``, unless ``replace`` asks to overwrite it. Columns the export has and
+    this database does not (a newer glmeval) are dropped; columns this database has and the
+    export lacks (an older glmeval) stay NULL. The whole run goes in one transaction, so a
+    concurrent reader never sees half of it.
+    """
+    run_row = dict(data["run"])
+    for col in _REQUIRED["runs"]:
+        if run_row.get(col) in (None, ""):
+            raise GlmevalError(f"{source or 'export'}: the run has no {col!r}")
+    run_id = str(run_row["id"])
+    exists = store.get_run(run_id) is not None
+    if exists and not replace:
+        return run_id, "already present"
+    origin = data.get("exported_from") or {}
+    run_row["origin"] = run_row.get("origin") or (
+        f"{origin.get('host', '?')}:{origin.get('db', '?')}" if isinstance(origin, dict) else str(origin)
+    )
+    run_row["imported_at"] = time.time()
+    _encode(run_row, "runs")
+    run_cols = set(store.columns("runs"))
+    result_cols = set(store.columns("results"))
+    check_cols = set(store.columns("checks"))
+    conn = store.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if exists:
+            for table in ("checks", "results"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        _insert(conn, "runs", {k: v for k, v in run_row.items() if k in run_cols})
+        for n, item in enumerate(data["results"]):
+            if not isinstance(item, dict):
+                raise GlmevalError(f"{source or 'export'}: result {n} is not an object")
+            item = dict(item)
+            checks = item.pop("checks", []) or []
+            missing = [c for c in _REQUIRED["results"] if item.get(c) is None]
+            if missing:
+                raise GlmevalError(f"{source or 'export'}: result {n} lacks {', '.join(missing)}")
+            _encode(item, "results")
+            item["run_id"] = run_id
+            _insert(conn, "results", {k: v for k, v in item.items() if k in result_cols})
+            for check in checks:
+                check = dict(check)
+                check.update(run_id=run_id, job_id=item["job_id"])
+                _insert(conn, "checks", {k: v for k, v in check.items() if k in check_cols})
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return run_id, "replaced" if exists else "imported"
+
+
+def _insert(conn: Any, table: str, row: dict[str, Any]) -> None:
+    cols = list(row)
+    conn.execute(
+        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        [row[c] for c in cols],
+    )
+
+
+def results_table_text(store: Store, run: str, fmt: str) -> str:
+    """The run's results as CSV or JSONL text (one row per result, parameters as columns)."""
+    from glmeval.frames import checks_frame, results_frame
+
+    run_id = store.resolve_run(run)
+    frame = results_frame(store, run_id)
+    if fmt == "csv":
+        buf = io.StringIO()
+        frame.to_csv(buf, index=False)
+        return buf.getvalue()
+    if fmt != "jsonl":
+        raise GlmevalError(f"unknown export format {fmt!r}; use json, csv or jsonl")
+    checks = checks_frame(store, run_id)
+    by_job: dict[str, list[dict[str, Any]]] = {}
+    for rec in checks.drop(columns=["run_id", "case_id", "variant_id", "repeat", "model"]).to_dict("records"):
+        by_job.setdefault(rec.pop("job_id"), []).append(_clean(rec))
+    lines = []
+    for rec in frame.to_dict("records"):
+        rec = _clean(rec)
+        if rec.get("tool_calls"):
+            try:
+                rec["tool_calls"] = json.loads(rec["tool_calls"])
+            except (TypeError, ValueError):
+                pass
+        rec["checks"] = by_job.get(rec["job_id"], [])
+        lines.append(json.dumps(rec, ensure_ascii=False, default=str))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _clean(rec: dict[str, Any]) -> dict[str, Any]:
+    """NaN -> None and numpy scalars -> Python, so JSON is valid and plain."""
+    out = {}
+    for key, value in rec.items():
+        if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+            try:
+                value = value.item()
+            except (ValueError, AttributeError):
+                pass
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        out[key] = value
+    return out
+
+
+__all__ = ["export_run", "import_run", "read_export", "results_table_text", "FORMAT", "FORMAT_VERSION"]
