@@ -337,9 +337,9 @@ class Runner:
         try:
             completion = self.client.attempt(job.model, job.mode, job.messages, job.params)
         except CallError as exc:
+            self._note_fatal(exc)  # before the slot frees, so no new call can slip in
             self.limiter.release(permit, None)
             task.permit = None
-            self._note_fatal(exc)
             if exc.should_retry and task.attempts <= self.options.retries:
                 # The coordinator schedules the retry, or, when the run is stopping, leaves the
                 # job without a result so --resume runs it (not an error the model caused).
@@ -390,8 +390,8 @@ class Runner:
             try:
                 completion = self.client.attempt(model, mode, messages, params)
             except CallError as exc:
-                self.limiter.release(permit, None)
                 self._note_fatal(exc)
+                self.limiter.release(permit, None)
                 if not exc.should_retry or attempts > self.options.retries or self._halt.is_set():
                     return Completion(error=exc.info, attempts=attempts, retry_ms=retry_ms, queue_ms=queue_ms)
                 delay = self._backoff(attempts, exc.retry_after)

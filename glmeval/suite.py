@@ -585,8 +585,31 @@ class Suite(_Strict):
 
 
 def _did_you_mean(word: Any, options: Iterable[Any]) -> str:
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    """A hint naming the option the user most likely meant, or nothing.
+
+    difflib finds the candidates; among them the fewest edits wins, counting a swap of two
+    neighbouring letters as one edit, so ``modle`` suggests ``model`` rather than ``mode``.
+    """
+    text = str(word)
+    close = difflib.get_close_matches(text, [str(o) for o in options], n=3, cutoff=0.6)
+    if not close:
+        return ""
+    best = min(close, key=lambda option: (_edits(text, option), abs(len(option) - len(text))))
+    return f" (did you mean {best!r}?)"
+
+
+def _edits(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 _PLACE = re.compile(r"^(?P<path>.*?):(?P<line>\d+)(?::\d+)?: ")

@@ -324,6 +324,9 @@ def load_yaml(path: Path, text: str | None = None) -> Source:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = exc.problem or exc.context or "invalid YAML"
+        start = exc.context_mark
+        if exc.problem and exc.context and start is not None and mark is not None and start.line != mark.line:
+            problem = f"{problem} ({exc.context} at line {start.line + 1})"
         kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
         raise SuiteError([f"{path}{line}: {kind}: {problem}"]) from None
     except yaml.YAMLError as exc:

@@ -65,7 +65,7 @@ for _name in COMMAND_MODULES:
 def run() -> None:
     """Console entry point: click's usage errors become one line and exit 2, like ours."""
     try:
-        main.main(prog_name="glmeval", standalone_mode=False)
+        code = main.main(prog_name="glmeval", standalone_mode=False)
     except click.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
         click.echo(f"error: {exc.format_message()}{hint}", err=True)
@@ -78,7 +78,7 @@ def run() -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
