@@ -103,6 +103,8 @@ class Trip:
 
     @property
     def message(self) -> str:
+        if self.rule.metric == "run":
+            return f"fail-on: {self.detail}"
         return f"fail-on {self.rule.text}: {self.detail}"
 
 
@@ -319,7 +321,9 @@ def gate_after_run(
             echo(format_comparison(comparison))
     trips = evaluate(rules, head_metrics(store, head.id), comparison) if rules else []
     if rules and head.status != "complete":
-        trips.append(Trip(Rule("complete run", "run", ">", 0, False, False), None, f"run {head.id} is {head.status}"))
+        trips.append(
+            Trip(Rule("complete", "run", ">", 0, False, False), None, f"run {head.id} is {head.status}; a gate needs a complete run")
+        )
     return trips
 
 

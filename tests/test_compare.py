@@ -317,3 +317,22 @@ def test_run_rejects_bad_gates_before_calling_anything(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "no run 'no-such-run'" in missing.output
     with Store(db) as store:
         assert store.list_runs() == []
+
+
+def test_gate_after_run_uses_the_previous_run_of_the_same_suite(db_path: Path) -> None:
+    from glmeval.gate import gate_after_run
+
+    lines: list[str] = []
+    with Store(db_path) as store:
+        base = _run(store, {("glm-4", "a"): [True], ("glm-4", "b"): [True]})
+        _run(store, {("glm-4", "a"): [False]}, suite="other")  # newer, but another suite
+        head = _run(store, {("glm-4", "a"): [True], ("glm-4", "b"): [False]})
+        store.conn.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (head,))
+        trips = gate_after_run(store, head, "latest", parse_rules(["regression"]), lines.append)
+        assert store.require_run(head).baseline == base
+    text = "\n".join(lines)
+    assert f"BASE {base}" in text and f"HEAD {head}" in text
+    assert [t.message for t in trips] == [
+        "fail-on regression: glm-4 regressed 1 case: b",
+        f"fail-on: run {head} is interrupted; a gate needs a complete run",
+    ]

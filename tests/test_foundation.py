@@ -151,3 +151,22 @@ def test_unreachable_server_is_an_error_result_not_a_crash(tmp_path: Path) -> No
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "4 errors" in proc.stdout
     assert "secretsecret" not in proc.stdout + proc.stderr
+
+
+def test_checks_and_models_listings() -> None:
+    runner = CliRunner()
+    checks = runner.invoke(main, ["checks"])
+    assert checks.exit_code == 0
+    assert "contains" in checks.output and "llm-rubric" in checks.output
+    models = runner.invoke(main, ["models"])
+    assert models.exit_code == 0
+    assert "glm-4-flash" in models.output and "glm-3-turbo" in models.output
+
+
+def test_bad_flag_is_one_line_exit_2() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "glmeval", "run", "--bogus", "x.yaml"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "No such option '--bogus'" in proc.stderr

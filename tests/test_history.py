@@ -295,3 +295,19 @@ def test_random_bytes_database_too(tmp_path: Path) -> None:
     db.write_bytes(os.urandom(3000))
     out = CliRunner().invoke(main, ["runs", "--db", str(db)])
     assert out.exit_code == 2 and "not a usable glmeval database" in out.output
+
+
+def test_corrupt_database_through_the_console_entry_point(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "corrupt.db"
+    db.write_bytes(os.urandom(2048))
+    proc = subprocess.run(
+        [sys.executable, "-m", "glmeval", "runs", "--db", str(db)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {db}: not a usable glmeval database (file is not a database); point --db at another file or move this one aside"
+    ]

@@ -15,7 +15,7 @@ import click
 from glmeval import __version__
 from glmeval.errors import GlmevalError
 
-COMMAND_MODULES = ("run", "suites", "serve", "history", "report")
+COMMAND_MODULES = ("run", "suites", "serve", "history", "report", "info")
 
 
 class _Group(click.Group):
