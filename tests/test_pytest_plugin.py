@@ -14,6 +14,23 @@ from pathlib import Path
 
 import pytest
 
+# Import what the plugin loads lazily once, here: pytester's in-process runs drop modules first
+# imported inside them, so each run would otherwise re-import (and assertion-rewrite) them all.
+import glmeval.checks
+import glmeval.fixture
+import glmeval.plan
+import glmeval.report
+import glmeval.runner
+import glmeval.session
+import glmeval.simulator
+import glmeval.suite
+
+glmeval.checks.load_builtin()
+try:  # hypothesis's pytest plugin imports this at every session end
+    import hypothesis.internal.observability  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "suites"
 

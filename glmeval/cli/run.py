@@ -123,6 +123,11 @@ class Progress:
 @click.option("--no-report", is_flag=True, help="Do not write report files.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; call nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+# --- suite: command-line overrides of the suite's settings: ---
+@click.option("--poll-timeout", type=click.FloatRange(min=0.001), help="Seconds to wait for an async task's result.")
+@click.option("--judge-model", help="Model that grades llm-rubric checks (overrides settings.judge_model).")
+@click.option("--embedding-model", help="Model for the similar check's embeddings (overrides settings.embedding_model).")
+# --- end suite ---
 # --- runner: resume, budget, limits, faults (glmeval/runner.py, glmeval/ratelimit.py) ---
 @click.option(
     "--resume",
@@ -195,6 +200,9 @@ def run(
     tpm: tuple[str, ...] = (),
     faults: tuple[str, ...] = (),
     fault_seed: int | None = None,
+    poll_timeout: float | None = None,
+    judge_model: str | None = None,
+    embedding_model: str | None = None,
 ) -> None:
     """Run SUITES and print a summary; exit 1 when any check failed."""
     from glmeval.report import load_report_data, write_reports
@@ -213,6 +221,13 @@ def run(
     # --- end runner ---
     loaded = [load_suite(p) for p in suites]
     plans = [build_plan(s, model_override=list(models) or None, mode_override=mode) for s in loaded]
+    # --- suite: warnings about the suites (values the SDK clamps...) before anything runs ---
+    if not dry_run:
+        from glmeval.cli.suites import print_warnings
+
+        for plan in plans:
+            print_warnings(plan)
+    # --- end suite ---
     if dry_run:
         from glmeval.cli.suites import print_plan
 
@@ -235,7 +250,7 @@ def run(
         local=local,
         base_url=base_url,
         timeout=timeout or max(p.suite.settings.timeout for p in plans),
-        poll_timeout=max(p.suite.settings.poll_timeout for p in plans),
+        poll_timeout=poll_timeout or max(p.suite.settings.poll_timeout for p in plans),
         speed=local_speed,
         rules=rules,
         replay=cache_mode == "replay",
@@ -248,8 +263,8 @@ def run(
                 concurrency=concurrency or suite.settings.concurrency,
                 retries=suite.settings.retries if retries is None else retries,
                 cache=cache_mode or "off",
-                judge_model=suite.settings.judge_model,
-                embedding_model=suite.settings.embedding_model,
+                judge_model=judge_model or suite.settings.judge_model,
+                embedding_model=embedding_model or suite.settings.embedding_model,
                 suite_dir=suite.base_dir,
                 prices=suite.prices or None,
                 model_limits=model_limits,
