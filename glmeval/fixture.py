@@ -39,6 +39,9 @@ class Glm:
         self._calls = 0
         self._results: dict[int, Result] = {}
 
+    def __repr__(self) -> str:
+        return f"<glm fixture of {self._node.nodeid}: {self._calls} call(s)>"
+
     # -- calling ----------------------------------------------------------------------------
 
     def chat(

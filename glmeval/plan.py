@@ -274,12 +274,21 @@ def _render_messages(
                         else part
                         for part in content
                     ]
+                if wire.get("tool_calls"):
+                    wire["tool_calls"] = [_render_call(call, variables) for call in wire["tool_calls"]]
             except TemplateProblem as exc:
                 where = _where(message._origin, suite, ("content",))
                 problems.add(f"{where}: case {case.id!r}: message {i + 1} ({message.role}): {exc}")
                 ok = False
         out.append(wire)
     return out if ok else None
+
+
+def _render_call(call: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
+    function = call.get("function")
+    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+        return call
+    return {**call, "function": {**function, "arguments": render(function["arguments"], variables)}}
 
 
 def _render_value(value: Any, variables: dict[str, Any]) -> Any:
@@ -343,12 +352,21 @@ def _variants_for(case: Case, variants: list[dict[str, Any]]) -> list[dict[str, 
 def _selected_variants(
     suite: Suite, model_override: list[str] | None, mode_override: str | None
 ) -> list[dict[str, Any]]:
+    """The variants to run. ``--model`` keeps the suite's own variants of those models (so
+    their labels match a full run's in the history) and gives a model the grid lacks the
+    grid's other axes."""
     grid = suite.effective_grid()
-    if model_override:
-        grid["model"] = list(model_override)
-        grid["include"] = [e for e in _rules(grid, "include") if "model" not in e or e["model"] in model_override]
     variants = expand_grid(grid)
-    default_model = model_override[0] if model_override else suite.default_model
+    default_model = suite.default_model
+    if model_override:
+        wanted = list(dict.fromkeys(model_override))
+        variants = [v for v in variants if v.get("model", default_model) in wanted]
+        present = {v.get("model", default_model) for v in variants}
+        missing = [m for m in wanted if m not in present]
+        if missing:
+            extra = {**grid, "model": missing, "include": [e for e in _rules(grid, "include") if "model" not in e]}
+            variants += expand_grid(extra)
+        default_model = wanted[0]
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for variant in variants:

@@ -29,6 +29,7 @@ import fnmatch
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -36,7 +37,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import pytest
 
 if TYPE_CHECKING:
+    from glmeval.fixture import Glm
     from glmeval.records import Completion, Job, Result
+    from glmeval.runner import RunOptions
     from glmeval.session import Target
     from glmeval.store import Store
     from glmeval.suite import Suite
@@ -86,6 +89,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="DIR",
         help="Write the session's Markdown and HTML report into DIR at the end.",
+    )
+    group.addoption(
+        "--glmeval-baseline",
+        default=None,
+        metavar="RUN",
+        help="Compare the session's run with RUN (id, prefix or latest~N) in the --glmeval-report report.",
     )
     group.addoption(
         "--glmeval-replay",
@@ -143,6 +152,7 @@ class GlmevalState:
     models: list[str] = field(default_factory=list)
     db: str | None = None
     report: str | None = None
+    baseline: str | None = None
     replay: bool = False
     concurrency: int | None = None
     selected: list["SuiteItem"] = field(default_factory=list)
@@ -157,6 +167,7 @@ class GlmevalState:
     store: "Store | None" = None
     target: "Target | None" = None
     jobs_run: int = 0
+    markers: set[str] = field(default_factory=set)
     _run_id: str | None = None
 
     @classmethod
@@ -169,6 +180,7 @@ class GlmevalState:
             models=list(config.getoption("glmeval_model") or []),
             db=config.getoption("glmeval_db"),
             report=config.getoption("glmeval_report"),
+            baseline=config.getoption("glmeval_baseline"),
             replay=bool(config.getoption("glmeval_replay")),
             concurrency=config.getoption("glmeval_concurrency"),
             _run_id=workerinput.get("glmeval_run_id"),
@@ -186,6 +198,15 @@ class GlmevalState:
 
             self._run_id = new_run_id()
         return self._run_id
+
+    def marker(self, tag: str) -> str:
+        """The marker for a suite or case tag, registered on first use so that
+        ``--strict-markers`` accepts it and ``-m`` can select by it."""
+        name = marker_name(tag)
+        if name not in self.markers:
+            self.markers.add(name)
+            self.config.addinivalue_line("markers", f"{name}: glmeval suite or case tag {tag!r}")
+        return name
 
     def db_path(self) -> Path:
         from glmeval.store import default_db_path
@@ -248,11 +269,15 @@ class GlmevalState:
                 suite_hash=suites[0].content_hash if len(suites) == 1 else None,
                 suite_path=str(suites[0].path) if len(suites) == 1 else None,
                 settings={
-                    "runner": "pytest",
-                    "concurrency": self.concurrency,
-                    "cache": "replay" if self.replay else "off",
-                    "models": self.models or None,
-                    "base_url": "local" if self.local else self.target.base_url,
+                    key: value
+                    for key, value in {
+                        "runner": "pytest",
+                        "concurrency": self.concurrency,
+                        "cache": "replay" if self.replay else "off",
+                        "models": ",".join(self.models) or None,
+                        "base_url": "local" if self.local else self.target.base_url,
+                    }.items()
+                    if value is not None
                 },
                 local=self.local,
                 replay=self.replay,
@@ -282,33 +307,43 @@ class GlmevalState:
     def _on_result(self, result: "Result", counts: Any) -> None:
         self.results[result.job.id] = result
 
+    def _options(self, suite: "Suite") -> "RunOptions":
+        from glmeval.runner import RunOptions
+
+        return RunOptions(
+            concurrency=self.concurrency or suite.settings.concurrency,
+            retries=suite.settings.retries,
+            cache="replay" if self.replay else "off",
+            judge_model=suite.settings.judge_model,
+            embedding_model=suite.settings.embedding_model,
+            suite_dir=suite.base_dir,
+            prices=suite.prices or None,
+        )
+
     def run_items(self, items: list["SuiteItem"]) -> None:
-        """Run every job of ``items`` in one go, a Runner per suite (each suite has its own
-        retries, prices and check folder), concurrently within a suite."""
-        from glmeval.runner import RunOptions, Runner
+        """Run every job of ``items`` in one go.
+
+        Jobs of suites that share run options (same folder, settings and prices: the usual
+        case) go through one Runner together, so they run concurrently across suite files;
+        suites with their own settings get their own Runner, one after the other.
+        """
+        from glmeval.runner import Runner
 
         assert self.store is not None and self.target is not None
-        by_suite: dict[int, tuple[Suite, list[Job]]] = {}
+        groups: dict[str, tuple[RunOptions, list[Job]]] = {}
         for item in items:
-            by_suite.setdefault(id(item.suite), (item.suite, []))[1].extend(
+            options = self._options(item.suite)
+            key = repr(sorted(vars(options).items()))
+            groups.setdefault(key, (options, []))[1].extend(
                 j for j in item.jobs if j.id not in self.results and j.id not in self.missing
             )
-        for suite, jobs in by_suite.values():
+        for options, jobs in groups.values():
             if not jobs:
                 continue
             if self.abort_reason is not None:
                 for job in jobs:
                     self.missing[job.id] = f"not run: the run stopped: {self.abort_reason}"
                 continue
-            options = RunOptions(
-                concurrency=self.concurrency or suite.settings.concurrency,
-                retries=suite.settings.retries,
-                cache="replay" if self.replay else "off",
-                judge_model=suite.settings.judge_model,
-                embedding_model=suite.settings.embedding_model,
-                suite_dir=suite.base_dir,
-                prices=suite.prices or None,
-            )
             runner = Runner(self.target.client, self.store, options, on_result=self._on_result)
             outcome = runner.run(jobs, self.run_id, total=len(jobs))
             self.jobs_run += len(jobs)
@@ -447,7 +482,8 @@ class GlmevalState:
 
                 out = Path(self.report)
                 out = out if out.is_absolute() else self.config.invocation_params.dir / out
-                for path in write_reports(store, self.run_id, out, ("md", "html")):
+                baseline = store.resolve_run(self.baseline) if self.baseline else None
+                for path in write_reports(store, self.run_id, out, ("md", "html"), baseline=baseline):
                     self.summary.append(f"report: {path}")
         except GlmevalError as exc:
             self.summary.append(f"cannot finish the run: {exc}")
@@ -505,6 +541,10 @@ def _describe_failures(results: list["Result"], total: int) -> list[str]:
         for line in excerpt(members[0].completion).splitlines():
             lines.append(f"{indent}{line}")
     return lines
+
+
+class GlmevalWarning(UserWarning):
+    """Something about a suite a person should know (shown in pytest's warnings summary)."""
 
 
 class CaseFailed(Exception):
@@ -571,40 +611,35 @@ class SuiteFile(pytest.File):
         groups: dict[tuple[str, str], list[Job]] = {}
         for job in plan.jobs:
             groups.setdefault((job.case_id, job.variant_id), []).append(job)
-        registered: set[str] = set()
+        for warning in getattr(plan, "warnings", []):
+            warnings.warn(GlmevalWarning(f"{shown}: {warning}"), stacklevel=1)
+        skipped: dict[str, str] = dict(getattr(plan, "skipped", []))
+        cases = {case.id: case for case in suite.cases}
 
-        def add_markers(item: pytest.Item, tags: Iterable[str]) -> None:
+        def make_item(case_id: str, label: str, jobs: list[Job]) -> SuiteItem:
+            item: SuiteItem = SuiteItem.from_parent(
+                self, name=_item_name(case_id, label), suite=suite, case_id=case_id,
+                variant_id=label, jobs=jobs, line=lines.get(case_id),
+            )
+            case = cases.get(case_id)
+            tags = jobs[0].tags if jobs else [*suite.tags, *(case.tags if case else [])]
             item.add_marker("glmeval")
-            for tag in tags:
-                name = marker_name(tag)
-                if name not in registered:
-                    registered.add(name)
-                    self.config.addinivalue_line("markers", f"{name}: glmeval suite or case tag {tag!r}")
-                item.add_marker(name)
+            for tag in dict.fromkeys(tags):
+                item.add_marker(state.marker(tag))
+            return item
 
         for case in suite.cases:
             case_id = case.id or "case"
-            if case.skip:
-                # Show skipped cases as skipped tests, as pytest users expect.
-                reason = case.skip if isinstance(case.skip, str) else "skip: true in the suite"
+            if case_id in skipped:
+                # Skipped cases show up as skipped tests, as pytest users expect.
                 for label in plan.variants:
-                    item = SuiteItem.from_parent(
-                        self, name=_item_name(case_id, label), suite=suite, case_id=case_id,
-                        variant_id=label, jobs=[], line=lines.get(case.id),
-                    )
-                    add_markers(item, [*suite.tags, *case.tags])
-                    item.add_marker(pytest.mark.skip(reason=reason))
+                    item = make_item(case_id, label, [])
+                    item.add_marker(pytest.mark.skip(reason=skipped[case_id]))
                     yield item
                 continue
             for (gcase, label), jobs in groups.items():
-                if gcase != case_id:
-                    continue
-                item = SuiteItem.from_parent(
-                    self, name=_item_name(case_id, label), suite=suite, case_id=case_id,
-                    variant_id=label, jobs=jobs, line=lines.get(case.id),
-                )
-                add_markers(item, jobs[0].tags)
-                yield item
+                if gcase == case_id:
+                    yield make_item(case_id, label, jobs)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
         """A suite problem is the user's to fix: show file:line: message, not our stack."""
@@ -685,15 +720,14 @@ class SuiteItem(pytest.Item):
 # -- hooks ----------------------------------------------------------------------------------
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """Our verdicts are complete messages: report them as text, never as a traceback
     (for setup errors pytest would otherwise show the plugin's own stack)."""
-    report = yield
+    outcome: Any = yield
     if isinstance(item, SuiteItem) and call.excinfo is not None:
         if isinstance(call.excinfo.value, (CaseError, CaseFailed)):
-            report.longrepr = str(call.excinfo.value)
-    return report
+            outcome.get_result().longrepr = str(call.excinfo.value)
 
 
 
@@ -707,7 +741,8 @@ def _add_listed_suites(config: pytest.Config) -> None:
     """When pytest picks its own paths (testpaths or the current folder), also collect the
     suites listed in ``glmeval_suites`` that lie outside them; explicit paths on the command
     line always win, as they do for Python tests."""
-    if config.args_source == pytest.Config.ArgsSource.ARGS:
+    source = getattr(config, "args_source", None)  # pytest >= 7.4
+    if source is None or source == pytest.Config.ArgsSource.ARGS:
         return
     listed = sorted(_listed_suites(config))
     if not listed:
@@ -771,7 +806,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 @pytest.fixture
-def glm(request: pytest.FixtureRequest) -> Any:
+def glm(request: pytest.FixtureRequest) -> "Glm":
     """Call GLM from a Python test through glmeval's client, retries, cache and store.
 
     ``glm.chat("你好", model="glm-4")`` returns a Completion; ``glm.check(completion,

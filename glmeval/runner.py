@@ -81,6 +81,7 @@ class RunOptions:
     cache_namespace: str = ""
     write_cache: bool = True
     handle_sigint: bool = True
+    notify: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -138,6 +139,7 @@ class _Task:
     job: Job
     est_tokens: int = 0
     est_cost: float = 0.0
+    local_prompt: int = 0
     reserved: bool = False
     attempts: int = 0
     retry_ms: float = 0.0
@@ -233,6 +235,7 @@ class Runner:
         self._halt = threading.Event()  # no new attempts at all (Ctrl-C, fatal error, stop())
         self._no_new_jobs = False  # budget: no new jobs, in-flight jobs may still retry
         self._budget_hit = False
+        self._budget_next: tuple[int, float] | None = None
         self._interrupted = False
         self._abort: ErrorInfo | None = None
         self._store_lock = threading.Lock()
@@ -271,14 +274,14 @@ class Runner:
 
     # -- estimates --------------------------------------------------------------------------
 
-    def _estimate(self, job: Job) -> tuple[int, float]:
+    def _estimate(self, job: Job) -> tuple[int, int, float]:
         """Tokens and yuan a job will probably use: prompt counted locally (corrected by how
         this model's real prompt counts compared so far), completion from the mean of this
         model's answers so far plus a fifth (or max_tokens / a generous default before any)."""
-        prompt = count_prompt_tokens(job.messages, job.tools)
+        local = prompt = count_prompt_tokens(job.messages, job.tools)
         ratio = self._prompt_ratio.get(job.model)
         if ratio and ratio[1]:
-            prompt = int(prompt * ratio[0] / ratio[1]) + 1
+            prompt = int(local * ratio[0] / ratio[1]) + 1
         cap = job.params.get("max_tokens")
         seen = self._completion_seen.get(job.model)
         if seen and seen[1]:
@@ -290,7 +293,7 @@ class Runner:
         else:
             completion = DEFAULT_COMPLETION_ESTIMATE
         cost = price_table.cost(job.model, prompt, completion, self.options.prices)
-        return prompt + completion, cost
+        return prompt + completion, local, cost
 
     # -- worker side ------------------------------------------------------------------------
 
@@ -402,12 +405,6 @@ class Runner:
             completion.attempts, completion.retry_ms, completion.queue_ms = attempts, retry_ms, queue_ms
             self._cache_put(key, model, completion)
             return completion
-
-    # Kept for callers of the earlier API (the pytest plugin, tests).
-    def _call_with_retries(
-        self, model: str, mode: str, messages: list[dict[str, Any]], params: dict[str, Any], cache_key: str, use_cache: bool
-    ) -> Completion:
-        return self._blocking_call(model, mode, messages, params, cache_key)
 
     def _judge(self, job: Job, completion: Completion) -> tuple[Result, float, int]:
         cost = price_table.cost(job.model, completion.prompt_tokens, completion.completion_tokens, self.options.prices)
@@ -537,9 +534,10 @@ class Runner:
                 while q and self._busy < self._max_threads:
                     task = q[0]
                     if task.est_tokens == 0:
-                        task.est_tokens, task.est_cost = self._estimate(task.job)
+                        task.est_tokens, task.local_prompt, task.est_cost = self._estimate(task.job)
                     if self.budget is not None and self.budget.limited and not task.reserved:
                         if not self.budget.reserve(task.est_cost, task.est_tokens):
+                            self._budget_next = (task.est_tokens, task.est_cost)
                             self._budget_stop()
                             return wake
                         task.reserved = True
@@ -567,20 +565,22 @@ class Runner:
             self.budget.settle(task.est_cost, task.est_tokens, 0.0, 0)
             task.reserved = False
 
-    def _handle(self, item: Any, run_id: str, counts: RunCounts) -> None:
+    def _handle(self, item: Any) -> _Done | None:
+        """Book-keeping for one worker report (slots, retries, budget); returns a finished job
+        for :meth:`_record`, which the loop calls only after new calls were dispatched."""
         if item is _WAKE:
-            return
+            return None
         self._busy -= 1
         if isinstance(item, _Retry):
             task = item.task
             if self._halt.is_set():
                 self._unreserve(task)
                 self._dropped += 1
-                return
+                return None
             delay = self._backoff(task.attempts, item.error.retry_after)
             task.retry_ms += item.attempt_ms + delay * 1000
             heapq.heappush(self._delayed, (time.perf_counter() + delay, next(self._seq), task))
-            return
+            return None
         task, result = item.task, item.result
         completion = result.completion
         fresh = not completion.cached and completion.error is None
@@ -599,14 +599,16 @@ class Runner:
             model = task.job.model
             seen = self._completion_seen.get(model, (0, 0))
             self._completion_seen[model] = (seen[0] + completion.completion_tokens, seen[1] + 1)
-            if completion.prompt_tokens and task.est_tokens:
-                local = count_prompt_tokens(task.job.messages, task.job.tools)
+            if completion.prompt_tokens and task.local_prompt:
                 ratio = self._prompt_ratio.get(model, (0, 0))
-                self._prompt_ratio[model] = (ratio[0] + completion.prompt_tokens, ratio[1] + local)
-        counts.grader_cost += item.grader_cost
-        self._record(run_id, result, counts, cache=fresh)
+                self._prompt_ratio[model] = (ratio[0] + completion.prompt_tokens, ratio[1] + task.local_prompt)
+        return item
 
-    def _record(self, run_id: str, result: Result, counts: RunCounts, cache: bool = False) -> None:
+    def _record(self, run_id: str, done: _Done, counts: RunCounts) -> None:
+        """Write one finished job (and a fresh answer to the cache) and tell the progress."""
+        result = done.result
+        cache = not result.completion.cached and result.completion.error is None
+        counts.grader_cost += done.grader_cost
         with self._store_lock:
             self.store.add_result(run_id, result)
             if cache and self.options.write_cache:
@@ -622,6 +624,10 @@ class Runner:
         self._interrupted = True
         self._halt.set()
         self._out.put(_WAKE)
+        if self.options.notify is not None:
+            self.options.notify(
+                f"stopping: no new calls; waiting for {self.limiter.active} in flight (Ctrl-C again to abandon them)"
+            )
 
     def run(self, jobs: Iterable[Job], run_id: str, total: int | None = None, counts: RunCounts | None = None) -> RunOutcome:
         """Run every job, writing each result to the store as it completes.
@@ -665,13 +671,22 @@ class Runner:
                     item = self._out.get(timeout=timeout)
                 except queue.Empty:
                     continue
-                self._handle(item, run_id, counts)
-                while True:  # drain whatever else already arrived before scheduling again
+                finished: list[_Done] = []
+                while True:  # take whatever else already arrived, too
+                    done = self._handle(item)
+                    if done is not None:
+                        finished.append(done)
                     try:
                         item = self._out.get_nowait()
                     except queue.Empty:
                         break
-                    self._handle(item, run_id, counts)
+                if finished:
+                    # Refill the freed slots first, then write: the disk never delays a call.
+                    if not self._halt.is_set() and not self._no_new_jobs:
+                        self._fill()
+                    self._dispatch()
+                    for done in finished:
+                        self._record(run_id, done, counts)
         except KeyboardInterrupt:
             abandoned = True
             self._interrupted = True
@@ -694,8 +709,12 @@ class Runner:
             self.store.finish_run(run_id, status)
         budget_message = None
         if status == "budget" and self.budget is not None:
+            nxt = ""
+            if self._budget_next is not None:
+                tokens, cost = self._budget_next
+                nxt = f" (the next job was estimated at {tokens:,} tokens" + (f", ¥{cost:.4f})" if cost else ")")
             budget_message = (
-                f"budget reached ({self.budget.describe()}): stopped before it would be exceeded; "
+                f"budget reached: spent {self.budget.describe()}; stopped before it would be exceeded{nxt}; "
                 f"{not_run + self._dropped} job(s) not run"
             )
         return RunOutcome(

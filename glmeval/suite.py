@@ -687,8 +687,12 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
 
 
+_PYDANTIC_TAG = re.compile(r"^(\[key\]|[a-z][a-z_-]*\[.*\])$")
+
+
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    """The data path without pydantic's own markers (``[key]``, ``function-after[...]``)."""
+    return tuple(p for p in loc if not (isinstance(p, str) and _PYDANTIC_TAG.match(p)))
 
 
 def _pydantic_problem(err: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
@@ -696,11 +700,11 @@ def _pydantic_problem(err: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
     loc = _clean_loc(tuple(err["loc"]))
     kind = err["type"]
     what = _dotted(loc) or "the suite"
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" and loc:
         key = loc[-1]
         parent = _dotted(loc[:-1]) or "the suite"
         return loc, f"unknown key {str(key)!r} in {parent}{_did_you_mean(key, _allowed_keys(loc[:-1]))}"
-    if kind == "missing":
+    if kind == "missing" and loc:
         parent = _dotted(loc[:-1]) or "the suite"
         return loc, f"{parent}: required key {str(loc[-1])!r} is missing"
     given = err.get("input")
@@ -1301,7 +1305,11 @@ def _check_messages(messages: Any, origin: Origin, report: Report, templating: b
             continue
         if not templating or message.get("template") is False:
             continue
-        for text in content_templates(message.get("content")):
+        texts = content_templates(message.get("content"))
+        calls = message.get("tool_calls")
+        if isinstance(calls, list):
+            texts += _strings([c.get("function", {}).get("arguments") for c in calls if isinstance(c, dict) and isinstance(c.get("function"), dict)])
+        for text in texts:
             _check_template(text, origin.at(i, "content"), report, f"message {i + 1}")
 
 

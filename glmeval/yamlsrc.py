@@ -262,6 +262,14 @@ def _yaml_rows(path: Path, text: str) -> list[Row]:
     return rows
 
 
+def _reader_problem(path: Path, text: str, exc: yaml.reader.ReaderError) -> str:
+    """A character YAML does not allow (a control character, say), with its line."""
+    line = text[: exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
+    where = f"{path}:{line}" if line else str(path)
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+    return f"{where}: YAML error: the character #x{code:04x} is not allowed in YAML (a control character?)"
+
+
 MAX_EXPANDED_NODES = 1_000_000
 
 
@@ -314,7 +322,10 @@ def load_yaml(path: Path, text: str | None = None) -> Source:
     """Parse a YAML file. Syntax errors become a SuiteError naming file, line and column."""
     if text is None:
         text = read_text(path, "file")
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise SuiteError([_reader_problem(path, text, exc)]) from None
     try:
         root = loader.get_single_node()
         if root is not None:
@@ -329,6 +340,8 @@ def load_yaml(path: Path, text: str | None = None) -> Source:
             problem = f"{problem} ({exc.context} at line {start.line + 1})"
         kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
         raise SuiteError([f"{path}{line}: {kind}: {problem}"]) from None
+    except yaml.reader.ReaderError as exc:
+        raise SuiteError([_reader_problem(path, text, exc)]) from None
     except yaml.YAMLError as exc:
         raise SuiteError([f"{path}: YAML error: {exc}"]) from None
     except RecursionError:

@@ -35,7 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "suites"
 
 # Fast, offline, and independent of the caller's key or database.
-LOCAL = ["-p", "no:cacheprovider", "--glmeval-local", "--glmeval-local-speed", "0"]
+# (pytest-benchmark, when installed, warns about xdist in every inner session.)
+BASE = ["-p", "no:cacheprovider", "-p", "no:benchmark"]
+LOCAL = [*BASE, "--glmeval-local", "--glmeval-local-speed", "0"]
 
 # One case whose check fails (the answer says 北京).
 FAILING_SUITE = """\
@@ -133,7 +135,7 @@ def _check_junit(path: Path) -> None:
 
 
 def test_collects_only_suite_files_with_stable_ids(project: pytest.Pytester) -> None:
-    result = project.runpytest("-p", "no:cacheprovider", "--collect-only", "-q")
+    result = project.runpytest(*BASE, "--collect-only", "-q")
     ids = [line for line in result.outlines if "::" in line]
     assert ids == [
         "errors.glmeval.yaml::hello[glm-no-such-model]",
@@ -195,7 +197,7 @@ def test_bad_suite_is_one_collection_error(pytester: pytest.Pytester) -> None:
         ".glmeval.yaml",
         bad="name: bad\nmessages:\n  - role: usr\n    content: hi\ncases:\n  - id: a\n",
     )
-    result = pytester.runpytest("-p", "no:cacheprovider", "--glmeval-local")
+    result = pytester.runpytest(*BASE, "--glmeval-local")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*ERROR collecting bad.glmeval.yaml*", "bad.glmeval.yaml:3: *role must be one of*"])
     assert "Traceback" not in result.stdout.str()
@@ -206,7 +208,7 @@ def test_without_key_or_local_each_item_fails_with_one_message(
 ) -> None:
     monkeypatch.delenv("ZHIPUAI_API_KEY", raising=False)
     monkeypatch.delenv("ZHIPU_API_KEY", raising=False)
-    result = project.runpytest("-p", "no:cacheprovider", "failing.glmeval.yaml", "multi-turn.glmeval.yml")
+    result = project.runpytest(*BASE, "failing.glmeval.yaml", "multi-turn.glmeval.yml")
     result.assert_outcomes(failed=5)
     result.stdout.fnmatch_lines(["*set ZHIPUAI_API_KEY*or pass --glmeval-local*"])
     assert "Traceback" not in result.stdout.str()
@@ -215,7 +217,7 @@ def test_without_key_or_local_each_item_fails_with_one_message(
 
 def test_markers_keywords_and_selection(project: pytest.Pytester) -> None:
     # Tags are registered markers: --strict-markers accepts them and -m selects by them.
-    result = project.runpytest("-p", "no:cacheprovider", "--collect-only", "-q", "--strict-markers", "-m", "geo")
+    result = project.runpytest(*BASE, "--collect-only", "-q", "--strict-markers", "-m", "geo")
     assert [line for line in result.outlines if "::" in line] == ["failing.glmeval.yaml::wrong-capital[glm-4]"]
     # -k deselection: only the selected items' jobs run.
     result = project.runpytest(*LOCAL, "-k", "capital and glm-3-turbo")
@@ -227,7 +229,7 @@ def test_markers_keywords_and_selection(project: pytest.Pytester) -> None:
 
 def test_model_override_and_exitfirst(project: pytest.Pytester) -> None:
     result = project.runpytest(
-        "-p", "no:cacheprovider", "--collect-only", "-q", "--glmeval-model", "glm-4-flash", "multi-turn.glmeval.yml"
+        *BASE, "--collect-only", "-q", "--glmeval-model", "glm-4-flash", "multi-turn.glmeval.yml"
     )
     assert [line for line in result.outlines if "::" in line] == [
         "multi-turn.glmeval.yml::remembers-name[glm-4-flash]",
@@ -254,10 +256,13 @@ cases:
     threshold: 0.6
     checks:
       - python: "job.repeat != 0"
+  - id: later
+    skip: not ready yet
 """
     pytester.makefile(".glmeval.yaml", flaky=body)
-    result = pytester.runpytest(*LOCAL)
-    result.assert_outcomes(passed=1, failed=1)
+    result = pytester.runpytest(*LOCAL, "-rs")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED *flaky.glmeval.yaml*not ready yet"])
     result.stdout.fnmatch_lines(["strict [[]glm-4[]]: 2 of 3 repeats passed (every repeat must pass)*", "repeat 1:"])
 
 
@@ -271,7 +276,7 @@ def test_glmeval_suites_ini_and_testpaths(pytester: pytest.Pytester) -> None:
     (pytester.path / "tests" / "test_code.py").write_text("def test_code():\n    pass\n", encoding="utf-8")
     pytester.makeini("[pytest]\ntestpaths = tests\nglmeval_suites = suites/multi-turn.yaml\n")
     # Plain `pytest`: testpaths plus the listed suite (and not the other YAML beside it).
-    result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only", "-q")
+    result = pytester.runpytest(*BASE, "--collect-only", "-q")
     assert [line for line in result.outlines if "::" in line] == [
         "tests/test_code.py::test_code",
         "suites/multi-turn.yaml::remembers-name[glm-4]",
@@ -280,11 +285,13 @@ def test_glmeval_suites_ini_and_testpaths(pytester: pytest.Pytester) -> None:
         "suites/multi-turn.yaml::capital-follow-up[glm-4-flash]",
     ]
     # Paths on the command line win, as for Python tests.
-    result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only", "-q", "tests")
+    result = pytester.runpytest(*BASE, "--collect-only", "-q", "tests")
     assert [line for line in result.outlines if "::" in line] == ["tests/test_code.py::test_code"]
 
 
-def test_glm_fixture_and_report(pytester: pytest.Pytester) -> None:
+def test_glm_fixture_and_report(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.delenv("GLMEVAL_DB", raising=False)
     pytester.makepyfile(
         test_prompts="""
         def test_capital(glm):
@@ -318,8 +325,25 @@ def test_glm_fixture_and_report(pytester: pytest.Pytester) -> None:
 def test_plugin_is_inert_without_suites(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_plain="def test_ok():\n    pass\n")
     pytester.makefile(".yaml", config="name: not-a-suite\ncases: []\n")
-    result = pytester.runpytest("-p", "no:cacheprovider", "--glmeval-report", "out")
+    result = pytester.runpytest(*BASE, "--glmeval-report", "out")
     result.assert_outcomes(passed=1)
     assert " glmeval -" not in result.stdout.str()  # no summary section
     assert not (pytester.path / ".glmeval").exists()
     assert not (pytester.path / "out").exists()
+
+
+def test_replay_and_baseline_report(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    db = project.path / ".glmeval" / "results.db"
+    project.runpytest(*LOCAL, "multi-turn.glmeval.yml").assert_outcomes(passed=4)
+    (first, *_), = _runs(db)
+    # Replay answers from the cache (the local server's answers stay in its own namespace).
+    result = project.runpytest(
+        *LOCAL, "--glmeval-replay", "--glmeval-report", "out", "--glmeval-baseline", first, "multi-turn.glmeval.yml"
+    )
+    result.assert_outcomes(passed=4)
+    second = _runs(db)[-1][0]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT sum(cached) FROM results WHERE run_id = ?", (second,)).fetchone()[0] == 4
+    report = (project.path / "out" / "report.md").read_text(encoding="utf-8")
+    assert second in report and f"Against baseline `{first}`" in report

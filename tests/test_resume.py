@@ -27,6 +27,7 @@ SUITE = """\
 name: {name}
 model: glm-4
 repeat: {repeat}
+params: {{max_tokens: 64}}
 messages:
   - {{role: user, content: "{{{{ question }}}}"}}
 cases:
@@ -112,7 +113,6 @@ def test_sigkill_then_resume_calls_only_the_missing_jobs(tmp_path: Path, slow_se
         timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming run {run.id}" in resumed.stderr
 
     # Exactly the missing jobs were called, once each: no finished job was called again.
     assert chat_requests(slow_server) - before == 120 - len(finished)

@@ -444,3 +444,21 @@ def test_fault_flags_need_local(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--local" in result.stderr
     result = CliRunner().invoke(main, ["run", str(suite), "--local", "--fault", "bogus=1", "--db", str(tmp_path / "r.db")])
     assert result.exit_code == 2 and "bogus" in result.stderr
+
+
+def test_progress_prints_plain_lines_when_not_a_terminal() -> None:
+    import io
+
+    from glmeval.cli.run import Progress
+    from glmeval.records import Result
+    from glmeval.runner import RunCounts
+
+    out = io.StringIO()
+    start = RunCounts(total=10, done=4, passed=4, tokens=100, cost=0.01)
+    job = make_jobs(1)[0]
+    with Progress(10, "suite", stream=out, start=start, every=0.0) as progress:
+        counts = RunCounts(total=10, done=5, passed=4, failed=1, retried=2, tokens=130, cost=0.013)
+        progress.update(Result(job, _ok(), [], False, 0.0), counts)
+    line = out.getvalue().strip()
+    assert line.startswith("[suite] 5/10 pass 4 fail 1 err 0 retried 2 tok 130 ¥0.0130 eta ")
+    assert "\x1b" not in line  # no terminal escapes in CI logs

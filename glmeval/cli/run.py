@@ -52,6 +52,18 @@ class Progress:
         cost = counts.cost + counts.grader_cost
         return f"{text} tok {counts.tokens:,} ¥{cost:.4f}"
 
+    @staticmethod
+    def compact(counts: RunCounts) -> str:
+        """The live bar's shorter form, so the bar fits an 80-column terminal."""
+        text = f"[green]✔{counts.passed}[/] [red]✘{counts.failed}[/] [yellow]err {counts.errors}[/]"
+        if counts.retried:
+            text += f" ↻{counts.retried}"
+        if counts.cached:
+            text += f" cached {counts.cached}"
+        tokens = counts.tokens
+        shown = f"{tokens / 1000:.1f}k" if tokens >= 10_000 else str(tokens)
+        return f"{text} {shown} tok ¥{counts.cost + counts.grader_cost:.3f}"
+
     def eta(self, done: int) -> float | None:
         """Seconds left at this session's pace; None before anything finished."""
         ran = done - self.start_done
@@ -62,14 +74,13 @@ class Progress:
     def __enter__(self) -> "Progress":
         if self.tty:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn
 
             self._bar = Bar(
                 TextColumn("[bold]{task.description}"),
-                BarColumn(),
+                BarColumn(bar_width=16),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[stats]}"),
-                TimeElapsedColumn(),
                 TextColumn("eta {task.fields[eta]}"),
                 console=Console(file=self.stream),
                 transient=False,
@@ -80,7 +91,7 @@ class Progress:
                 self.label,
                 total=self.total,
                 completed=start.done if start else 0,
-                stats=self.stats(start) if start else "",
+                stats=self.compact(start) if start else "",
                 eta="-",
             )
         return self
@@ -89,7 +100,7 @@ class Progress:
         if self._bar is not None:
             eta = self.eta(counts.done)
             self._bar.update(
-                self._task, completed=counts.done, stats=self.stats(counts), eta="-" if eta is None else f"{eta:.0f}s"
+                self._task, completed=counts.done, stats=self.compact(counts), eta="-" if eta is None else f"{eta:.0f}s"
             )
             return
         now = time.monotonic()
@@ -267,8 +278,9 @@ def run(
                 embedding_model=embedding_model or suite.settings.embedding_model,
                 suite_dir=suite.base_dir,
                 prices=suite.prices or None,
-                model_limits=model_limits,
+                model_limits=suite_limits(suite, model_limits),
                 budget=budget,
+                notify=lambda message: click.echo(f"\n{message}", err=True),
             )
             settings = {
                 "concurrency": options.concurrency,
@@ -278,8 +290,10 @@ def run(
                 "base_url": target.base_url if not local else "local",
             }
             # --- runner: settings worth keeping with the run, and --resume ---
-            if model_limits:
-                settings["limits"] = {m: {k: v for k, v in vars(l).items() if v is not None} for m, l in model_limits.items()}
+            if options.model_limits:
+                settings["limits"] = {
+                    m: {k: v for k, v in vars(lim).items() if v is not None} for m, lim in options.model_limits.items()
+                }
             if budget is not None:
                 settings["budget"] = {"max_cost": budget.max_cost, "max_tokens": budget.max_tokens}
             if fault_config is not None:
@@ -373,6 +387,18 @@ def parse_limits(concurrency: tuple[str, ...], rpm: tuple[str, ...], tpm: tuple[
         c = conc.get(model)
         limits[model] = ModelLimit(int(c) if c is not None else None, per_min.get(model), tokens.get(model))
     return limits
+
+
+def suite_limits(suite: Any, cli: dict[str, ModelLimit]) -> dict[str, ModelLimit]:
+    """Per-model limits: the suite's ``settings.limits`` (``{model: {concurrency, rpm, tpm}}``,
+    when the suite format has it) with the command line's on top."""
+    merged: dict[str, ModelLimit] = {}
+    for model, spec in (getattr(suite.settings, "limits", None) or {}).items():
+        spec = spec if isinstance(spec, dict) else vars(spec)
+        merged[str(model)] = ModelLimit(spec.get("concurrency"), spec.get("rpm"), spec.get("tpm"))
+    for model, limit in cli.items():
+        merged[model] = merged.get(model, ModelLimit()).merged(limit)
+    return merged
 
 
 def parse_faults(items: tuple[str, ...], seed: int | None, local: bool) -> Any:

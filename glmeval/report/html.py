@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import math
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -164,6 +163,12 @@ def trend_block(data: ReportData) -> dict[str, Any]:
     return {"enough": True, "runs": len(tr.runs), "charts": charts, "variants": len(tr.variants)}
 
 
+def _split_delta(text: str) -> tuple[str, str]:
+    """``"80% → 60% (-20 pp)"`` → (``"80% → 60%"``, ``"-20 pp"``): the change goes on its own line."""
+    main_part, sep, rest = text.partition(" (")
+    return (main_part, rest.rstrip(")")) if sep else (text, "")
+
+
 def baseline_block(data: ReportData) -> dict[str, Any] | None:
     if data.baseline is None:
         return None
@@ -180,7 +185,7 @@ def baseline_block(data: ReportData) -> dict[str, Any] | None:
         delta = views.clean(pr[2]) if pr and len(pr) > 2 else None
         rows.append({
             "variant": r["variant"],
-            "cells": [_delta_cell(k, m.get(k)) for k, _ in DELTA_METRICS],
+            "cells": [_split_delta(_delta_cell(k, m.get(k))) for k, _ in DELTA_METRICS],
             "p": _p(r["p_value"]),
             "verdict": r["verdict"] or "",
             "trend": "down" if (delta or 0) < 0 else "up" if (delta or 0) > 0 else "flat",
@@ -242,7 +247,6 @@ def render_html(data: ReportData) -> str:
         trends=trend_block(data),
         baseline=baseline_block(data),
         best_pass=sorted(best_pass),
-        isnan=lambda x: x is None or (isinstance(x, float) and math.isnan(x)),
     )
 
 

@@ -39,9 +39,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Flat rows with NaN → ``None`` and numpy scalars → Python (cheap: one level, no recursion)."""
     if frame.empty:
         return []
-    return [_jsonable(r) for r in frame.to_dict("records")]
+    return [{k: views.clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
 
 
 def report_dict(data: ReportData) -> dict[str, Any]:
@@ -53,8 +54,8 @@ def report_dict(data: ReportData) -> dict[str, Any]:
         raw_calls = r.pop("tool_calls", None)
         r["tool_calls"] = json.loads(raw_calls) if isinstance(raw_calls, str) and raw_calls else []
         r["variant"] = data.variants.get(r["variant_id"], {})
-        r["request"] = {"messages": job.get("messages"), "params": job.get("params")}
-        results.append(_jsonable(r))
+        r["request"] = {"messages": job.get("messages"), "params": job.get("params")}  # already plain JSON
+        results.append(r)
     cells = [
         {
             "case_id": cell.case_id,
@@ -79,28 +80,36 @@ def report_dict(data: ReportData) -> dict[str, Any]:
             "only_in_base": list(getattr(data.comparison, "only_in_base", []) or []),
             "only_in_head": list(getattr(data.comparison, "only_in_head", []) or []),
         }
-    return _jsonable(
+    small = _jsonable(
         {
-            "schema": SCHEMA,
-            "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "run": dataclasses.asdict(data.run),
-            "simulated": bool(data.run.local),
-            "replayed": bool(data.run.replay),
             "totals": views.totals(data),
             "variants": data.variants,
-            "summary": _records(data.summary),
-            "cells": cells,
-            "results": results,
-            "checks": _records(data.checks),
             "baseline": comparison,
             "notes": data.notes,
         }
     )
+    return {
+        "schema": SCHEMA,
+        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "run": small["run"],
+        "simulated": bool(data.run.local),
+        "replayed": bool(data.run.replay),
+        "totals": small["totals"],
+        "variants": small["variants"],
+        "summary": _records(data.summary),
+        "cells": cells,
+        "results": results,
+        "checks": _records(data.checks),
+        "baseline": small["baseline"],
+        "notes": small["notes"],
+    }
 
 
 def render_json(data: ReportData) -> str:
-    """The JSON report; non-ASCII kept readable (model output is mostly Chinese)."""
-    return json.dumps(report_dict(data), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+    """The JSON report, compact (the C encoder: a 10,000-result run in well under a second);
+    non-ASCII kept readable, since model output is mostly Chinese. NaN never reaches it."""
+    return json.dumps(report_dict(data), ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n"
 
 
 __all__ = ["render_json", "report_dict", "SCHEMA"]

@@ -334,6 +334,13 @@ BEST_DIRECTION: dict[str, bool] = {
 }
 
 
+# decimals each column is shown with (markdown.py / html.py formatters)
+BEST_PRECISION: dict[str, int] = {
+    "pass_rate": 2, "case_pass_rate": 2, "checks_rate": 2, "latency_p50_ms": 0, "latency_p95_ms": 0, "ttft_p50_ms": 0,
+    "prompt_tokens": 1, "completion_tokens": 1, "cost": 4, "errors": 0,
+}
+
+
 def _wilson(successes: int, n: int) -> tuple[float, float]:
     """The 95% Wilson interval from :mod:`glmeval.stats`, computed here if that module is absent."""
     try:
@@ -478,7 +485,9 @@ def best_variants(summary: pd.DataFrame) -> dict[str, set[str]]:
         if col not in summary.columns:
             continue
         values = {v: clean(x) for v, x in zip(summary["variant"], summary[col])}
-        finite = {v: float(x) for v, x in values.items() if x is not None}
+        # Compare at the precision shown, so two cells that read the same are both marked or neither.
+        digits = BEST_PRECISION.get(col, 6)
+        finite = {v: round(float(x), digits) for v, x in values.items() if x is not None}
         if len(finite) < 2 or len(set(round(x, 12) for x in finite.values())) < 2:
             continue
         best = max(finite.values()) if higher else min(finite.values())
