@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from glmeval.report import load_report_data
+from glmeval.report import load_report_data, views
 from glmeval.report.charts import bar_chart, hbar_chart, line_chart, nice_ticks, sparkline
 from glmeval.report.demo import synth_run
 from glmeval.report.html import render_html
@@ -106,3 +106,24 @@ def test_charts_escape_and_scale() -> None:
     assert "no data" in bar_chart([], {})
     assert nice_ticks(0, 0.97) == [0, 0.25, 0.5, 0.75, 1.0]
     assert sparkline([0, 0.5, 1, None], 0, 1) == "▁▅█ "
+
+
+def test_prompt_axis_shows_each_variants_conversation(store: Store) -> None:
+    """With a prompt axis the conversation differs per variant, so each column carries its own."""
+    from glmeval.records import CheckResult, Completion, Job, Result
+
+    run = store.start_run("prompts", variants=["glm-4 prompt=terse", "glm-4 prompt=polite"])
+    for prompt, system in (("terse", "Answer in one word."), ("polite", "Answer politely.")):
+        job = Job(
+            id=f"j-{prompt}", suite="prompts", case_id="capital", variant_id=f"glm-4 prompt={prompt}",
+            variant={"model": "glm-4", "prompt": prompt}, repeat=0, model="glm-4", mode="sync",
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": "首都？"}], params={},
+            checks=[], threshold=None,
+        )
+        check = CheckResult("contains", True, 1.0, "found", label="contains 北京")
+        store.add_result(run, Result(job, Completion(text="北京", latency_ms=10.0), [check], True, 1.0, 0.0))
+    data = load_report_data(store, run)
+    html = render_html(data)
+    assert "The conversation differs between variants" in html
+    assert "Answer in one word." in html and "Answer politely." in html
+    assert [e.axis for e in views.effects(data)] == ["prompt"]

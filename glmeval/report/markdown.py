@@ -62,7 +62,9 @@ def fmt_num(value: Any, digits: int = 1) -> str:
 def fmt_cost(value: Any) -> str:
     if _missing(value):
         return "–"
-    return f"¥{value:.4f}" if abs(value) >= 0.0001 or value == 0 else f"¥{value:.2e}"
+    if value == 0:
+        return "¥0"
+    return f"¥{value:.4f}" if abs(value) >= 0.0001 else f"¥{value:.2e}"
 
 
 def fmt_ci(lo: Any, hi: Any) -> str:
