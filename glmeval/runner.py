@@ -244,7 +244,7 @@ class Runner:
         self._out: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._max_threads = max(2, 2 * self.limiter.concurrency)
+        self._max_threads = self.limiter.concurrency + max(2, self.limiter.concurrency // 4)
         self._completion_seen: dict[str, tuple[int, int]] = {}
         self._prompt_ratio: dict[str, tuple[int, int]] = {}
         self._namespace = self.options.cache_namespace or getattr(client, "cache_namespace", "") or ""

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from glmeval.frames import checks_frame, results_frame
+from glmeval.frames import checks_frame, results_frame, summary_frame
 from glmeval.store import RunInfo, Store
 
 FORMATS: tuple[str, ...] = ("md", "html", "json", "junit")
@@ -120,7 +120,7 @@ def load_report_data(
         raise GlmevalError(f"no run {run_id!r} in {store.path}")
     results = results_frame(store, run_id)
     checks = checks_frame(store, run_id)
-    summary = views.enrich_summary(views.fast_summary(results, run.variants), checks)
+    summary = views.enrich_summary(summary_frame(results, run.variants), checks)
     jobs, variants = _load_jobs(store, run_id)
     history = views.load_history(store, run, history_runs) if history_runs > 0 else None
     data = ReportData(run=run, results=results, checks=checks, summary=summary, jobs=jobs, variants=variants, history=history)

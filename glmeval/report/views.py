@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
+from glmeval.stats import wilson_interval
+
 if TYPE_CHECKING:
     from glmeval.report import ReportData
 
@@ -341,23 +343,6 @@ BEST_PRECISION: dict[str, int] = {
 }
 
 
-def _wilson(successes: int, n: int) -> tuple[float, float]:
-    """The 95% Wilson interval from :mod:`glmeval.stats`, computed here if that module is absent."""
-    try:
-        from glmeval.stats import wilson_interval
-
-        return wilson_interval(successes, n)
-    except ImportError:  # pragma: no cover - stats ships with glmeval
-        if n <= 0:
-            return (0.0, 1.0)
-        z = 1.96
-        p = successes / n
-        denom = 1 + z * z / n
-        centre = (p + z * z / (2 * n)) / denom
-        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-        return (max(0.0, centre - half), min(1.0, centre + half))
-
-
 def enrich_summary(summary: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
     """Add the 95% Wilson interval of the pass rate and the checks passed per variant.
 
@@ -370,7 +355,7 @@ def enrich_summary(summary: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
     if "pass_rate_lo" in out.columns and "pass_rate_hi" in out.columns:
         out["pass_lo"], out["pass_hi"] = out["pass_rate_lo"], out["pass_rate_hi"]
     else:
-        bounds = [_wilson(int(p), int(n)) for p, n in zip(out["passed"], out["jobs"])]
+        bounds = [wilson_interval(int(p), int(n)) for p, n in zip(out["passed"], out["jobs"])]
         out["pass_lo"] = [b[0] for b in bounds]
         out["pass_hi"] = [b[1] for b in bounds]
     if not checks.empty:
@@ -382,94 +367,6 @@ def enrich_summary(summary: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
         out["checks_total"] = 0
     out["checks_rate"] = [p / t if t else float("nan") for p, t in zip(out["checks_passed"], out["checks_total"])]
     return out
-
-
-SUMMARY_COLUMNS = [
-    "variant", "model", "jobs", "passed", "failed", "errors", "pass_rate", "latency_p50_ms",
-    "latency_p95_ms", "ttft_p50_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "cached",
-    "pass_rate_lo", "pass_rate_hi", "cases", "cases_passed", "case_pass_rate",
-]
-
-
-def fast_summary(results: pd.DataFrame, variant_order: list[str] | None = None) -> pd.DataFrame:
-    """:func:`glmeval.frames.summary_frame`, computed with grouped aggregations.
-
-    ``summary_frame`` builds its per-case verdicts one pandas group at a time, which takes
-    seconds for a 10,000-result run; reports must render in well under that. The figures are
-    the same by definition (a test checks them against ``summary_frame`` column by column):
-    latency and TTFT over fresh answered calls, tokens averaged over answered calls, a case
-    passing when its share of passing repeats reaches its threshold (every repeat by default).
-    """
-    from glmeval.frames import summary_frame
-
-    if results.empty:
-        return summary_frame(results, variant_order)
-    seen = list(dict.fromkeys(results["variant_id"].tolist()))
-    order = [v for v in (variant_order or []) if v in set(seen)] + [v for v in seen if v not in (variant_order or [])]
-    status = results["status"]
-    answered = status != "error"
-    fresh = ~results["cached"].astype(bool) & answered
-    frame = pd.DataFrame(
-        {
-            "variant": results["variant_id"],
-            "case": results["case_id"],
-            "model": results["model"],
-            "ok": (status == "pass").astype(int),
-            "bad": (status == "fail").astype(int),
-            "err": (~answered).astype(int),
-            "lat": pd.to_numeric(results["latency_ms"], errors="coerce").where(fresh),
-            "ttft": pd.to_numeric(results["ttft_ms"], errors="coerce").where(fresh),
-            "pt": pd.to_numeric(results["prompt_tokens"], errors="coerce").where(answered),
-            "ct": pd.to_numeric(results["completion_tokens"], errors="coerce").where(answered),
-            "tt": pd.to_numeric(results["total_tokens"], errors="coerce"),
-            "cost": pd.to_numeric(results["cost"], errors="coerce"),
-            "cached": results["cached"].astype(int),
-            "threshold": pd.to_numeric(results["threshold"], errors="coerce") if "threshold" in results.columns else float("nan"),
-        }
-    )
-    g = frame.groupby("variant", sort=False)
-    agg = g.agg(
-        model=("model", "first"), jobs=("ok", "size"), passed=("ok", "sum"), failed=("bad", "sum"), errors=("err", "sum"),
-        prompt_tokens=("pt", "mean"), completion_tokens=("ct", "mean"), total_tokens=("tt", "sum"), cost=("cost", "sum"),
-        cached=("cached", "sum"),
-    )
-    agg["latency_p50_ms"] = g["lat"].quantile(0.5)
-    agg["latency_p95_ms"] = g["lat"].quantile(0.95)
-    agg["ttft_p50_ms"] = g["ttft"].median()
-    cases = frame.groupby(["variant", "case"], sort=False).agg(passes=("ok", "sum"), n=("ok", "size"), threshold=("threshold", "first"))
-    need = cases["threshold"].fillna(1.0)
-    cases["passed"] = (cases["passes"] / cases["n"]) >= need - 1e-9
-    per_case = cases.groupby(level="variant", sort=False)["passed"].agg(["size", "sum", "mean"])
-    rows = []
-    for variant in order:
-        a = agg.loc[variant]
-        jobs, passed = int(a["jobs"]), int(a["passed"])
-        lo, hi = _wilson(passed, jobs)
-        rows.append(
-            {
-                "variant": variant,
-                "model": a["model"],
-                "jobs": jobs,
-                "passed": passed,
-                "failed": int(a["failed"]),
-                "errors": int(a["errors"]),
-                "pass_rate": passed / jobs if jobs else float("nan"),
-                "latency_p50_ms": float(a["latency_p50_ms"]),
-                "latency_p95_ms": float(a["latency_p95_ms"]),
-                "ttft_p50_ms": float(a["ttft_p50_ms"]),
-                "prompt_tokens": float(a["prompt_tokens"]),
-                "completion_tokens": float(a["completion_tokens"]),
-                "total_tokens": int(a["total_tokens"]),
-                "cost": float(a["cost"]),
-                "cached": int(a["cached"]),
-                "pass_rate_lo": lo,
-                "pass_rate_hi": hi,
-                "cases": int(per_case.at[variant, "size"]),
-                "cases_passed": int(per_case.at[variant, "sum"]),
-                "case_pass_rate": float(per_case.at[variant, "mean"]),
-            }
-        )
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def best_variants(summary: pd.DataFrame) -> dict[str, set[str]]:
