@@ -244,6 +244,8 @@ class Runner:
         self._out: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        # Threads: one per call slot, plus a few for checks (judge calls, cache hits) so
+        # grading never takes a slot from calls. Fewer threads means less GIL hand-off.
         self._max_threads = self.limiter.concurrency + max(2, self.limiter.concurrency // 4)
         self._completion_seen: dict[str, tuple[int, int]] = {}
         self._prompt_ratio: dict[str, tuple[int, int]] = {}
