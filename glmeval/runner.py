@@ -217,7 +217,7 @@ def _digest(payload: dict[str, Any]) -> str:
 
 
 class Runner:
-    """Runs jobs into one stored run. One instance per run; not reusable."""
+    """Runs jobs into one stored run. One instance per :meth:`run` call; not reusable."""
 
     def __init__(
         self,
@@ -251,6 +251,20 @@ class Runner:
         self._prompt_ratio: dict[str, tuple[int, int]] = {}
         self._namespace = self.options.cache_namespace or getattr(client, "cache_namespace", "") or ""
         self.grader = _Grader(self)
+        # The schedule, owned by the coordinating thread alone.
+        self._jobs: Iterator[Job] = iter(())
+        self._exhausted = False
+        self._queues: dict[str, deque[_Task]] = {}  # per model, in plan order
+        self._next_in_line: dict[str, int] = {}
+        self._models: list[str] = []
+        self._judge_only: deque[_Task] = deque()  # cache hits and replays: checks only
+        self._delayed: list[tuple[float, int, _Task]] = []  # retries: (due, seq, task) heap
+        self._seq = itertools.count()
+        self._rr = 0
+        self._busy = 0  # tasks handed to workers and not reported back
+        self._buffered = 0  # jobs read from the plan and not started
+        self._dropped = 0  # jobs left without a result because the run stopped mid-retry
+        self._lookahead = max(64, 4 * self.limiter.concurrency)
 
     def stop(self) -> None:
         """Take no new jobs and make no new attempts; in-flight calls finish."""
@@ -509,10 +523,10 @@ class Runner:
             while self._delayed and self._delayed[0][0] <= now and self._busy < self._max_threads:
                 entry = heapq.heappop(self._delayed)
                 task = entry[2]
+                if task.waiting_since is None:
+                    task.waiting_since = entry[0]  # waiting again since its backoff ended
                 permit, wait = self.limiter.try_acquire(task.job.model, task.est_tokens)
                 if permit is None:
-                    if task.waiting_since is None:
-                        task.waiting_since = entry[0]
                     blocked.append(entry)
                     if wait is not None:
                         wake = wait if wake is None else min(wake, wait)
@@ -639,19 +653,7 @@ class Runner:
         Ctrl-C abandons the in-flight calls. ``counts`` continues the totals of a resumed run.
         """
         counts = counts or RunCounts(total=total or 0)
-        self._jobs: Iterator[Job] = iter(jobs)
-        self._exhausted = False
-        self._queues: dict[str, deque[_Task]] = {}
-        self._next_in_line: dict[str, int] = {}
-        self._models: list[str] = []
-        self._judge_only: deque[_Task] = deque()
-        self._delayed: list[tuple[float, int, _Task]] = []
-        self._seq = itertools.count()
-        self._rr = 0
-        self._busy = 0
-        self._buffered = 0
-        self._dropped = 0
-        self._lookahead = max(64, 4 * self.limiter.concurrency)
+        self._jobs = iter(jobs)
         previous_handler: Any = None
         if self.options.handle_sigint and threading.current_thread() is threading.main_thread():
             previous_handler = signal.signal(signal.SIGINT, self._on_sigint)

@@ -18,13 +18,14 @@ Loading runs in three passes over the same data:
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import itertools
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal, Mapping, TypeGuard
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -77,11 +78,11 @@ MAX_FUNCTIONS = 128
 # Request parameters: the API's rules (zhipu-api.md §2) and the SDK's silent clamping.
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -512,7 +513,7 @@ class Suite(_Strict):
     )
     checks: list[Any] = Field(default_factory=list, description="Checks applied to every case.")
     cases: list[Case] = Field(default_factory=list, description="Cases inline, or {file: path} entries, or one case file path.")
-    settings: Settings = Field(default_factory=Settings, description="Concurrency, timeouts, retries and grading models.")
+    settings: Settings = Field(default_factory=lambda: Settings.model_validate({}), description="Concurrency, timeouts, retries and grading models.")
     prices: dict[str, Any] = Field(
         default_factory=dict, description="Price overrides, yuan per 1M tokens: {model: [input, output]}."
     )
@@ -566,6 +567,7 @@ class Suite(_Strict):
         """
         chosen = self.prompts.get(prompt) if prompt is not None else None
         system = prompt in self._system_prompts
+        base: list[Message] | None
         if case.messages is not None:
             base = case.messages
         elif chosen is not None and not system:
@@ -596,6 +598,20 @@ def _did_you_mean(word: Any, options: Iterable[Any]) -> str:
         return ""
     best = min(close, key=lambda option: (_edits(text, option), abs(len(option) - len(text))))
     return f" (did you mean {best!r}?)"
+
+
+@functools.lru_cache(maxsize=1024)
+def _typo_of(word: str, options: tuple[str, ...]) -> str | None:
+    """The option ``word`` is a likely misspelling of (at most two edits away), if any.
+
+    Stricter than :func:`_did_you_mean`: a case-file column that is not reserved is a
+    legitimate variable, so only near-misses like ``tgas`` or ``chekcs`` deserve a warning.
+    """
+    for option in options:
+        distance = _edits(word.lower(), option)
+        if word != option and distance <= (1 if len(option) <= 4 else 2):
+            return option
+    return None
 
 
 def _edits(a: str, b: str) -> int:
@@ -695,7 +711,7 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(p for p in loc if not (isinstance(p, str) and _PYDANTIC_TAG.match(p)))
 
 
-def _pydantic_problem(err: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
+def _pydantic_problem(err: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
     """One pydantic error as (location, message in plain words)."""
     loc = _clean_loc(tuple(err["loc"]))
     kind = err["type"]
@@ -996,8 +1012,7 @@ def _file_cases(
             else:
                 merged[key] = value
             key_origins.pop(key, None)
-        default_checks = defaults.get("checks") if isinstance(defaults.get("checks"), list) else []
-        check_origins = [origin.at("checks", k) for k in range(len(default_checks))]
+        check_origins = [origin.at("checks", k) for k in range(_len(defaults.get("checks")))]
         if isinstance(row_checks, list):
             check_origins += [row.origin.at(*row_checks_loc(row, csv_file), k) for k in range(len(row_checks))]
         out.append(
@@ -1032,12 +1047,12 @@ def _row_case(row: Row, csv_file: bool, report: Report) -> tuple[dict[str, Any] 
                 case[name] = value
         else:
             variables[name] = value
-            hint = _did_you_mean(name, reserved)
-            if hint and name not in ("expected", "question", "answer"):
+            typo = _typo_of(name, reserved)
+            if typo:
                 what = "column" if csv_file else "key"
                 report.warn(
                     row.origin,
-                    f"{what} {name!r} is used as a template variable{hint}",
+                    f"{what} {name!r} is used as a template variable (did you mean {typo!r}?)",
                     key=f"{row.origin.path}:{name}",
                 )
     if variables:

@@ -240,7 +240,8 @@ def _jsonl_rows(path: Path, text: str) -> list[Row]:
 
 def _yaml_rows(path: Path, text: str) -> list[Row]:
     source = load_yaml(path, text)
-    data, loc = source.data, ()
+    data = source.data
+    loc: tuple[Any, ...] = ()
     if isinstance(data, dict) and set(data) == {"cases"}:
         data, loc = data["cases"], ("cases",)
     if data is None:

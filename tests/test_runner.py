@@ -24,9 +24,6 @@ from glmeval.records import CheckSpec, Completion, ErrorInfo, Job
 from glmeval.runner import RunOptions, Runner
 from glmeval.store import Store
 
-Script = Callable[[Job | None, str, int], Completion | CallError]
-
-
 class FakeClient:
     """Stands in for GLMClient: records calls and concurrency; ``script(model, n)`` decides each
     attempt (``n`` counts this request's attempts, from 1)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import click
@@ -28,7 +28,7 @@ def print_plan(plan: Plan) -> None:
 
     per_variant: Counter[str] = Counter(j.variant_id for j in plan.jobs)
     tokens: Counter[str] = Counter()
-    cost: Counter[str] = Counter()
+    cost: defaultdict[str, float] = defaultdict(float)
     for job in plan.jobs:
         n = count_prompt_tokens(job.messages, job.tools)
         tokens[job.variant_id] += n
