@@ -519,6 +519,12 @@ class Suite(_Strict):
     )
     templating: bool = Field(True, description="false turns Jinja2 off for the whole suite (messages and checks).")
     tags: list[str] = Field(default_factory=list, description="Labels for every case.")
+    check_files: list[str] = Field(
+        default_factory=list,
+        alias="check-files",
+        description="Python files (relative to the suite) whose @glmeval.checks.register functions "
+        "or CHECKS dict add check types for this suite.",
+    )
     # Filled by the loader, not by the user.
     path: SkipJsonSchema[Path | None] = Field(None, exclude=True)
     content_hash: SkipJsonSchema[str] = Field("", exclude=True)
@@ -877,6 +883,7 @@ def _load(path: Path) -> Suite:
     if "name" not in data:
         data["name"] = path.name.split(".")[0] or "suite"
     hash_parts: list[bytes] = [source_bytes(path)]
+    _load_check_files(data.get("check-files"), root, report, path.parent, hash_parts)
     system_prompts = _text_prompts(data)
     entries = _case_entries(data, root, report, path.parent, hash_parts)
     if entries is not None:
@@ -1283,6 +1290,35 @@ def _check_matrix(matrix: Any, origin: Origin, report: Report) -> None:
         "matrix must be a mapping {variable: [values...]} (every combination) or a list of "
         f"{{variable: value}} mappings (one case each); {_got(matrix)}",
     )
+
+
+def _load_check_files(files: Any, origin: Origin, report: Report, base: Path, hash_parts: list[bytes]) -> None:
+    """Import a suite's local check modules before its checks are parsed, so their names
+    are known check types; their source joins the suite's content hash."""
+    from glmeval.checks import load_local_checks
+
+    if files is None:
+        return
+    if isinstance(files, str):
+        files = [files]
+    if not isinstance(files, list):
+        report.error(origin.at("check-files"), f"check-files must be a list of Python file paths; {_got(files)}")
+        return
+    for i, name in enumerate(files):
+        where = origin.at("check-files").at(i)
+        if not isinstance(name, str) or not name.endswith(".py"):
+            report.error(where, f"check-files entries are paths to .py files; got {_short(name)}")
+            continue
+        file = (base / name).resolve()
+        if not file.is_file():
+            report.error(where, f"check file {name!r} not found (looked for {file})")
+            continue
+        try:
+            load_local_checks(file)
+        except Exception as exc:  # noqa: BLE001 - a broken user module is a suite problem, reported on its line
+            report.error(where, f"cannot load check file {name!r}: {type(exc).__name__}: {exc}")
+            continue
+        hash_parts.append(file.read_bytes())
 
 
 def _check_checks(items: Any, origins: list[Origin], report: Report, templating: bool) -> None:
