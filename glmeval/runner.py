@@ -238,6 +238,7 @@ class Runner:
         self._budget_next: tuple[int, float] | None = None
         self._interrupted = False
         self._abort: ErrorInfo | None = None
+        self._reached = False
         self._store_lock = threading.Lock()
         self._rng = random.Random(self.options.seed)
         self._rng_lock = threading.Lock()
@@ -313,6 +314,20 @@ class Runner:
 
     # -- worker side ------------------------------------------------------------------------
 
+    def _note_unreachable(self, info: ErrorInfo) -> None:
+        """A connection error that outlived its retries before any call got through means the
+        server cannot be reached at all: stop at once with one line instead of failing every
+        job the same way."""
+        if self._abort is None:
+            where = self.client.base_url if self.client is not None else "the API"
+            self._abort = ErrorInfo(
+                "unreachable",
+                f"cannot reach {where} ({info.message}); check --base-url / ZHIPUAI_BASE_URL and the network, "
+                "or pass --local",
+            )
+        self._halt.set()
+        self._out.put(_WAKE)
+
     def _note_fatal(self, exc: CallError) -> None:
         if exc.info.kind in FATAL_KINDS:
             if self._abort is None:
@@ -364,7 +379,10 @@ class Runner:
                 # job without a result so --resume runs it (not an error the model caused).
                 return _Retry(task, exc, (time.perf_counter() - started) * 1000)
             completion = Completion(error=exc.info)
+            if exc.info.kind == "connection" and not self._reached:
+                self._note_unreachable(exc.info)
         else:
+            self._reached = True
             self.limiter.release(permit, completion.total_tokens)
             task.permit = None
         completion.attempts = task.attempts
@@ -745,6 +763,8 @@ def abort_message(info: ErrorInfo) -> str:
         return f"authentication failed ({info}); check ZHIPUAI_API_KEY (or --base-url)"
     if info.kind == "balance":
         return f"the account has no balance left ({info}); recharge, or run with --local"
+    if info.kind == "unreachable":
+        return info.message
     return str(info)
 
 

@@ -134,7 +134,7 @@ def test_no_key_gives_one_clear_line(tmp_path: Path) -> None:
     ]
 
 
-def test_unreachable_server_is_an_error_result_not_a_crash(tmp_path: Path) -> None:
+def test_unreachable_server_stops_with_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "ZHIPUAI_API_KEY": "id.secretsecret"}
     proc = subprocess.run(
         [
@@ -147,10 +147,14 @@ def test_unreachable_server_is_an_error_result_not_a_crash(tmp_path: Path) -> No
         env=env,
         timeout=60,
     )
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
-    assert "4 errors" in proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1
+    assert errors[0].startswith("error: run stopped: cannot reach http://127.0.0.1:9/api/paas/v4")
     assert "secretsecret" not in proc.stdout + proc.stderr
+    store = Store(tmp_path / "r.db")
+    assert store.list_runs()[0].status == "aborted"
 
 
 def test_checks_and_models_listings() -> None:
@@ -170,3 +174,16 @@ def test_bad_flag_is_one_line_exit_2() -> None:
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "No such option '--bogus'" in proc.stderr
+
+
+def test_run_reports_problems_of_every_suite_before_running_any(tmp_path: Path) -> None:
+    good = ROOT / "suites" / "multi-turn.yaml"
+    bad_a = tmp_path / "a.yaml"
+    bad_a.write_text("name: a\ncases: [{id: x, mesages: []}]\n", encoding="utf-8")
+    bad_b = tmp_path / "b.yaml"
+    bad_b.write_text("name: b\nmessages: [{role: user, content: hi}]\ncases: 5\n", encoding="utf-8")
+    code, out = _run(["run", str(good), str(bad_a), str(bad_b), "--local"], tmp_path)
+    assert code == 2
+    assert f"{bad_a}:2: unknown key 'mesages'" in out
+    assert f"{bad_b}:3: cases must be a list" in out
+    assert not (tmp_path / "r.db").exists() or not Store(tmp_path / "r.db").list_runs()

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from glmeval.cli import main
-from glmeval.errors import GlmevalError
+from glmeval.errors import GlmevalError, SuiteError
 from glmeval.plan import build_plan
 from glmeval.records import Result
 from glmeval.ratelimit import Budget, ModelLimit, parse_model_values
@@ -113,6 +113,20 @@ class Progress:
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
+
+
+def _load_all(paths: tuple[Path, ...]) -> list[Any]:
+    """Load every suite before running any, so one bad file among several is reported with the
+    others' problems and nothing is half-run."""
+    loaded, problems = [], []
+    for path in paths:
+        try:
+            loaded.append(load_suite(path))
+        except SuiteError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SuiteError(problems)
+    return loaded
 
 
 @main.command()
@@ -230,7 +244,7 @@ def run(
     fault_config = parse_faults(faults, fault_seed, local)
     budget = Budget(max_cost, max_tokens_budget) if (max_cost is not None or max_tokens_budget is not None) else None
     # --- end runner ---
-    loaded = [load_suite(p) for p in suites]
+    loaded = _load_all(suites)
     plans = [build_plan(s, model_override=list(models) or None, mode_override=mode) for s in loaded]
     # --- suite: warnings about the suites (values the SDK clamps...) before anything runs ---
     if not dry_run:
