@@ -421,6 +421,14 @@ class Message(_Strict):
         return self.model_dump(exclude_none=True, exclude={"template"})
 
 
+class ModelLimits(_Strict):
+    """Limits for one model (or ``"*"``, every model), as the account's rate card states them."""
+
+    concurrency: int | None = Field(None, ge=1, le=1024, description="Calls to this model in flight at once.")
+    rpm: float | None = Field(None, gt=0, description="Requests per minute.")
+    tpm: float | None = Field(None, gt=0, description="Tokens per minute (prompt + completion).")
+
+
 class Settings(_Strict):
     """How glmeval runs the suite; each can be overridden on the command line."""
 
@@ -430,6 +438,10 @@ class Settings(_Strict):
     poll_timeout: float = Field(300.0, gt=0, description="Seconds to wait for an async task's result (run --poll-timeout).")
     judge_model: str = Field("glm-4", description="Model that grades llm-rubric checks (run --judge-model).")
     embedding_model: str = Field("embedding-3", description="Model for the similar check's embeddings (run --embedding-model).")
+    limits: dict[str, ModelLimits] = Field(
+        default_factory=dict,
+        description="Per-model limits {model or '*': {concurrency, rpm, tpm}} (run --model-concurrency/--rpm/--tpm).",
+    )
 
 
 def _as_tags(value: Any) -> Any:

@@ -187,3 +187,16 @@ def test_run_reports_problems_of_every_suite_before_running_any(tmp_path: Path) 
     assert f"{bad_a}:2: unknown key 'mesages'" in out
     assert f"{bad_b}:3: cases must be a list" in out
     assert not (tmp_path / "r.db").exists() or not Store(tmp_path / "r.db").list_runs()
+
+
+def test_suite_limits_reach_the_run_settings(tmp_path: Path) -> None:
+    suite = tmp_path / "lim.yaml"
+    suite.write_text(
+        "name: lim\nsettings: {limits: {glm-4: {concurrency: 1, rpm: 6000}}}\n"
+        "messages: [{role: user, content: 你好}]\ncases: [{id: a, checks: [{contains: 你好}]}, {id: b, checks: [{contains: 你好}]}]\n",
+        encoding="utf-8",
+    )
+    code, out = _run(["run", str(suite), "--local", "--local-speed", "0", "-q", "--tpm", "glm-4=50000"], tmp_path)
+    assert code == 0, out
+    run = Store(tmp_path / "r.db").list_runs()[0]
+    assert run.settings["limits"]["glm-4"] == {"concurrency": 1, "rpm": 6000, "tpm": 50000}

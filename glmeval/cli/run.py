@@ -404,12 +404,11 @@ def parse_limits(concurrency: tuple[str, ...], rpm: tuple[str, ...], tpm: tuple[
 
 
 def suite_limits(suite: Any, cli: dict[str, ModelLimit]) -> dict[str, ModelLimit]:
-    """Per-model limits: the suite's ``settings.limits`` (``{model: {concurrency, rpm, tpm}}``,
-    when the suite format has it) with the command line's on top."""
+    """Per-model limits: the suite's ``settings.limits`` (``{model: {concurrency, rpm, tpm}}``)
+    with the command line's on top."""
     merged: dict[str, ModelLimit] = {}
-    for model, spec in (getattr(suite.settings, "limits", None) or {}).items():
-        spec = spec if isinstance(spec, dict) else vars(spec)
-        merged[str(model)] = ModelLimit(spec.get("concurrency"), spec.get("rpm"), spec.get("tpm"))
+    for model, spec in suite.settings.limits.items():
+        merged[str(model)] = ModelLimit(spec.concurrency, spec.rpm, spec.tpm)
     for model, limit in cli.items():
         merged[model] = merged.get(model, ModelLimit()).merged(limit)
     return merged
