@@ -72,7 +72,7 @@ class Glm:
         return result.completion
 
     def _job(self, messages: list[dict[str, Any]], model: str, mode: str, params: dict[str, Any]) -> Job:
-        from glmeval.plan import _cache_key, _job_id, variant_label
+        from glmeval.plan import cache_key, job_id, variant_label
 
         variant: dict[str, Any] = {"model": model}
         if mode != "sync":
@@ -86,7 +86,7 @@ class Glm:
         repeat = self._calls
         self._calls += 1
         return Job(
-            id=_job_id(suite, case_id, label, repeat),
+            id=job_id(suite, case_id, label, repeat),
             suite=suite,
             case_id=case_id,
             variant_id=label,
@@ -97,7 +97,7 @@ class Glm:
             messages=messages,
             params=dict(params),
             checks=[],
-            cache_key=_cache_key(model, mode, messages, params, repeat),
+            cache_key=cache_key(model, mode, messages, params, repeat),
         )
 
     def _run(self, job: Job) -> Result:

@@ -222,7 +222,8 @@ class Plan:
         return len(self.jobs)
 
 
-def _cache_key(model: str, mode: str, messages: list[dict[str, Any]], params: dict[str, Any], repeat: int) -> str:
+def cache_key(model: str, mode: str, messages: list[dict[str, Any]], params: dict[str, Any], repeat: int) -> str:
+    """Everything that decides the answer: the same key means the same request (and sample)."""
     payload = json.dumps(
         {"model": model, "stream": mode == "stream", "messages": messages, "params": params, "sample": repeat},
         sort_keys=True,
@@ -232,7 +233,8 @@ def _cache_key(model: str, mode: str, messages: list[dict[str, Any]], params: di
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _job_id(suite: str, case_id: str, variant_id: str, repeat: int) -> str:
+def job_id(suite: str, case_id: str, variant_id: str, repeat: int) -> str:
+    """Stable across runs and edits of the prompt, so history and --resume can match jobs."""
     raw = f"{suite}\x00{case_id}\x00{variant_id}\x00{repeat}"
     return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
 
@@ -442,7 +444,7 @@ def build_plan(suite: Suite, model_override: list[str] | None = None, mode_overr
                 job_messages = _copy_data(messages)
                 jobs.append(
                     Job(
-                        id=_job_id(suite.name, case_id, label, r),
+                        id=job_id(suite.name, case_id, label, r),
                         suite=suite.name,
                         case_id=case_id,
                         variant_id=label,
@@ -457,7 +459,7 @@ def build_plan(suite: Suite, model_override: list[str] | None = None, mode_overr
                         tags=list(dict.fromkeys([*suite.tags, *case.tags])),
                         threshold=case.threshold if case.threshold is not None else suite.threshold,
                         min_score=case.min_score if case.min_score is not None else suite.min_score,
-                        cache_key=_cache_key(model, mode, job_messages, sent, r),
+                        cache_key=cache_key(model, mode, job_messages, sent, r),
                         description=case.description,
                     )
                 )
