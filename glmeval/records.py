@@ -46,7 +46,7 @@ class CheckSpec:
         return text if len(text) <= 60 else text[:57] + "..."
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _shallow(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CheckSpec":
@@ -89,7 +89,8 @@ class Job:
         return self.params.get("tools")
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = _shallow(self)
+        data["checks"] = [c.to_dict() for c in self.checks]
         return data
 
     @classmethod
@@ -162,7 +163,10 @@ class Completion:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = _shallow(self)
+        data["tool_calls"] = [_shallow(t) for t in self.tool_calls]
+        data["error"] = _shallow(self.error) if self.error is not None else None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Completion":
@@ -187,7 +191,7 @@ class CheckResult:
     error: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _shallow(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CheckResult":
@@ -213,5 +217,21 @@ class Result:
         return "pass" if self.passed else "fail"
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def _fields(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
+    return set(_names(cls))
+
+
+def _shallow(obj: Any) -> dict[str, Any]:
+    """Fields as a dict without deep-copying nested values: ``dataclasses.asdict`` recursion
+    was the largest CPU cost per stored result, and the dict is only serialised to JSON."""
+    return {name: getattr(obj, name) for name in _names(type(obj))}

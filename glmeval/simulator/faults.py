@@ -6,6 +6,10 @@ stream: it is decided from ``hash(seed, kind, request body, n)`` where ``n`` cou
 times this exact body was seen before. The first attempt of a request and its retries
 therefore each get their own, fixed, draw: a retried request can succeed, and the whole run
 is reproducible.
+
+Besides the probabilities there is an exact schedule, ``fail_first``/``fail_kind``: the first
+N sightings of every body get one named fault, so "429 twice, then 200" is not a draw but a
+certainty (a test can assert exactly three attempts).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import hashlib
 from dataclasses import dataclass, fields
 from typing import Final
 
-__all__ = ["FAULT_KINDS", "FaultConfig", "FaultDecision", "decide_fault"]
+__all__ = ["FAULT_KINDS", "SCHEDULE_KINDS", "FaultConfig", "FaultDecision", "decide_fault"]
 
 FAULT_KINDS: Final[tuple[str, ...]] = (
     "balance",
@@ -27,6 +31,8 @@ FAULT_KINDS: Final[tuple[str, ...]] = (
 """Exclusive faults, in the order they are tried; ``slow`` combines with any of them."""
 
 _RATE_FIELDS: Final[tuple[str, ...]] = FAULT_KINDS + ("slow",)
+SCHEDULE_KINDS: Final[tuple[str, ...]] = _RATE_FIELDS
+"""What ``fail_kind`` may name: any exclusive fault, or ``slow``."""
 _TWO64: Final[float] = float(2**64)
 
 
@@ -45,6 +51,22 @@ class FaultConfig:
       ``sensitive``; an async task ends in FAIL.
     - ``slow``: ``slow_ms`` extra milliseconds (absolute, not scaled by ``speed``), on top of
       any other outcome.
+
+    A deterministic schedule on top of (before) the probabilities:
+
+    - ``fail_first``: the first ``fail_first`` times a given request body is seen (counted
+      per distinct body, so a retry of the same request is its next sighting), it gets the
+      fault ``fail_kind`` for certain; from the next sighting on the probabilities above
+      apply (all 0 by default, so it then succeeds). ``FaultConfig(fail_first=2,
+      fail_kind="rate_limit")`` is "429 twice, then 200" for every request.
+    - ``fail_kind``: one of the kinds above (``rate_limit``, ``server_error``, ``reset``,
+      ``cut_stream``, ``content_filter``, ``balance``) or ``slow``. A scheduled
+      ``server_error`` on async create is always the HTTP 500 (never a FAIL task). Judge and
+      embedding calls, which only ever get ``rate_limit`` / ``server_error`` / ``slow``, are
+      not scheduled other kinds.
+
+    ``Stats.reset()`` restarts the sighting counts, so the schedule starts over. In the CLI
+    form: ``"fail_first=2,fail_kind=server_error"``.
     """
 
     rate_limit: float = 0.0
@@ -57,6 +79,8 @@ class FaultConfig:
     retry_after: float = 1.0
     slow_ms: float = 3000.0
     seed: int = 0
+    fail_first: int = 0
+    fail_kind: str = "rate_limit"
 
     def __post_init__(self) -> None:
         for name in _RATE_FIELDS:
@@ -65,11 +89,15 @@ class FaultConfig:
                 raise ValueError(f"fault rate {name}={value!r} must be a number between 0 and 1")
         if self.retry_after < 0 or self.slow_ms < 0:
             raise ValueError("retry_after and slow_ms must not be negative")
+        if isinstance(self.fail_first, bool) or not isinstance(self.fail_first, int) or self.fail_first < 0:
+            raise ValueError(f"fail_first={self.fail_first!r} must be a whole number >= 0")
+        if self.fail_kind not in SCHEDULE_KINDS:
+            raise ValueError(f"fail_kind={self.fail_kind!r} must be one of {', '.join(SCHEDULE_KINDS)}")
 
     @property
     def active(self) -> bool:
         """Whether any fault can happen at all (lets the server skip hashing when not)."""
-        return any(getattr(self, name) > 0 for name in _RATE_FIELDS)
+        return self.fail_first > 0 or any(getattr(self, name) > 0 for name in _RATE_FIELDS)
 
     @property
     def retry_after_header(self) -> str:
@@ -78,18 +106,23 @@ class FaultConfig:
 
     @classmethod
     def parse(cls, spec: str) -> "FaultConfig":
-        """Build from ``"rate_limit=0.1,cut_stream=0.05,seed=3"`` (the CLI form)."""
+        """Build from ``"rate_limit=0.1,cut_stream=0.05,seed=3"`` (the CLI form); the schedule
+        is ``"fail_first=2,fail_kind=rate_limit"``."""
         known = {f.name: f.type for f in fields(cls)}
-        values: dict[str, float | int] = {}
+        values: dict[str, float | int | str] = {}
         for item in filter(None, (part.strip() for part in spec.split(","))):
             key, sep, raw = item.partition("=")
             key = key.strip().replace("-", "_")
             if not sep or key not in known:
                 raise ValueError(f"bad fault setting {item!r}; expected one of {', '.join(known)} as name=value")
+            if key == "fail_kind":
+                values[key] = raw.strip().replace("-", "_")
+                continue
             try:
-                values[key] = int(raw) if key == "seed" else float(raw)
+                values[key] = int(raw) if key in ("seed", "fail_first") else float(raw)
             except ValueError:
-                raise ValueError(f"bad fault value {item!r}: not a number") from None
+                what = "a whole number" if key in ("seed", "fail_first") else "a number"
+                raise ValueError(f"bad fault value {item!r}: not {what}") from None
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -124,8 +157,15 @@ def decide_fault(
     """Decide the fault for the ``nth`` (0-based) sighting of a body with this digest.
 
     ``allowed`` limits which exclusive kinds may apply (judge and embedding calls only get
-    rate limits and server errors); ``None`` allows every kind.
+    rate limits and server errors); ``None`` allows every kind. The first ``fail_first``
+    sightings get ``fail_kind`` for certain (when allowed); later ones are drawn.
     """
+    if nth < config.fail_first:
+        scheduled = config.fail_kind
+        if scheduled == "slow":
+            return FaultDecision(None, True, 0.0)
+        if allowed is None or scheduled in allowed:
+            return FaultDecision(scheduled, False, 0.0)
     kind: str | None = None
     roll = 1.0
     for name in FAULT_KINDS:

@@ -75,6 +75,14 @@ class Stats:
 
     Also owns the per-body sighting counts that fault decisions depend on, so ``reset()``
     makes a fault sequence start over.
+
+    Concurrency as the server observed it: a request is *in flight* from the moment its
+    request line arrives until just before the last byte of its answer is written (or the
+    connection is reset), so a client can never see an answer while the server still counts
+    that request. ``in_flight`` / ``max_in_flight`` count every request (async-result polls
+    too); ``max_in_flight_by_model`` and ``by_model`` count requests that name a model (chat,
+    async create, embeddings), from the moment the body was validated. That is what a client's
+    concurrency limits can be checked against: ``max_in_flight <= concurrency``.
     """
 
     def __init__(self) -> None:
@@ -89,11 +97,39 @@ class Stats:
             self._by_status: dict[int, int] = {}
             self._faults: dict[str, int] = {}
             self._seen: dict[bytes, int] = {}
+            self._by_model: dict[str, int] = {}
+            # In-flight counts are live state, not counters: requests being served when
+            # reset() runs still land later. The maxima restart from what is in flight now.
+            if not hasattr(self, "_in_flight"):
+                self._in_flight = 0
+                self._in_flight_by_model: dict[str, int] = {}
+            self._max_in_flight = self._in_flight
+            self._max_in_flight_by_model = {m: n for m, n in self._in_flight_by_model.items() if n > 0}
 
     def _request(self, route: str) -> None:
+        """A request arrived: counted, and in flight until :meth:`_landed`."""
         with self._lock:
             self._requests += 1
             self._by_path[route] = self._by_path.get(route, 0) + 1
+            self._in_flight += 1
+            if self._in_flight > self._max_in_flight:
+                self._max_in_flight = self._in_flight
+
+    def _model(self, model: str) -> None:
+        """The in-flight request names ``model`` (its body was validated)."""
+        with self._lock:
+            self._by_model[model] = self._by_model.get(model, 0) + 1
+            n = self._in_flight_by_model.get(model, 0) + 1
+            self._in_flight_by_model[model] = n
+            if n > self._max_in_flight_by_model.get(model, 0):
+                self._max_in_flight_by_model[model] = n
+
+    def _landed(self, model: str | None) -> None:
+        """A request is answered (about to be) or dropped: no longer in flight."""
+        with self._lock:
+            self._in_flight -= 1
+            if model is not None:
+                self._in_flight_by_model[model] -= 1
 
     def _status(self, status: int) -> None:
         with self._lock:
@@ -132,6 +168,30 @@ class Stats:
         """Injected faults per kind (slow counts as ``slow``)."""
         with self._lock:
             return dict(self._faults)
+
+    @property
+    def by_model(self) -> dict[str, int]:
+        """Requests per model named in a valid body (chat, async create, embeddings)."""
+        with self._lock:
+            return dict(self._by_model)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being processed right now (received, not yet answered)."""
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests processed at once since start (or ``reset()``)."""
+        with self._lock:
+            return self._max_in_flight
+
+    @property
+    def max_in_flight_by_model(self) -> dict[str, int]:
+        """Per model, the most of its requests processed at once since start (or ``reset()``)."""
+        with self._lock:
+            return dict(self._max_in_flight_by_model)
 
     @property
     def bodies_seen(self) -> dict[str, int]:
@@ -304,6 +364,9 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 600
     server: "_HTTPServer"
+    # The request being served counts as in flight (Stats) until _land(); per request.
+    _flying = False
+    _flight_model: str | None = None
 
     def setup(self) -> None:
         super().setup()
@@ -400,9 +463,24 @@ class _Handler(BaseHTTPRequestHandler):
             head += "Connection: close\r\n"
         return head + "\r\n"
 
+    def _fly(self, model: str) -> None:
+        """The request in flight names ``model`` (for the per-model concurrency stats)."""
+        if self._flying and self._flight_model is None:
+            self._flight_model = model
+            self.sim.stats._model(model)
+
+    def _land(self) -> None:
+        """No longer in flight; called just before the answer's last byte goes out, so a
+        client never sees an answer to a request the server still counts."""
+        if self._flying:
+            self._flying = False
+            self.sim.stats._landed(self._flight_model)
+            self._flight_model = None
+
     def _send_json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
         body = _dumps(payload)
         head = self._head(status, "application/json; charset=UTF-8", headers, len(body))
+        self._land()
         self.wfile.write(head.encode("latin-1") + body)
         self.sim.stats._status(status)
 
@@ -417,6 +495,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         """Close with a TCP RST and no response, like a dropped upstream connection."""
         self.close_connection = True
+        self._land()
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
@@ -437,6 +516,7 @@ class _Handler(BaseHTTPRequestHandler):
         route = "other"
         if sub is not None:
             route = "/async-result" if sub.startswith("/async-result/") else sub if sub in _ROUTES else "other"
+        self._flying, self._flight_model = True, None
         self.sim.stats._request(route)
         try:
             raw = self._read_body()
@@ -472,6 +552,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(500, {"error": {"code": "500", "message": "Internal Error"}})
             except OSError:
                 pass
+        finally:
+            self._land()
 
     # ------------------------------------------------------------------ faults
 
@@ -498,6 +580,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chat(self, raw: bytes, started: float) -> None:
         request = validate_chat(parse_json_body(raw))
+        self._fly(request.model.name)
         reply = self.sim.rules.respond(request.conversation, request.model, request.sampling)
         fault = self.sim.decide(raw, _JUDGE_FAULTS if reply.action == "judge" else None)
         outcome = _shape(request, reply)
@@ -620,6 +703,8 @@ class _Handler(BaseHTTPRequestHandler):
                 out += (b"%x\r\n%s\r\n" % (len(data), data)) if chunked else data
             if last and chunked:
                 out += b"0\r\n\r\n"
+            if last:
+                self._land()
             if out:
                 self.wfile.write(out)
 
@@ -635,6 +720,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _async_create(self, raw: bytes, started: float) -> None:
         request = validate_chat(parse_json_body(raw), async_mode=True)
+        self._fly(request.model.name)
         reply = self.sim.rules.respond(request.conversation, request.model, request.sampling)
         fault = self.sim.decide(raw, _JUDGE_FAULTS if reply.action == "judge" else None)
         outcome = _shape(request, reply)
@@ -681,6 +767,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _embeddings(self, raw: bytes, started: float) -> None:
         request = validate_embeddings(parse_json_body(raw))
+        self._fly(request.model.name)
         fault = self.sim.decide(raw, _JUDGE_FAULTS)
         tokens = sum(count_tokens(text) for text in request.inputs)
         _, total = self.sim.delays(request.model, tokens, 0, fault)
