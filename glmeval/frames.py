@@ -19,7 +19,7 @@ RESULT_COLUMNS = [
     "run_id", "job_id", "case_id", "variant_id", "repeat", "model", "mode", "status", "passed", "score",
     "output", "tool_calls", "finish_reason", "prompt_tokens", "completion_tokens", "total_tokens",
     "latency_ms", "ttft_ms", "queue_ms", "retry_ms", "cost", "error_kind", "error_status", "error_code",
-    "error_message", "attempts", "cached", "request_id",
+    "error_message", "attempts", "cached", "request_id", "judge_tokens", "judge_cost",
 ]
 # Columns results_frame adds to the stored ones (before the per-parameter columns).
 EXTRA_COLUMNS = ["suite", "threshold", "tags"]
@@ -147,7 +147,7 @@ def case_frame(results: pd.DataFrame) -> pd.DataFrame:
 
 SUMMARY_COLUMNS = [
     "variant", "model", "jobs", "passed", "failed", "errors", "pass_rate", "latency_p50_ms",
-    "latency_p95_ms", "ttft_p50_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "cached",
+    "latency_p95_ms", "ttft_p50_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "cached", "judge_cost",
     "pass_rate_lo", "pass_rate_hi", "cases", "cases_passed", "case_pass_rate",
 ]
 
@@ -186,6 +186,7 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
             "ct": pd.to_numeric(results["completion_tokens"], errors="coerce").where(answered),
             "tt": pd.to_numeric(results["total_tokens"], errors="coerce"),
             "cost": pd.to_numeric(results["cost"], errors="coerce"),
+            "judge_cost": pd.to_numeric(results["judge_cost"], errors="coerce") if "judge_cost" in results.columns else 0.0,
             "cached": results["cached"].astype(int),
             "threshold": pd.to_numeric(results["threshold"], errors="coerce") if "threshold" in results.columns else float("nan"),
         }
@@ -193,7 +194,7 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
     g = frame.groupby("variant", sort=False)
     agg = g.agg(
         model=("model", "first"), jobs=("ok", "size"), passed=("ok", "sum"), failed=("bad", "sum"), errors=("err", "sum"),
-        prompt_tokens=("pt", "mean"), completion_tokens=("ct", "mean"), total_tokens=("tt", "sum"), cost=("cost", "sum"),
+        prompt_tokens=("pt", "mean"), completion_tokens=("ct", "mean"), total_tokens=("tt", "sum"), cost=("cost", "sum"), judge_cost=("judge_cost", "sum"),
         cached=("cached", "sum"),
     )
     agg["latency_p50_ms"] = g["lat"].quantile(0.5)
@@ -224,6 +225,7 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
                 "completion_tokens": float(a["completion_tokens"]),
                 "total_tokens": int(a["total_tokens"]),
                 "cost": float(a["cost"]),
+                "judge_cost": float(a["judge_cost"]),
                 "cached": int(a["cached"]),
                 "pass_rate_lo": lo,
                 "pass_rate_hi": hi,

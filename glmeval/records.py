@@ -200,7 +200,10 @@ class CheckResult:
 
 @dataclass
 class Result:
-    """A job, what it produced and how it was judged: the row the store keeps."""
+    """A job, what it produced and how it was judged: the row the store keeps.
+
+    ``cost`` is the answer's own; ``judge_tokens`` / ``judge_cost`` are what model-graded
+    checks spent grading it, kept apart so a judge never inflates a model's cost."""
 
     job: Job
     completion: Completion
@@ -208,6 +211,8 @@ class Result:
     passed: bool
     score: float
     cost: float = 0.0
+    judge_tokens: int = 0
+    judge_cost: float = 0.0
 
     @property
     def status(self) -> str:

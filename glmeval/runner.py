@@ -454,7 +454,10 @@ class Runner:
         checks, passed, score = evaluate_all(completion, job.checks, ctx, job.min_score)
         grader_cost = sum(float(u.get("cost") or 0.0) for u in ctx.grader_usage)
         grader_tokens = sum(int(u.get("prompt_tokens") or 0) + int(u.get("completion_tokens") or 0) for u in ctx.grader_usage)
-        result = Result(job=job, completion=completion, checks=checks, passed=passed, score=score, cost=cost)
+        result = Result(
+            job=job, completion=completion, checks=checks, passed=passed, score=score, cost=cost,
+            judge_tokens=grader_tokens, judge_cost=grader_cost,
+        )
         return result, grader_cost, grader_tokens
 
     def judge(self, job: Job, completion: Completion) -> Result:

@@ -32,7 +32,7 @@ from glmeval.errors import GlmevalError
 from glmeval.records import CheckResult, Completion, Job, Result
 
 DEFAULT_DB = Path(".glmeval") / "results.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -92,6 +92,8 @@ CREATE TABLE IF NOT EXISTS results (
     job TEXT NOT NULL,
     created_at REAL NOT NULL,
     tags TEXT,
+    judge_tokens INTEGER NOT NULL DEFAULT 0,
+    judge_cost REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, job_id)
 );
 CREATE INDEX IF NOT EXISTS results_case ON results (run_id, variant_id, case_id);
@@ -129,6 +131,10 @@ ALTER TABLE runs ADD COLUMN imported_at REAL;
 ALTER TABLE results ADD COLUMN tags TEXT;
 UPDATE results SET tags = json_extract(job, '$.tags') WHERE json_valid(job);
 CREATE INDEX IF NOT EXISTS results_case ON results (run_id, variant_id, case_id);
+""",
+    3: """
+ALTER TABLE results ADD COLUMN judge_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE results ADD COLUMN judge_cost REAL NOT NULL DEFAULT 0;
 """,
 }
 
@@ -529,8 +535,8 @@ class Store:
                 """INSERT OR REPLACE INTO results (run_id, job_id, case_id, variant_id, variant, repeat, model, mode,
                    status, passed, score, output, tool_calls, finish_reason, prompt_tokens, completion_tokens,
                    total_tokens, latency_ms, ttft_ms, queue_ms, retry_ms, cost, error_kind, error_status, error_code,
-                   error_message, attempts, cached, request_id, job, created_at, tags)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   error_message, attempts, cached, request_id, job, created_at, tags, judge_tokens, judge_cost)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     run_id,
                     job.id,
@@ -564,6 +570,8 @@ class Store:
                     json.dumps(job.to_dict(), ensure_ascii=False, default=str),
                     time.time(),
                     json.dumps(list(job.tags), ensure_ascii=False) if job.tags else None,
+                    result.judge_tokens,
+                    result.judge_cost,
                 ),
             )
             self.conn.execute("DELETE FROM checks WHERE run_id = ? AND job_id = ?", (run_id, job.id))
@@ -622,7 +630,10 @@ class Store:
                 "SELECT * FROM checks WHERE run_id = ? AND job_id = ? ORDER BY idx", (row["run_id"], row["job_id"])
             )
         ]
-        return Result(job, completion, checks, bool(row["passed"]), row["score"] or 0.0, row["cost"] or 0.0)
+        return Result(
+            job, completion, checks, bool(row["passed"]), row["score"] or 0.0, row["cost"] or 0.0,
+            judge_tokens=row["judge_tokens"] or 0, judge_cost=row["judge_cost"] or 0.0,
+        )
 
     # -- cache ----------------------------------------------------------------------------
 

@@ -200,3 +200,19 @@ def test_suite_limits_reach_the_run_settings(tmp_path: Path) -> None:
     assert code == 0, out
     run = Store(tmp_path / "r.db").list_runs()[0]
     assert run.settings["limits"]["glm-4"] == {"concurrency": 1, "rpm": 6000, "tpm": 50000}
+
+
+def test_judge_spend_is_stored_apart_from_the_answer_cost(tmp_path: Path) -> None:
+    suite = tmp_path / "judge.yaml"
+    suite.write_text(
+        "name: judge\nmodel: glm-3-turbo\nmessages: [{role: user, content: 中国的首都是哪里？}]\n"
+        "cases: [{id: a, checks: [{llm-rubric: 回答提到北京}]}]\n",
+        encoding="utf-8",
+    )
+    code, out = _run(["run", str(suite), "--local", "--local-speed", "0", "-q"], tmp_path)
+    assert code == 0, out
+    store = Store(tmp_path / "r.db")
+    row = store.conn.execute("SELECT cost, judge_tokens, judge_cost FROM results").fetchone()
+    assert row["judge_tokens"] > 0
+    assert row["judge_cost"] > 0  # glm-4 judges by default, priced apart from the glm-3-turbo answer
+    assert row["cost"] > 0 and row["cost"] != row["judge_cost"]

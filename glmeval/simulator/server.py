@@ -480,9 +480,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
         body = _dumps(payload)
         head = self._head(status, "application/json; charset=UTF-8", headers, len(body))
+        # Counted before the write, like _land(): once a client has the answer, so do the stats.
+        self.sim.stats._status(status)
         self._land()
         self.wfile.write(head.encode("latin-1") + body)
-        self.sim.stats._status(status)
 
     def _send_api_error(self, error: ApiError) -> None:
         self._send_json(error.status, error.body(), error.headers)
@@ -653,7 +654,6 @@ class _Handler(BaseHTTPRequestHandler):
             timeline = timeline[: max(1, (len(timeline) - 1) // 2)]
         head = self._head(200, "text/event-stream;charset=UTF-8", {"Cache-Control": "no-cache"}, None)
         self._send_timeline(head.encode("latin-1"), timeline, not cut)
-        self.sim.stats._status(200)
         if cut:
             self.close_connection = True
 
@@ -697,6 +697,8 @@ class _Handler(BaseHTTPRequestHandler):
             nonlocal head_out
             data = b"".join(pending)
             pending.clear()
+            if not head_out:
+                self.sim.stats._status(200)  # the head goes out now (streams are always 200)
             out = b"" if head_out else head
             head_out = True
             if data:
