@@ -232,6 +232,7 @@ class Run:
     sys_s: float = 0.0
     peak_rss_mb: float = 0.0
     requests: int = 0
+    max_in_flight: int | None = None
     passes: int | None = None
     exit_code: int | None = None
     timed_out: bool = False
@@ -461,6 +462,7 @@ def run_one(tool: Tool, work: Path, runs_dir: Path, server: LocalServer, n: int,
         run.load_before = os.getloadavg()[0]
         result = measure(cmd, state, env, timeout, state / "log")
         run.requests = server.stats.by_path.get("/chat/completions", 0)
+        run.max_in_flight = getattr(server.stats, "max_in_flight", None)  # newer simulators only
         for key, value in result.items():
             setattr(run, key, value)
         out = read_text(state / "log.out") + "\n" + read_text(state / "log.err")
@@ -493,6 +495,7 @@ def summarize(runs: list[Run]) -> list[dict]:
             "cpu_s": median([r.cpu_s for r in ok]),
             "peak_rss_mb": median([r.peak_rss_mb for r in ok]),
             "requests": sorted({r.requests for r in rs}),
+            "max_in_flight": sorted({r.max_in_flight for r in rs}, key=lambda p: -1 if p is None else p),
             "passes": sorted({r.passes for r in rs}, key=lambda p: -1 if p is None else p),
             "load": median([r.load_before for r in rs]),
             "notes": sorted({r.note for r in rs if r.note}),
@@ -512,13 +515,13 @@ def fmt_list(values: list) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ["tool", "N", "L ms", "C", "wall s", "(min-max)", "CPU s", "peak RSS MB", "requests", "passes", "wall x", "CPU x", "load"]
+    head = ["tool", "N", "L ms", "C", "wall s", "(min-max)", "CPU s", "peak RSS MB", "requests", "in flight", "passes", "wall x", "CPU x", "load"]
     lines = [head]
     for d in rows:
         lines.append([
             d["tool"], str(d["n"]), f"{d['latency_ms']:g}", str(d["concurrency"]),
             f"{d['wall_s']:.2f}", f"{d['wall_min_s']:.2f}-{d['wall_max_s']:.2f}", f"{d['cpu_s']:.2f}",
-            f"{d['peak_rss_mb']:.0f}", fmt_list(d["requests"]), fmt_list(d["passes"]),
+            f"{d['peak_rss_mb']:.0f}", fmt_list(d["requests"]), fmt_list(d["max_in_flight"]), fmt_list(d["passes"]),
             f"{d['wall_x']:.2f}", f"{d['cpu_x']:.2f}", f"{d['load']:.1f}",
         ])
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
@@ -576,7 +579,7 @@ def main() -> int:
                                 r = run_one(tool, work, root / "runs", server, n, latency, c, repeat, args.timeout)
                                 runs.append(r)
                                 print(f"{tool.name:9s} N={n} L={latency:g} C={c} #{repeat}: wall {r.wall_s:.2f}s cpu {r.cpu_s:.2f}s "
-                                      f"rss {r.peak_rss_mb:.0f}MB requests {r.requests} passes {r.passes} exit {r.exit_code} "
+                                      f"rss {r.peak_rss_mb:.0f}MB requests {r.requests} in-flight {r.max_in_flight} passes {r.passes} exit {r.exit_code} "
                                       f"load {r.load_before:.1f} {r.note}", flush=True)
     except KeyboardInterrupt:
         print("interrupted; summarizing what ran", file=sys.stderr)
@@ -588,7 +591,8 @@ def main() -> int:
     print()
     print(table(rows))
     print("\nwall x / CPU x: the tool's median divided by glmeval's at the same N, L and C. "
-          "load: median 1-minute load average before the runs.")
+          "load: median 1-minute load average before the runs. "
+          "in flight: the most requests the server had open at once (proves each tool reached C).")
     print("commands:")
     seen = set()
     for r in runs:

@@ -29,20 +29,43 @@ FATAL_KINDS = frozenset({"auth", "balance"})
 
 
 def find_api_key() -> str | None:
+    """The key from the environment, surrounding whitespace removed (a key pasted from a file
+    or a CI secret often ends in a line break, which an HTTP header cannot carry)."""
     for name in KEY_VARS:
         value = os.environ.get(name)
-        if value:
-            return value
+        if value and value.strip():
+            return value.strip()
     return None
 
 
+def check_api_key(key: str, where: str = "the API key") -> str:
+    """The key, stripped; a GlmevalError (that never quotes the key) when it cannot be sent.
+
+    httpx rejects a header with a control or non-ASCII character and puts the whole header,
+    key included, into its error message; refusing such a key up front keeps it out of every
+    message, log and stored error.
+    """
+    key = key.strip()
+    if not key:
+        raise GlmevalError(f"{where} is empty; set ZHIPUAI_API_KEY, or pass --local")
+    bad = next((c for c in key if not (33 <= ord(c) <= 126)), None)
+    if bad is not None:
+        kind = "a space" if bad == " " else "a control character" if ord(bad) < 32 or ord(bad) == 127 else "a non-ASCII character"
+        raise GlmevalError(
+            f"{where} contains {kind}, which an HTTP header cannot carry; copy the key again (id.secret, ASCII only)"
+        )
+    return key
+
+
 def redact(text: str, secret: str | None) -> str:
-    """Remove the key (and its secret half) from any text that may reach a user or the store."""
+    """Remove the key (and its halves) from any text that may reach a user or the store,
+    also where it appears escaped (as in a repr of the header bytes)."""
     if not secret:
         return text
-    for part in {secret, *secret.split(".")}:
+    for part in sorted({secret, secret.strip(), *secret.strip().split(".")}, key=len, reverse=True):
         if len(part) >= 6:
-            text = text.replace(part, "***")
+            for form in (part, repr(part)[1:-1], part.encode("unicode_escape").decode("ascii", "replace")):
+                text = text.replace(form, "***")
     return text
 
 
@@ -198,6 +221,7 @@ class GLMClient:
         self.cache_namespace = ""
         self.poll_timeout = poll_timeout
         self.poll_interval = poll_interval
+        api_key = check_api_key(api_key)
         self._secret = api_key
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(limits=limits, timeout=httpx.Timeout(timeout, connect=min(8.0, timeout)))

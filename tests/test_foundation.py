@@ -216,3 +216,69 @@ def test_judge_spend_is_stored_apart_from_the_answer_cost(tmp_path: Path) -> Non
     assert row["judge_tokens"] > 0
     assert row["judge_cost"] > 0  # glm-4 judges by default, priced apart from the glm-3-turbo answer
     assert row["cost"] > 0 and row["cost"] != row["judge_cost"]
+
+
+def test_key_with_trailing_newline_is_stripped_and_never_leaks(tmp_path: Path) -> None:
+    from glmeval.simulator import LocalServer
+
+    secret = "myid.MYSECRETVALUE42"
+    with LocalServer(speed=0, api_key=secret) as srv:
+        env = {**os.environ, "ZHIPUAI_API_KEY": secret + "\r\n"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "glmeval", "run", str(ROOT / "suites" / "multi-turn.yaml"), "--base-url", srv.base_url,
+             "--db", str(tmp_path / "r.db"), "--out", str(tmp_path / "rep"), "-q"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    dump = "\n".join(Store(tmp_path / "r.db").conn.iterdump())
+    reports = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "rep").rglob("*.*"))
+    for text in (proc.stdout, proc.stderr, dump, reports):
+        assert "MYSECRETVALUE42" not in text
+
+
+@pytest.mark.parametrize("key, words", [("id.秘密secret", "non-ASCII"), ("id.sec ret", "a space"), ("id.sec\x00ret", "control")])
+def test_unsendable_key_is_one_line_exit_2(tmp_path: Path, key: str, words: str) -> None:
+    env = {**os.environ, "ZHIPUAI_API_KEY": key.replace("\x00", "\x01")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "glmeval", "run", str(ROOT / "suites" / "multi-turn.yaml"), "--db", str(tmp_path / "r.db")],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert words in line and "secret" not in line.replace("id.secret", "")
+
+
+def test_suite_name_cannot_steer_reports_out_of_the_folder(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: ../../escaped\nmessages: [{role: user, content: 你好}]\ncases: [{id: a, checks: [{contains: 你好}]}]\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "deep" / "reports"
+    result = CliRunner().invoke(
+        main, ["run", str(suite), "--local", "--local-speed", "0", "-q", "--db", str(tmp_path / "r.db"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    written = list(tmp_path.rglob("report.md"))
+    assert written and all(out in p.parents for p in written)
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "deep" / "escaped").exists()
+
+
+def test_run_prints_why_cases_failed(tmp_path: Path) -> None:
+    suite = tmp_path / "why.yaml"
+    suite.write_text(
+        "name: why\nmessages: [{role: user, content: 中国的首都是哪里？}]\ncases:\n"
+        "  - {id: wrong-city, checks: [{contains: 上海}]}\n  - {id: right-city, checks: [{contains: 北京}]}\n",
+        encoding="utf-8",
+    )
+    code, out = _run(["run", str(suite), "--local", "--local-speed", "0"], tmp_path)
+    assert code == 1
+    [line] = [l for l in out.splitlines() if "wrong-city" in l]
+    assert "expected to contain '上海'" in line
+    assert not any("right-city" in l for l in out.splitlines())
+
+
+def test_empty_model_name_is_rejected() -> None:
+    result = CliRunner().invoke(main, ["run", str(ROOT / "suites" / "greeting.yaml"), "--local", "--model", " "])
+    assert result.exit_code == 2
+    assert "a model name cannot be empty" in result.output

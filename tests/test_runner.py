@@ -1,97 +1,48 @@
 """The runner's scheduling, limits, retries, timing, cache policy and budget.
 
-Most tests drive the runner with a scripted stand-in for GLMClient, so each behaviour is
-isolated and timing is controlled; the end-to-end paths through the real SDK and the local
-server are in test_resilience.py and test_resume.py. The limiter and the token bucket are
-tested on a fake clock.
+Every run here goes through the real stack: ``Runner`` -> ``GLMClient`` -> the ``zhipuai`` SDK
+-> loopback HTTP -> a ``LocalServer`` started for the test. Faults are the server's own
+(``FaultConfig``, including the exact ``fail_first`` schedule), attempts are counted as the
+requests the server received, and concurrency is what the server saw in flight
+(``stats.max_in_flight``). Small fixed latencies keep the file fast. Only the limiter and the
+token bucket, plain data structures, are tested on a fake clock.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from click.testing import CliRunner
 
 from glmeval.cli import main
-from glmeval.client import CallError
+from glmeval.client import GLMClient
+from glmeval.plan import cache_key, job_id
 from glmeval.ratelimit import Budget, Limiter, ModelLimit, TokenBucket, parse_model_values
-from glmeval.records import CheckSpec, Completion, ErrorInfo, Job
-from glmeval.runner import RunOptions, Runner
+from glmeval.records import CheckSpec, Completion, Job
+from glmeval.runner import RunOptions, RunOutcome, Runner
+from glmeval.session import Target
+from glmeval.simulator import FaultConfig, LocalServer
 from glmeval.store import Store
 
-class FakeClient:
-    """Stands in for GLMClient: records calls and concurrency; ``script(model, n)`` decides each
-    attempt (``n`` counts this request's attempts, from 1)."""
-
-    cache_namespace = ""
-
-    def __init__(self, script: Callable[[str, int], Completion | CallError] | None = None, delay: float = 0.0) -> None:
-        self.script = script
-        self.delay = delay
-        self.lock = threading.Lock()
-        self.calls: list[tuple[str, float]] = []
-        self.active = 0
-        self.max_active = 0
-        self.active_by_model: dict[str, int] = defaultdict(int)
-        self.max_by_model: dict[str, int] = defaultdict(int)
-        self.seen: dict[str, int] = defaultdict(int)
-
-    def attempt(self, model: str, mode: str, messages: list[dict], params: dict) -> Completion:  # type: ignore[type-arg]
-        key = f"{model}|{messages[-1]['content']}"
-        with self.lock:
-            self.calls.append((model, time.perf_counter()))
-            self.seen[key] += 1
-            n = self.seen[key]
-            self.active += 1
-            self.active_by_model[model] += 1
-            self.max_active = max(self.max_active, self.active)
-            self.max_by_model[model] = max(self.max_by_model[model], self.active_by_model[model])
-        started = time.perf_counter()
-        try:
-            if self.delay:
-                time.sleep(self.delay)
-            outcome = self.script(model, n) if self.script else _ok()
-        finally:
-            with self.lock:
-                self.active -= 1
-                self.active_by_model[model] -= 1
-        if isinstance(outcome, CallError):
-            raise outcome
-        outcome.latency_ms = (time.perf_counter() - started) * 1000
-        return outcome
+CHAT = "/chat/completions"
 
 
-def _ok(text: str = "ok 好") -> Completion:
-    return Completion(text=text, finish_reason="stop", prompt_tokens=10, completion_tokens=5, total_tokens=15)
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    """A fresh local server per test, instant unless the test sets a latency or faults."""
+    with LocalServer(port=0, speed=0.0) as srv:
+        yield srv
 
 
-def _err(kind: str, status: int | None = None, code: str | None = None, retry_after: float | None = None) -> CallError:
-    return CallError(ErrorInfo(kind, f"{kind} (scripted)", status, code), retry_after)
-
-
-def make_jobs(n: int, model: str = "glm-4", prefix: str = "q", params: dict | None = None) -> list[Job]:  # type: ignore[type-arg]
-    return [
-        Job(
-            id=f"{model}-{prefix}{i}",
-            suite="t",
-            case_id=f"{prefix}{i}",
-            variant_id=model,
-            variant={"model": model},
-            repeat=0,
-            model=model,
-            mode="sync",
-            messages=[{"role": "user", "content": f"{prefix} {i}"}],
-            params=dict(params or {}),
-            checks=[CheckSpec("contains", {"value": "ok"})],
-            cache_key=f"key-{model}-{prefix}{i}",
-        )
-        for i in range(n)
-    ]
+@pytest.fixture
+def client(server: LocalServer) -> Iterator[GLMClient]:
+    glm = GLMClient(server.api_key, server.base_url, timeout=10)
+    yield glm
+    glm.close()
 
 
 @pytest.fixture
@@ -101,17 +52,66 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def run(store: Store, client: FakeClient | None, jobs: list[Job], **options: object) -> tuple[Runner, object, str]:
+def make_jobs(
+    n: int,
+    model: str = "glm-4",
+    prefix: str = "你好",
+    params: dict[str, Any] | None = None,
+    mode: str = "sync",
+    system: str | None = None,
+) -> list[Job]:
+    """``n`` jobs asking ``"{prefix} {i}"``; the simulator greets back, so they pass."""
+    jobs = []
+    for i in range(n):
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": f"{prefix} {i}"})
+        case = f"{prefix}{i}"
+        sent = dict(params or {})
+        jobs.append(
+            Job(
+                id=job_id("t", case, model, 0),
+                suite="t",
+                case_id=case,
+                variant_id=model,
+                variant={"model": model},
+                repeat=0,
+                model=model,
+                mode=mode,  # type: ignore[arg-type]
+                messages=messages,
+                params=sent,
+                checks=[CheckSpec("contains", {"value": "你好"})],
+                cache_key=cache_key(model, mode, messages, sent, 0),
+            )
+        )
+    return jobs
+
+
+def run(
+    store: Store,
+    client: GLMClient | None,
+    jobs: list[Job],
+    on_result: Callable[..., None] | None = None,
+    **options: Any,
+) -> tuple[Runner, RunOutcome, str]:
     options.setdefault("backoff_base", 0.01)
     options.setdefault("seed", 1)
-    runner = Runner(client, store, RunOptions(**options))  # type: ignore[arg-type]
+    runner = Runner(client, store, RunOptions(**options), on_result=on_result)
     run_id = store.start_run("t", total_jobs=len(jobs))
     outcome = runner.run(jobs, run_id, total=len(jobs))
     return runner, outcome, run_id
 
 
-def rows(store: Store, run_id: str) -> list[dict]:  # type: ignore[type-arg]
+def rows(store: Store, run_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in store.iter_results(run_id)]
+
+
+def calls(server: LocalServer) -> int:
+    """Chat requests the server received: every attempt the runner made."""
+    return server.stats.by_path.get(CHAT, 0)
+
+
+def cache_rows(store: Store) -> int:
+    return int(store.conn.execute("SELECT COUNT(*) FROM cache").fetchone()[0])
 
 
 # -- token bucket and limiter (fake clock) ------------------------------------------------------
@@ -211,182 +211,242 @@ def test_parse_model_values() -> None:
 # -- scheduling ---------------------------------------------------------------------------------
 
 
-def test_global_concurrency_is_respected_and_used(store: Store) -> None:
-    client = FakeClient(delay=0.02)
+def test_global_concurrency_is_respected_and_used(server: LocalServer, client: GLMClient, store: Store) -> None:
+    server.fixed_latency_ms = 20
     _, outcome, run_id = run(store, client, make_jobs(40), concurrency=4)
-    assert outcome.status == "complete" and len(rows(store, run_id)) == 40  # type: ignore[attr-defined]
-    assert client.max_active == 4
+    assert outcome.status == "complete" and len(rows(store, run_id)) == 40
+    assert all(r["status"] == "pass" for r in rows(store, run_id))
+    assert calls(server) == 40
+    assert server.stats.max_in_flight == 4  # never more, and the slots were all used
 
 
-def test_per_model_limit_does_not_starve_other_models(store: Store) -> None:
-    client = FakeClient(delay=0.02)
-    jobs = [j for pair in zip(make_jobs(20, "slow-model"), make_jobs(20, "glm-4")) for j in pair]
-    _, outcome, run_id = run(store, client, jobs, concurrency=6, model_limits={"slow-model": ModelLimit(concurrency=1)})
-    assert outcome.status == "complete"  # type: ignore[attr-defined]
-    assert client.max_by_model["slow-model"] == 1
-    assert client.max_by_model["glm-4"] >= 4  # the held-back model does not hold up the other
-    last = {m: max(t for model, t in client.calls if model == m) for m in ("slow-model", "glm-4")}
-    assert last["glm-4"] < last["slow-model"]
+def test_per_model_limit_does_not_starve_other_models(server: LocalServer, client: GLMClient, store: Store) -> None:
+    server.fixed_latency_ms = 20
+    order: list[str] = []
+    jobs = [j for pair in zip(make_jobs(20, "glm-4"), make_jobs(20, "glm-4-flash")) for j in pair]
+    _, outcome, _ = run(
+        store, client, jobs, on_result=lambda result, counts: order.append(result.job.model),
+        concurrency=6, model_limits={"glm-4": ModelLimit(concurrency=1)},
+    )
+    assert outcome.status == "complete" and len(order) == 40
+    assert server.stats.by_model == {"glm-4": 20, "glm-4-flash": 20}
+    seen = server.stats.max_in_flight_by_model
+    assert seen["glm-4"] == 1
+    assert seen["glm-4-flash"] >= 4  # the held-back model does not hold up the other
+    last = {m: max(i for i, model in enumerate(order) if model == m) for m in ("glm-4", "glm-4-flash")}
+    assert last["glm-4-flash"] < last["glm-4"]
 
 
-def test_rate_limit_time_is_queue_time_not_latency(store: Store) -> None:
+def test_rate_limit_time_is_queue_time_not_latency(server: LocalServer, client: GLMClient, store: Store) -> None:
     """Honest timing: waiting for the RPM bucket goes to queue_ms, latency stays the call's own."""
-    client = FakeClient()
     started = time.perf_counter()
     _, outcome, run_id = run(store, client, make_jobs(30), concurrency=30, model_limits={"glm-4": ModelLimit(rpm=1200)})
     elapsed = time.perf_counter() - started
-    assert outcome.status == "complete"  # type: ignore[attr-defined]
+    assert outcome.status == "complete"
+    assert calls(server) == 30
     assert elapsed >= 0.4  # 20 at once (one second's worth), then 20/s
     stored = rows(store, run_id)
     assert max(r["queue_ms"] for r in stored) >= 300
     assert max(r["latency_ms"] for r in stored) < 100
 
 
-def test_tokens_per_minute_paces_by_actual_usage(store: Store) -> None:
-    big = Completion(text="ok", finish_reason="stop", prompt_tokens=500, completion_tokens=1000, total_tokens=1500)
-    client = FakeClient(lambda model, n: Completion(**{**big.__dict__}))
+def test_tokens_per_minute_paces_by_actual_usage(server: LocalServer, client: GLMClient, store: Store) -> None:
+    # A long system prompt: about 1,500 tokens per call as the server counts them.
+    poem = "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。" * 60
     started = time.perf_counter()
-    # 3,000 tokens per second, 1,500 used per call: 4 calls need about one second.
-    _, outcome, _ = run(store, client, make_jobs(4), concurrency=4, model_limits={"glm-4": ModelLimit(tpm=60 * 3000)})
-    assert outcome.status == "complete"  # type: ignore[attr-defined]
-    assert time.perf_counter() - started >= 0.6
+    # 3,000 tokens per second, ~1,500 used per call: 4 calls need about one second.
+    _, outcome, run_id = run(
+        store, client, make_jobs(4, system=poem), concurrency=4, model_limits={"glm-4": ModelLimit(tpm=60 * 3000)}
+    )
+    elapsed = time.perf_counter() - started
+    assert outcome.status == "complete"
+    used = [r["total_tokens"] for r in rows(store, run_id)]
+    assert all(1400 <= t <= 1600 for t in used), used
+    assert calls(server) == 4
+    assert elapsed >= 0.6
 
 
-def test_plan_is_read_lazily(store: Store) -> None:
+def test_plan_is_read_lazily(client: GLMClient, store: Store) -> None:
     """Memory stays flat: the runner never pulls more than its look-ahead from the plan."""
     read = 0
     most_ahead = 0
 
     def jobs() -> Iterator[Job]:
         nonlocal read
-        for job in make_jobs(2000):
+        for job in make_jobs(400):
             read += 1
             yield job
 
-    def on_result(result: object, counts: object) -> None:
+    def on_result(result: object, counts: Any) -> None:
         nonlocal most_ahead
-        most_ahead = max(most_ahead, read - counts.done)  # type: ignore[attr-defined]
+        most_ahead = max(most_ahead, read - counts.done)
 
-    runner = Runner(FakeClient(), store, RunOptions(concurrency=4), on_result=on_result)
+    runner = Runner(client, store, RunOptions(concurrency=4), on_result=on_result)
     run_id = store.start_run("t")
     assert runner.run(jobs(), run_id).status == "complete"
+    assert read == 400 and len(rows(store, run_id)) == 400
     assert most_ahead <= 64 + 2 * 4 + 1
 
 
 # -- retries --------------------------------------------------------------------------------------
 
 
-def test_retry_after_is_honoured_and_timing_split(store: Store) -> None:
-    client = FakeClient(lambda model, n: _err("rate_limit", 429, "1302", retry_after=0.1) if n <= 2 else _ok())
+def test_retry_after_is_honoured_and_timing_split(server: LocalServer, client: GLMClient, store: Store) -> None:
+    server.faults = FaultConfig(fail_first=2, fail_kind="rate_limit", retry_after=0.1)  # 429, 429, then 200
     _, outcome, run_id = run(store, client, make_jobs(1), backoff_base=5.0)  # Retry-After wins over backoff
     [row] = rows(store, run_id)
     assert row["status"] == "pass" and row["attempts"] == 3
+    assert server.stats.by_status == {429: 2, 200: 1}
     assert 200 <= row["retry_ms"] < 1500
     assert row["latency_ms"] < 50  # only the attempt that answered
 
 
-def test_retryable_kinds_retry_until_the_limit(store: Store) -> None:
-    for kind in ("server", "timeout", "connection", "stream_cut"):
-        client = FakeClient(lambda model, n, kind=kind: _err(kind))
-        _, outcome, run_id = run(store, client, make_jobs(1, prefix=kind), retries=2)
-        [row] = rows(store, run_id)
-        assert row["status"] == "error" and row["error_kind"] == kind and row["attempts"] == 3
+@pytest.mark.parametrize(
+    "kind, faults, mode, timeout",
+    [
+        ("server", FaultConfig(server_error=1.0), "sync", 10.0),
+        ("timeout", FaultConfig(slow=1.0, slow_ms=400), "sync", 0.1),
+        ("connection", FaultConfig(reset=1.0), "sync", 10.0),
+        ("stream_cut", FaultConfig(cut_stream=1.0), "stream", 10.0),
+    ],
+)
+def test_retryable_kinds_retry_until_the_limit(
+    server: LocalServer, store: Store, kind: str, faults: FaultConfig, mode: str, timeout: float
+) -> None:
+    server.faults = faults
+    glm = GLMClient(server.api_key, server.base_url, timeout=timeout)
+    try:
+        _, _, run_id = run(store, glm, make_jobs(1, mode=mode), retries=2)
+    finally:
+        glm.close()
+    [row] = rows(store, run_id)
+    assert row["status"] == "error" and row["error_kind"] == kind and row["attempts"] == 3
+    assert calls(server) == 3
 
 
-def test_bad_request_and_content_filter_are_not_retried(store: Store) -> None:
-    for kind, status, code in (("bad_request", 400, "1210"), ("content_filter", 400, "1301")):
-        client = FakeClient(lambda model, n, k=kind, s=status, c=code: _err(k, s, c))
-        _, outcome, run_id = run(store, client, make_jobs(1, prefix=kind))
-        [row] = rows(store, run_id)
-        assert row["attempts"] == 1 and row["error_kind"] == kind and row["error_code"] == code
-        assert len(client.calls) == 1
+@pytest.mark.parametrize(
+    "kind, code, faults, params",
+    [
+        ("bad_request", "1210", None, {"max_tokens": 4096}),  # glm-4 allows at most 4095
+        ("content_filter", "1301", FaultConfig(content_filter=1.0), {}),
+    ],
+)
+def test_bad_request_and_content_filter_are_not_retried(
+    server: LocalServer, client: GLMClient, store: Store, kind: str, code: str, faults: FaultConfig | None, params: dict[str, Any]
+) -> None:
+    server.faults = faults
+    _, _, run_id = run(store, client, make_jobs(1, params=params))
+    [row] = rows(store, run_id)
+    assert row["attempts"] == 1 and row["error_kind"] == kind and row["error_code"] == code
+    assert calls(server) == 1 and server.stats.by_status == {400: 1}
 
 
-@pytest.mark.parametrize("kind, status, code, words", [("auth", 401, "1000", "authentication failed"), ("balance", 429, "1113", "no balance")])
-def test_fatal_errors_stop_the_whole_run(store: Store, kind: str, status: int, code: str, words: str) -> None:
-    client = FakeClient(lambda model, n: _err(kind, status, code), delay=0.01)
-    _, outcome, run_id = run(store, client, make_jobs(200), concurrency=4)
-    assert outcome.status == "aborted"  # type: ignore[attr-defined]
-    assert words in outcome.abort_reason  # type: ignore[attr-defined]
-    assert len(client.calls) <= 8  # stopped at once: only what was already in flight
+@pytest.mark.parametrize("kind, words", [("auth", "authentication failed"), ("balance", "no balance")])
+def test_fatal_errors_stop_the_whole_run(server: LocalServer, store: Store, kind: str, words: str) -> None:
+    server.fixed_latency_ms = 10
+    if kind == "balance":
+        server.faults = FaultConfig(balance=1.0)
+        key = server.api_key
+    else:
+        key = "not.the-right-key"
+    glm = GLMClient(key, server.base_url, timeout=10)
+    try:
+        _, outcome, run_id = run(store, glm, make_jobs(200), concurrency=4)
+    finally:
+        glm.close()
+    assert outcome.status == "aborted"
+    assert outcome.abort_reason and words in outcome.abort_reason
+    assert outcome.abort_kind == kind
+    assert calls(server) <= 8  # stopped at once: only what was already in flight
     assert store.get_run(run_id).status == "aborted"  # type: ignore[union-attr]
 
 
 # -- cache ---------------------------------------------------------------------------------------
 
 
-def test_cache_is_written_always_but_read_only_when_asked(store: Store) -> None:
+def test_cache_is_written_always_but_read_only_when_asked(server: LocalServer, client: GLMClient, store: Store) -> None:
     jobs = make_jobs(5)
-    first = FakeClient()
-    run(store, first, jobs)  # default: cache "off"
-    assert store.conn.execute("SELECT COUNT(*) FROM cache").fetchone()[0] == 5
-    again = FakeClient()
-    run(store, again, jobs)  # still off: calls again
-    assert len(again.calls) == 5
-    cached = FakeClient()
-    _, outcome, run_id = run(store, cached, jobs, cache="use")
-    assert len(cached.calls) == 0
+    run(store, client, jobs)  # default: cache "off"
+    assert calls(server) == 5 and cache_rows(store) == 5
+    run(store, client, jobs)  # still off: calls again
+    assert calls(server) == 10
+    _, outcome, run_id = run(store, client, jobs, cache="use")
+    assert calls(server) == 10  # not one request
     assert all(r["cached"] == 1 and r["attempts"] == 0 and r["status"] == "pass" for r in rows(store, run_id))
-    assert outcome.counts.cached == 5  # type: ignore[attr-defined]
+    assert outcome.counts.cached == 5
 
 
-def test_errors_are_never_cached(store: Store) -> None:
-    run(store, FakeClient(lambda m, n: _err("bad_request", 400, "1210")), make_jobs(3))
-    assert store.conn.execute("SELECT COUNT(*) FROM cache").fetchone()[0] == 0
+def test_errors_are_never_cached(server: LocalServer, client: GLMClient, store: Store) -> None:
+    _, _, run_id = run(store, client, make_jobs(3, params={"max_tokens": 4096}))
+    assert {r["error_kind"] for r in rows(store, run_id)} == {"bad_request"}
+    assert cache_rows(store) == 0
 
 
-def test_replay_answers_only_from_the_cache(store: Store) -> None:
-    run(store, FakeClient(), make_jobs(3))
-    _, outcome, run_id = run(store, None, make_jobs(4), cache="replay")  # no client at all
+def test_replay_answers_only_from_the_cache(server: LocalServer, client: GLMClient, store: Store) -> None:
+    run(store, client, make_jobs(3))
+    assert calls(server) == 3
+    _, outcome, run_id = run(store, client, make_jobs(4), cache="replay")
+    assert server.stats.requests == 3  # replay sends nothing, not even the miss
     stored = {r["case_id"]: r for r in rows(store, run_id)}
-    assert [stored[f"q{i}"]["cached"] for i in range(3)] == [1, 1, 1]
-    assert stored["q3"]["error_kind"] == "replay_miss"
-    assert outcome.status == "complete"  # type: ignore[attr-defined]
-
-
-def test_local_answers_do_not_answer_for_the_real_api(store: Store) -> None:
-    local = FakeClient()
-    local.cache_namespace = "local"
-    run(store, local, make_jobs(2))
-    _, _, run_id = run(store, None, make_jobs(2), cache="replay")
-    assert {r["error_kind"] for r in rows(store, run_id)} == {"replay_miss"}
-    _, _, run_id = run(store, None, make_jobs(2), cache="replay", cache_namespace="local")
+    assert [stored[f"你好{i}"]["cached"] for i in range(3)] == [1, 1, 1]
+    assert stored["你好3"]["error_kind"] == "replay_miss"
+    assert outcome.status == "complete"
+    # Replay needs no client at all (no key): the same answers.
+    _, _, run_id = run(store, None, make_jobs(3), cache="replay")
     assert {r["cached"] for r in rows(store, run_id)} == {1}
+
+
+def test_local_answers_do_not_answer_for_the_real_api(server: LocalServer, client: GLMClient, store: Store) -> None:
+    with Target(local=True, speed=0.0) as local:  # glmeval run --local: its own server
+        assert local.client is not None and local.client.cache_namespace == "local"
+        run(store, local.client, make_jobs(2))
+        assert calls(local.server) == 2
+    assert client.cache_namespace == ""  # a client of the real API, as far as the cache knows
+    _, _, run_id = run(store, client, make_jobs(2), cache="replay")
+    assert {r["error_kind"] for r in rows(store, run_id)} == {"replay_miss"}
+    _, _, run_id = run(store, client, make_jobs(2), cache="replay", cache_namespace="local")
+    assert {r["cached"] for r in rows(store, run_id)} == {1}
+    assert server.stats.requests == 0
 
 
 # -- budget and stopping ----------------------------------------------------------------------------
 
 
-def test_max_tokens_stops_before_it_would_be_exceeded(store: Store) -> None:
-    client = FakeClient(delay=0.005)
+def test_max_tokens_stops_before_it_would_be_exceeded(server: LocalServer, client: GLMClient, store: Store) -> None:
+    server.fixed_latency_ms = 5
     budget = Budget(max_tokens=200)
-    jobs = make_jobs(50, params={"max_tokens": 10})  # ~14 tokens estimated, 15 used each
+    jobs = make_jobs(50, params={"max_tokens": 10})  # ~7 prompt + 10 completion tokens each
     _, outcome, run_id = run(store, client, jobs, concurrency=2, budget=budget)
     stored = rows(store, run_id)
-    assert outcome.status == "budget"  # type: ignore[attr-defined]
-    assert 0 < len(stored) < 50 and outcome.not_run == 50 - len(stored)  # type: ignore[attr-defined]
+    assert outcome.status == "budget"
+    assert 0 < len(stored) < 50 and outcome.not_run == 50 - len(stored)
+    assert calls(server) == len(stored)  # nothing sent beyond what was stored
     assert sum(r["total_tokens"] for r in stored) <= 200
-    assert "budget reached" in outcome.budget_message  # type: ignore[attr-defined]
+    assert outcome.budget_message and "budget reached" in outcome.budget_message
     assert store.get_run(run_id).status == "budget"  # type: ignore[union-attr]
 
 
-def test_max_cost_counts_real_prices(store: Store) -> None:
-    budget = Budget(max_cost=0.01)  # glm-4 costs 100 yuan per 1M tokens: 15 tokens = 0.0015
-    _, outcome, run_id = run(store, FakeClient(), make_jobs(20, params={"max_tokens": 5}), concurrency=1, budget=budget)
-    assert outcome.status == "budget"  # type: ignore[attr-defined]
-    assert sum(r["cost"] for r in rows(store, run_id)) <= 0.01
+def test_max_cost_counts_real_prices(server: LocalServer, client: GLMClient, store: Store) -> None:
+    budget = Budget(max_cost=0.01)  # glm-4 costs 100 yuan per 1M tokens: ~12 tokens = 0.0012
+    _, outcome, run_id = run(store, client, make_jobs(20, params={"max_tokens": 5}), concurrency=1, budget=budget)
+    stored = rows(store, run_id)
+    assert outcome.status == "budget"
+    assert 0 < len(stored) < 20 and calls(server) == len(stored)
+    assert sum(r["cost"] for r in stored) <= 0.01
 
 
-def test_stop_lets_in_flight_calls_finish(store: Store) -> None:
-    client = FakeClient(delay=0.05)
+def test_stop_lets_in_flight_calls_finish(server: LocalServer, client: GLMClient, store: Store) -> None:
+    server.fixed_latency_ms = 50
     runner = Runner(client, store, RunOptions(concurrency=4))
     runner.on_result = lambda result, counts: runner.stop() if counts.done == 2 else None
     run_id = store.start_run("t")
     outcome = runner.run(make_jobs(100), run_id, total=100)
     assert outcome.status == "interrupted"
     stored = rows(store, run_id)
-    assert len(stored) == len(client.calls)  # every call that started has its result stored
+    assert len(stored) == calls(server)  # every call that started has its result stored
+    assert all(r["status"] == "pass" for r in stored)  # finished, not cut off
     assert len(stored) < 20 and outcome.not_run == 100 - len(stored)
+    assert server.stats.in_flight == 0
     assert store.get_run(run_id).status == "interrupted"  # type: ignore[union-attr]
 
 
@@ -455,7 +515,8 @@ def test_progress_prints_plain_lines_when_not_a_terminal() -> None:
     job = make_jobs(1)[0]
     with Progress(10, "suite", stream=out, start=start, every=0.0) as progress:
         counts = RunCounts(total=10, done=5, passed=4, failed=1, retried=2, tokens=130, cost=0.013)
-        progress.update(Result(job, _ok(), [], False, 0.0), counts)
+        answer = Completion(text="你好", finish_reason="stop", prompt_tokens=10, completion_tokens=5, total_tokens=15)
+        progress.update(Result(job, answer, [], False, 0.0), counts)
     line = out.getvalue().strip()
     assert line.startswith("[suite] 5/10 pass 4 fail 1 err 0 retried 2 tok 130 ¥0.0130 eta ")
     assert "\x1b" not in line  # no terminal escapes in CI logs

@@ -29,7 +29,7 @@ class _Group(click.Group):
             for line in str(exc).splitlines() or ["error"]:
                 click.echo(f"error: {line}" if not line.startswith(("error", "  ")) else line, err=True)
             ctx.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, BrokenPipeError):
             raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -78,6 +78,12 @@ def run() -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        # Output piped into `head` and closed: stop quietly, as other command-line tools do.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -13,7 +13,7 @@ import click
 
 from glmeval.cli import main
 from glmeval.errors import GlmevalError
-from glmeval.report import FILE_NAMES, FORMATS, append_step_summary, load_report_data, renderer
+from glmeval.report import FILE_NAMES, FORMATS, append_step_summary, load_report_data, renderer, report_dir
 from glmeval.store import Store
 
 DEFAULT_OUT = Path("reports")
@@ -34,7 +34,7 @@ def _targets(formats: tuple[str, ...], out: str | None, suite: str, run_id: str)
     if out is None:
         if len(formats) == 1 and formats[0] != "html":
             return {formats[0]: None}
-        folder = DEFAULT_OUT / suite / run_id
+        folder = report_dir(DEFAULT_OUT, suite, run_id)
         return {f: folder / FILE_NAMES[f] for f in formats}
     path = Path(out)
     is_dir = path.is_dir() or out.endswith(("/", "\\")) or len(formats) > 1 or not path.suffix

@@ -115,6 +115,12 @@ class Progress:
             self._bar.__exit__(*exc)
 
 
+def _nonblank(values: tuple[str, ...], flag: str) -> tuple[str, ...]:
+    if any(not v.strip() for v in values):
+        raise click.BadParameter("a model name cannot be empty", param_hint=flag)
+    return tuple(v.strip() for v in values)
+
+
 def _load_all(paths: tuple[Path, ...]) -> list[Any]:
     """Load every suite before running any, so one bad file among several is reported with the
     others' problems and nothing is half-run."""
@@ -135,7 +141,10 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
 @click.option("--local-speed", type=float, default=LOCAL_SPEED, show_default=True, help="Latency factor of the local server.")
 @click.option("--rules", type=click.Path(path_type=Path), help="Extra reply rules for the local server.")
 @click.option("--base-url", envvar="ZHIPUAI_BASE_URL", help="API base URL (default: the official one).")
-@click.option("--model", "models", multiple=True, help="Run only these models (overrides the grid's model axis).")
+@click.option(
+    "--model", "models", multiple=True, callback=lambda ctx, param, value: _nonblank(value, "--model"),
+    help="Run only these models (overrides the grid's model axis).",
+)
 @click.option("--mode", type=click.Choice(["sync", "stream", "async"]), help="Override the call mode.")
 @click.option("--concurrency", "-j", type=click.IntRange(1, 1024), help="Calls in flight at once.")
 @click.option("--timeout", type=click.FloatRange(min=0.001), help="Seconds per call attempt.")
@@ -230,7 +239,7 @@ def run(
     embedding_model: str | None = None,
 ) -> None:
     """Run SUITES and print a summary; exit 1 when any check failed."""
-    from glmeval.report import load_report_data, write_reports
+    from glmeval.report import load_report_data, report_dir, write_reports
     from glmeval.report.markdown import summary_table
 
     # --- runner: flags checked before anything is loaded or spent ---
@@ -353,9 +362,14 @@ def run(
             click.echo(f"{suite.name}  run {outcome.run_id}  ({outcome.status})")
             click.echo(summary_table(data.summary, tablefmt="simple"))
             c = outcome.counts
+            if not quiet:
+                from glmeval.report.views import failure_lines
+
+                for line in failure_lines(data):
+                    click.echo(line)
             click.echo(f"{c.passed} passed, {c.failed} failed, {c.errors} errors of {c.done} jobs")
             if not no_report:
-                for path in write_reports(store, outcome.run_id, out / suite.name / outcome.run_id, ("md", "html")):
+                for path in write_reports(store, outcome.run_id, report_dir(out, suite.name, outcome.run_id), ("md", "html")):
                     click.echo(f"report: {path}")
             # --- history: compare with the baseline, check the --fail-on rules ---
             if baseline or gate_rules:

@@ -25,6 +25,23 @@ FILE_NAMES: dict[str, str] = {"md": "report.md", "html": "report.html", "json": 
 HISTORY_RUNS = 20
 
 
+def report_dir(out: Path, suite: str, run_id: str) -> Path:
+    """``out/<suite>/<run-id>``, with the names made safe as single folder names.
+
+    A suite's name is free text: ``../x``, ``/etc`` or ``a/b`` must not steer reports out of
+    ``out``. Letters (any script), digits, ``-``, ``_`` and ``.`` are kept; anything else
+    becomes ``_``; a name of dots only becomes ``_``.
+    """
+    return Path(out) / safe_name(suite) / safe_name(run_id)
+
+
+def safe_name(name: str) -> str:
+    import re
+
+    cleaned = re.sub(r"[^\w.\-]", "_", name, flags=re.UNICODE).strip()
+    return "_" if not cleaned.strip(".") else cleaned[:120]
+
+
 @dataclass
 class ReportData:
     """Everything a renderer may show about one run.

@@ -174,6 +174,22 @@ class Matrix:
         return bool(self.case_info.get(case_id, {}).get("same_messages", True))
 
 
+def failure_lines(data: "ReportData", limit: int = 10, width: int = 160) -> list[str]:
+    """One line per failing case × variant, errors first: what a terminal shows after a run,
+    so nobody has to open a report to learn why the build is red."""
+    bad = [c for c in matrix(data).cells.values() if not c.passed]
+    bad.sort(key=lambda c: (c.kind != "error", c.case_id, c.vi))
+    lines = []
+    for cell in bad[:limit]:
+        why = " ".join(cell.why().split())
+        if len(why) > width:
+            why = why[: width - 1] + "…"
+        lines.append(f"{cell.icon} {cell.case_id} [{cell.variant_id}] {cell.label}: {why}")
+    if len(bad) > limit:
+        lines.append(f"… and {len(bad) - limit} more (see the report)")
+    return lines
+
+
 def variant_order(data: "ReportData") -> list[str]:
     """Variants as the plan listed them, then any others found in the results."""
     order = [v for v in data.summary["variant"].tolist()] if not data.summary.empty else []

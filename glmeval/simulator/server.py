@@ -990,7 +990,9 @@ def serve_forever(
 ) -> None:
     """Run in the foreground until Ctrl-C (or SIGTERM); prints one line saying how to connect."""
     server = LocalServer(host, port, rules_path, speed, faults, api_key, fixed_latency_ms).start()
-    key = api_key if api_key is not None else "<any key>"
+    # Only the built-in demo key is printed: a key given on the command line may be a real one,
+    # and this banner ends up in CI logs.
+    key = "<any key>" if api_key is None else api_key if api_key == DEFAULT_API_KEY else "<the --api-key you gave>"
     print(
         f"glmeval local GLM server (simulated replies) on {server.base_url}  api_key={key}  (Ctrl-C to stop)",
         flush=True,
