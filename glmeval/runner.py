@@ -40,15 +40,35 @@ from typing import Any, Callable, Iterable, Iterator
 from glmeval import prices as price_table
 from glmeval.checks import CheckContext, evaluate_all
 from glmeval.client import FATAL_KINDS, RETRYABLE_KINDS, CallError, GLMClient
-from glmeval.errors import RunAborted
+from glmeval.errors import GlmevalError, RunAborted
 from glmeval.ratelimit import Budget, Limiter, ModelLimit, Permit
 from glmeval.records import Completion, ErrorInfo, Job, Result
 from glmeval.store import Store
 from glmeval.tokens import count_prompt_tokens
 
-# How many completion tokens to assume for a model before any of its answers were seen
-# (when the request sets no max_tokens). Deliberately generous: it feeds the budget.
-DEFAULT_COMPLETION_ESTIMATE = 1024
+# The prior for a job's answer before any answer of its model was seen:
+# min(max_tokens or DEFAULT_COMPLETION_ESTIMATE, 4 x prompt tokens + 64). Most eval answers are
+# short, and a prior that assumes the worst (1,024 tokens) makes any reasonable --max-cost
+# refuse the first job. Once answers arrive the runner uses their mean plus a fifth instead.
+DEFAULT_COMPLETION_ESTIMATE = 512
+
+
+def prior_completion_tokens(prompt_tokens: int, max_tokens: Any = None) -> int:
+    """Completion tokens to expect before any answer was seen (see :data:`DEFAULT_COMPLETION_ESTIMATE`)."""
+    cap = DEFAULT_COMPLETION_ESTIMATE
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > 0:
+        cap = max_tokens
+    return max(1, min(cap, 4 * prompt_tokens + 64))
+
+
+def estimate_job(job: Job, prices: dict[str, dict[str, float]] | None = None) -> tuple[int, int, float]:
+    """``(prompt tokens, completion tokens, yuan)`` a job is expected to cost before any answer
+    was seen: the prompt counted locally and :func:`prior_completion_tokens`. It is what
+    ``glmeval plan`` shows and what ``--max-cost``/``--max-tokens`` reserve for a model's first
+    jobs, so the two agree."""
+    prompt = count_prompt_tokens(job.messages, job.tools)
+    completion = prior_completion_tokens(prompt, job.params.get("max_tokens"))
+    return prompt, completion, price_table.cost(job.model, prompt, completion, prices)
 
 
 @dataclass
@@ -289,12 +309,59 @@ class Runner:
         with self._store_lock:
             self.store.cache_put(key, model, completion)
 
+    # -- before the run is stored -------------------------------------------------------------
+
+    def preflight(self, jobs: list[Job]) -> list[str]:
+        """Checks before anything is stored or sent; returns warning lines for the user.
+
+        Raises :class:`GlmevalError` (one line, exit 2) when the run could do nothing useful:
+        ``--replay`` with none of the jobs in the cache (an all-error run would otherwise be
+        stored and become the next ``--baseline latest``), or a budget that cannot cover even
+        the first job it would send.
+        """
+        if not jobs:
+            return []
+        warnings: list[str] = []
+        mode = self.options.cache
+        if mode == "replay":
+            n = len(jobs)
+            with self._store_lock:
+                hits = self.store.cache_count([self._namespaced(job.cache_key) for job in jobs])
+            if hits == 0:
+                apart = (
+                    "answers of runs without --local are cached apart" if self._namespace == "local"
+                    else "answers of --local runs replay only with --local"
+                )
+                raise GlmevalError(
+                    f"nothing to replay: none of the {n} job{'s' if n != 1 else ''} is in the cache for this target "
+                    f"(run once without --replay first; {apart})"
+                )
+            if hits < n:
+                warnings.append(
+                    f"warning: replay: {n - hits} of {n} jobs are not in the cache; they are stored as errors (replay_miss)"
+                )
+            return warnings
+        budget = self.budget
+        if budget is not None and budget.limited and not (budget.spent_cost or budget.spent_tokens or budget.reserved_tokens):
+            first = next((job for job in jobs if mode != "use" or self._cache_get(self._namespaced(job.cache_key)) is None), None)
+            if first is not None:
+                tokens, _, cost = self._estimate(first)
+                if budget.max_cost is not None and cost > budget.max_cost + 1e-12:
+                    raise GlmevalError(
+                        f"--max-cost {budget.max_cost:g} cannot cover one job of {first.model} (estimated ¥{cost:.4f})"
+                    )
+                if budget.max_tokens is not None and tokens > budget.max_tokens:
+                    raise GlmevalError(
+                        f"--max-tokens {budget.max_tokens:,} cannot cover one job of {first.model} (estimated {tokens:,} tokens)"
+                    )
+        return warnings
+
     # -- estimates --------------------------------------------------------------------------
 
     def _estimate(self, job: Job) -> tuple[int, int, float]:
         """Tokens and yuan a job will probably use: prompt counted locally (corrected by how
         this model's real prompt counts compared so far), completion from the mean of this
-        model's answers so far plus a fifth (or max_tokens / a generous default before any)."""
+        model's answers so far plus a fifth (before any: :func:`prior_completion_tokens`)."""
         local = prompt = count_prompt_tokens(job.messages, job.tools)
         ratio = self._prompt_ratio.get(job.model)
         if ratio and ratio[1]:
@@ -305,10 +372,8 @@ class Runner:
             completion = int(seen[0] / seen[1] * 1.2) + 1
             if isinstance(cap, int) and cap > 0:
                 completion = min(completion, cap)
-        elif isinstance(cap, int) and cap > 0:
-            completion = cap
         else:
-            completion = DEFAULT_COMPLETION_ESTIMATE
+            completion = prior_completion_tokens(local, cap)
         cost = price_table.cost(job.model, prompt, completion, self.options.prices)
         return prompt + completion, local, cost
 
@@ -575,6 +640,11 @@ class Runner:
                     if self.budget is not None and self.budget.limited and not task.reserved:
                         if not self.budget.reserve(task.est_cost, task.est_tokens):
                             self._budget_next = (task.est_tokens, task.est_cost)
+                            if self.budget.reserved_cost > 0 or self.budget.reserved_tokens > 0:
+                                # Jobs in flight hold estimates; once they settle with what they
+                                # really used, this one may fit (estimated again by then).
+                                task.est_tokens = 0
+                                return wake
                             self._budget_stop()
                             return wake
                         task.reserved = True
@@ -738,9 +808,10 @@ class Runner:
             if self._budget_next is not None:
                 tokens, cost = self._budget_next
                 nxt = f" (the next job was estimated at {tokens:,} tokens" + (f", ¥{cost:.4f})" if cost else ")")
+            planned = counts.total or counts.done + not_run + self._dropped
             budget_message = (
-                f"budget reached: spent {self.budget.describe()}; stopped before it would be exceeded{nxt}; "
-                f"{not_run + self._dropped} job(s) not run"
+                f"budget reached after {counts.done} of {planned} jobs: spent {self.budget.describe()}; "
+                f"stopped before it would be exceeded{nxt}; {not_run + self._dropped} job(s) not run"
             )
         return RunOutcome(
             run_id=run_id,
@@ -780,4 +851,6 @@ __all__ = [
     "abort_message",
     "RETRYABLE_KINDS",
     "DEFAULT_COMPLETION_ESTIMATE",
+    "estimate_job",
+    "prior_completion_tokens",
 ]

@@ -130,10 +130,15 @@ def run_plan(
     """Run every job of ``plan`` into ``store`` as one stored run; with ``resume``, run only
     the jobs that run still lacks, into the same run id."""
     suite = plan.suite
+    runner = Runner(target.client, store, options, on_result=on_result)
+    # Nothing stored yet: --replay with an empty cache or a budget too small for one job stops
+    # here with one line; a partial cache miss is a warning.
+    for warning in runner.preflight(resume.jobs if resume is not None else plan.jobs):
+        if options.notify is not None:
+            options.notify(warning)
     if resume is not None:
         # Back to 'running' until the runner stores how this session ended.
         store.conn.execute("UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?", (resume.run_id,))
-        runner = Runner(target.client, store, options, on_result=on_result)
         return runner.run(resume.jobs, resume.run_id, total=len(plan.jobs), counts=resume.counts)
     run_id = store.start_run(
         suite.name,
@@ -147,5 +152,4 @@ def run_plan(
         run_id=run_id,
         cwd=suite.path.parent if suite.path else None,
     )
-    runner = Runner(target.client, store, options, on_result=on_result)
     return runner.run(plan.jobs, run_id, total=len(plan.jobs))

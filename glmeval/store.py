@@ -17,12 +17,14 @@ Schema history:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
 import sqlite3
 import subprocess
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +145,43 @@ ALTER TABLE results ADD COLUMN judge_cost REAL NOT NULL DEFAULT 0;
 _OWN_TABLES = {"meta", "runs", "results", "checks", "cache"}
 
 
+_READONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def is_readonly_error(exc: BaseException, path: str | Path | None = None) -> bool:
+    """Whether ``exc`` means "this database (or its folder) cannot be written", as opposed to
+    "this file is not a usable database". A read-only file is good history (a CI artefact on a
+    read-only mount, say) and must never get the "move this one aside" advice.
+
+    SQLite says so directly (``SQLITE_READONLY``: "attempt to write a readonly database"), or
+    only as "unable to open database file" when it cannot create its journal files beside a
+    database in a read-only folder; ``path`` tells that case from a truly missing folder.
+    """
+    if isinstance(exc, OSError):
+        return exc.errno in _READONLY_ERRNOS
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    text = str(exc).lower()
+    if name.startswith("SQLITE_READONLY") or "readonly database" in text or "read-only" in text:
+        return True
+    if (name.startswith("SQLITE_CANTOPEN") or "unable to open database file" in text) and path is not None:
+        return not _writable(Path(path))
+    return False
+
+
+def _writable(path: Path) -> bool:
+    """Whether the database file (when it exists) and its folder (where SQLite keeps its -wal,
+    -shm and -journal files) can be written; ``os.access`` knows about read-only mounts and
+    immutable files even for root."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
+
+
 def default_db_path() -> Path:
     return Path(os.environ.get("GLMEVAL_DB") or DEFAULT_DB)
 
@@ -223,18 +262,28 @@ class Store:
     """A connection to the results database. Not shared across threads: the runner writes
     from its coordinating thread, where results arrive.
 
-    ``create=False`` is for commands that only read history (``runs``, ``show``, ``compare``):
-    a missing file is a mistake there (a wrong ``--db``), not a reason to make an empty one.
+    ``create=False`` is for commands that only read history (``runs``, ``show``, ``compare``,
+    ``report``, ``export``, ``history``): a missing file is a mistake there (a wrong ``--db``),
+    not a reason to make an empty one, and the file is opened read-only (``readonly``
+    defaults to ``not create``), so history on a read-only mount or in a write-protected file
+    can be read. A read-only open changes nothing: no journal mode, no migration; only a
+    database that needs a schema upgrade is opened for writing, to be upgraded (or refused
+    with one line when it cannot be written). Writing to a read-only database fails at open
+    with "... is read-only; pass --db to write elsewhere".
     """
 
-    def __init__(self, path: str | Path | None = None, create: bool = True) -> None:
+    def __init__(self, path: str | Path | None = None, create: bool = True, readonly: bool | None = None) -> None:
         self.path = Path(path) if path is not None else default_db_path()
-        if not create and not self.path.exists():
+        readonly = (not create) if readonly is None else readonly
+        self.readonly = readonly
+        if (readonly or not create) and not self.path.exists():
             raise GlmevalError(
                 f"no results database at {self.path}; run a suite first, or point --db (GLMEVAL_DB) at one"
             )
         if self.path.is_dir():
             raise GlmevalError(f"{self.path}: is a directory, not a results database")
+        if readonly and self._open_readonly():
+            return
         conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -245,20 +294,99 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+            # Opening may succeed on a file SQLite can only read (it falls back to read-only
+            # quietly); find out now, with one clear line, not at the first result.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+            finally:
+                conn.execute("ROLLBACK")
+        except (sqlite3.DatabaseError, OSError) as exc:
             if conn is not None:
                 conn.close()
+            if is_readonly_error(exc, self.path):
+                raise GlmevalError(self._readonly_message()) from None
+            if isinstance(exc, OSError):
+                raise GlmevalError(f"{self.path}: cannot open the database ({exc.strerror or exc})") from None
             raise GlmevalError(
                 f"{self.path}: not a usable glmeval database ({exc}); point --db at another file or move this one aside"
             ) from None
-        except OSError as exc:
-            if conn is not None:
-                conn.close()
-            raise GlmevalError(f"{self.path}: cannot open the database ({exc.strerror or exc})") from None
         except GlmevalError:
             if conn is not None:
                 conn.close()
             raise
+
+    def _readonly_message(self) -> str:
+        """The one line for a database glmeval may read but not write."""
+        if self.readonly:  # reading needed a schema upgrade, and it cannot be written
+            return (
+                f"{self.path} is read-only and needs a schema upgrade this glmeval cannot write; "
+                "copy it somewhere writable and point --db at the copy"
+            )
+        if not self.path.exists():
+            folder = self.path.parent
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            return f"cannot create {self.path}: {folder} is read-only; pass --db to write elsewhere"
+        return f"{self.path} is read-only; pass --db to write elsewhere (runs, show, report and export can still read it)"
+
+    def _open_readonly(self) -> bool:
+        """Open with SQLite's ``mode=ro``: no write, no journal-mode change, no migration, so a
+        database on a read-only mount or in a write-protected file (a CI artefact, say) can be
+        read. Returns False when the file needs a schema upgrade first (the caller then opens
+        it for writing, which migrates, or says it cannot)."""
+        base = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro"
+        wal = Path(f"{self.path}-wal")
+        conn: sqlite3.Connection | None = None
+        try:
+            try:
+                conn = self._connect_ro(base)
+            except sqlite3.OperationalError as exc:
+                # A WAL database in a read-only folder cannot make its -shm file. With no
+                # pending write-ahead log there is nothing it would hold: read the file as is.
+                if getattr(exc, "sqlite_errorname", "") != "SQLITE_CANTOPEN" and "unable to open" not in str(exc):
+                    raise
+                if wal.exists() and wal.stat().st_size > 0:
+                    raise GlmevalError(
+                        f"{self.path} is read-only and has unmerged writes in {wal.name} that SQLite cannot read "
+                        "from a read-only folder; copy the database with its -wal file somewhere writable"
+                    ) from None
+                conn = self._connect_ro(base + "&immutable=1")
+            self.conn = conn
+            version = self._schema_version()
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            if not os.access(self.path, os.R_OK):
+                raise GlmevalError(f"{self.path}: cannot open the database (permission denied)") from None
+            raise GlmevalError(
+                f"{self.path}: not a usable glmeval database ({exc}); point --db at another file or move this one aside"
+            ) from None
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise GlmevalError(
+                f"{self.path}: database schema version {version} is newer than this glmeval ({SCHEMA_VERSION}); upgrade glmeval"
+            )
+        if version < SCHEMA_VERSION:
+            conn.close()
+            return False
+        return True
+
+    @staticmethod
+    def _connect_ro(uri: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opening is lazy: read now
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def __enter__(self) -> "Store":
         return self
@@ -644,6 +772,16 @@ class Store:
         completion = Completion.from_dict(json.loads(row[0]))
         completion.cached = True
         return completion
+
+    def cache_count(self, keys: list[str]) -> int:
+        """How many of ``keys`` have a cached answer (without loading any)."""
+        unique = list(dict.fromkeys(keys))
+        cached: set[str] = set()
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            cached.update(r[0] for r in self.conn.execute(f"SELECT key FROM cache WHERE key IN ({marks})", chunk))
+        return sum(1 for key in keys if key in cached)
 
     def cache_put(self, key: str, model: str, completion: Completion) -> None:
         if completion.error is not None:

@@ -901,7 +901,7 @@ def _load(path: Path) -> Suite:
     if entries is not None:
         data["cases"] = [e.data for e in entries]
     locate = _Locator(root, entries)
-    _raw_checks(data, entries or [], root, report)
+    _raw_checks(data, entries or [], root, report, path.parent)
 
     suite: Suite | None = None
     try:
@@ -1133,7 +1133,44 @@ def _csv_cell(name: str, text: Any) -> Any:
     return value
 
 
-def _raw_checks(data: dict[Any, Any], cases: list[_RawCase], root: Origin, report: Report) -> None:
+def _declared_tools(data: Any) -> list[Any] | None:
+    """The tools a suite or case mapping declares itself (``tools:`` before ``params.tools``);
+    None when it declares none."""
+    if not isinstance(data, dict):
+        return None
+    if data.get("tools") is not None:
+        return data["tools"]
+    params = data.get("params")
+    return params.get("tools") if isinstance(params, dict) else None
+
+
+def _grid_tools(grid: Any) -> list[list[Any] | None]:
+    """Every tools list a grid's ``tools`` axis or include entries may send."""
+    if not isinstance(grid, dict):
+        return []
+    out: list[list[Any] | None] = []
+    axis = grid.get("tools")
+    if axis is not None:
+        # one tools list, or a list of them (each value of the axis is a tools list)
+        out += axis if isinstance(axis, list) and axis and all(isinstance(v, list) or v is None for v in axis) else [axis]
+    include = grid.get("include")
+    if isinstance(include, list):
+        out += [entry["tools"] for entry in include if isinstance(entry, dict) and "tools" in entry]
+    return out
+
+
+def _offered_tools(candidates: list[Any]) -> list[Any] | None:
+    """Every tool any of the candidate tools lists offers, for the tool-call validator: None when
+    none is declared anywhere (nothing to compare with) or one is malformed (reported elsewhere)."""
+    declared = [c for c in candidates if c is not None]
+    if not declared:
+        return None
+    if not all(isinstance(c, list) for c in declared):
+        return None
+    return [tool for tools in declared for tool in tools]
+
+
+def _raw_checks(data: dict[Any, Any], cases: list[_RawCase], root: Origin, report: Report, suite_dir: Path | None = None) -> None:
     """Semantic problems found on the plain data, whatever else is wrong with its structure."""
     prompts = data.get("prompts")
     prompt_names = [str(n) for n in prompts] if isinstance(prompts, dict) else []
@@ -1144,21 +1181,34 @@ def _raw_checks(data: dict[Any, Any], cases: list[_RawCase], root: Origin, repor
         report.error(root, "tools are given twice: as tools: and as params.tools; keep one", ("tools",))
     _check_grid(data.get("grid"), root.at("grid"), report, prompt_names, "prompts" in data)
     _check_matrix(data.get("matrix"), root.at("matrix"), report)
-    _check_checks(data.get("checks"), [root.at("checks", i) for i in range(_len(data.get("checks")))], report, templating)
+    suite_tools = _declared_tools(data)
+    grid_tools = _grid_tools(data.get("grid"))
+    case_tools = [
+        _declared_tools(raw.data) if _declared_tools(raw.data) is not None else suite_tools for raw in cases
+    ]
+    # Suite-level checks apply to every case: any tools a case or variant offers will do.
+    _check_checks(
+        data.get("checks"),
+        [root.at("checks", i) for i in range(_len(data.get("checks")))],
+        report,
+        templating,
+        suite_dir,
+        _offered_tools([suite_tools, *grid_tools, *case_tools]),
+    )
     _check_messages(data.get("messages"), root.at("messages"), report, templating)
     if isinstance(prompts, dict):
         for name, messages in prompts.items():
             _check_messages(messages, root.at("prompts", name), report, templating)
     _check_prices(data.get("prices"), root.at("prices"), report)
     ids: dict[str, Origin] = {}
-    for raw in cases:
+    for raw, tools in zip(cases, case_tools):
         case = raw.data
         if not isinstance(case, dict):
             continue
         _check_params_map(case.get("params"), _key_origin(raw, "params"), report)
         _check_tools_value(case.get("tools"), _key_origin(raw, "tools"), report)
         _check_matrix(case.get("matrix"), _key_origin(raw, "matrix"), report)
-        _check_checks(case.get("checks"), raw.check_origins, report, templating)
+        _check_checks(case.get("checks"), raw.check_origins, report, templating, suite_dir, _offered_tools([tools, *grid_tools]))
         _check_messages(case.get("messages"), _key_origin(raw, "messages"), report, templating)
         prompt = case.get("prompt")
         if isinstance(prompt, str) and prompt not in prompt_names:
@@ -1333,7 +1383,18 @@ def _load_check_files(files: Any, origin: Origin, report: Report, base: Path, ha
         hash_parts.append(file.read_bytes())
 
 
-def _check_checks(items: Any, origins: list[Origin], report: Report, templating: bool) -> None:
+def _check_checks(
+    items: Any,
+    origins: list[Origin],
+    report: Report,
+    templating: bool,
+    suite_dir: Path | None = None,
+    tools: list[Any] | None = None,
+) -> None:
+    """Parse each check and ask its type's validator about its arguments (bad regex, missing
+    schema file, a limit that is not a number...), so they stop the load before any call."""
+    from glmeval.checks import validate_check
+
     if not isinstance(items, list):
         return
     for item, origin in zip(items, origins):
@@ -1342,6 +1403,8 @@ def _check_checks(items: Any, origins: list[Origin], report: Report, templating:
         except ValueError as exc:
             report.problems.append(str(exc))
             continue
+        for problem in validate_check(spec, suite_dir if suite_dir is not None else Path.cwd(), tools):
+            report.error(origin, f"check {spec.type}: {problem}")
         if templating:
             for key in templated_check_args(spec):
                 for text in _strings(spec.args[key]):

@@ -10,10 +10,10 @@ the runner provides, so judge calls share the client, cache, retries and rate li
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-import types
-
 import threading
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -56,6 +56,13 @@ class CheckContext:
 
 CheckFn = Callable[[Completion, CheckSpec, CheckContext], Any]
 
+# A check type's argument validator: ``(spec, suite_dir, tools) -> problems``. It runs when a
+# suite loads, before anything is sent, and must be pure and quick (no network, no user code
+# run). ``tools`` are the tools the check's case may offer the model (every variant's, merged),
+# ``[]`` when the suite declares none, or ``None`` when that is unknown. Each problem is a short
+# sentence without file or line; the suite loader prefixes ``file:line: check <type>:``.
+Validator = Callable[[CheckSpec, Path, "list[Any] | None"], list[str]]
+
 
 @dataclass(frozen=True)
 class CheckDef:
@@ -64,24 +71,144 @@ class CheckDef:
     doc: str = ""
     needs_answer: bool = True
     graded: bool = False
+    validate: Validator | None = None
 
 
 REGISTRY: dict[str, CheckDef] = {}
+_PENDING_VALIDATORS: dict[str, Validator] = {}
 
 
 def register(
-    name: str, *aliases: str, needs_answer: bool = True, graded: bool = False
+    name: str, *aliases: str, needs_answer: bool = True, graded: bool = False, validate: Validator | None = None
 ) -> Callable[[CheckFn], CheckFn]:
     """Register ``fn`` under ``name`` (and aliases). Later registrations replace earlier ones,
-    so a suite's local checks can override a built-in on purpose."""
+    so a suite's local checks can override a built-in on purpose (and do not inherit its
+    argument validator). ``validate`` checks the arguments when a suite loads; see
+    :data:`Validator` and :func:`validator`."""
 
     def wrap(fn: CheckFn) -> CheckFn:
         doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         for key in (name, *aliases):
-            REGISTRY[key] = CheckDef(key, fn, doc, needs_answer, graded)
+            check_validator = validate or _PENDING_VALIDATORS.pop(key, None)
+            REGISTRY[key] = CheckDef(key, fn, doc, needs_answer, graded, check_validator)
         return fn
 
     return wrap
+
+
+def validator(name: str, *aliases: str) -> Callable[[Validator], Validator]:
+    """Decorator form: ``@validator("polite")`` attaches an argument validator to a check type,
+    whether it is registered before or after (the next registration of that name takes it)."""
+
+    def wrap(fn: Validator) -> Validator:
+        for key in (name, *aliases):
+            definition = REGISTRY.get(key)
+            if definition is None:
+                _PENDING_VALIDATORS[key] = fn
+            else:
+                REGISTRY[key] = dataclasses.replace(definition, validate=fn)
+        return fn
+
+    return wrap
+
+
+def validate_check(spec: CheckSpec, suite_dir: str | Path | None = None, tools: list[Any] | None = None) -> list[str]:
+    """The problems with one check's arguments, by its type's validator ([] when it has none).
+
+    A validator that crashes is reported as a problem of its own rather than stopping the load
+    with a traceback."""
+    definition = load_builtin().get(spec.type)
+    if definition is None or definition.validate is None:
+        return []
+    try:
+        problems = definition.validate(spec, Path(suite_dir) if suite_dir is not None else Path.cwd(), tools)
+    except Exception as exc:  # noqa: BLE001 - a broken (plugin) validator must not hide the real problems
+        return [f"cannot check its arguments ({type(exc).__name__}: {exc})"]
+    return [str(p) for p in problems or []]
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers validators share (plugins may use them too).
+
+
+def is_template(value: Any) -> bool:
+    """True for text the planner renders per case (``{{ var }}`` or ``{% ... %}``): its final
+    value is only known then, so type checks a rendered value could pass are skipped."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def has_template(value: Any) -> bool:
+    """True when ``value`` or any text nested in it is a template."""
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, (list, tuple)):
+        return any(has_template(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_template(k) or has_template(v) for k, v in value.items())
+    return False
+
+
+def got(value: Any) -> str:
+    """``got str 'abc'``: what the suite gave, for a problem sentence."""
+    text = repr(value)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"got {type(value).__name__} {text}"
+
+
+def did_you_mean(word: Any, options: Any) -> str:
+    """`` (did you mean 'value'?)`` for a near miss among ``options``, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_args(spec: CheckSpec, allowed: Any) -> list[str]:
+    """One problem per argument the check type does not take, with the likely intended one."""
+    names = list(allowed)
+    out = []
+    for key in spec.args:
+        if key not in names:
+            takes = ", ".join(names) if names else "no arguments"
+            out.append(f"unknown argument {key!r}{did_you_mean(key, names)}; {spec.type} takes {takes}")
+    return out
+
+
+def number_problem(
+    value: Any, what: str, *, whole: bool = False, minimum: float | None = 0, example: str = ""
+) -> str | None:
+    """Why ``value`` is not a usable number (whole, at least ``minimum``), or None.
+
+    Text that reads as a number is accepted (a rendered template is text); a template itself
+    is left to run time."""
+    if is_template(value):
+        return None
+    hint = f", e.g. `{example}`" if example else ""
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return f"{what} must be {kind}{hint}; {got(value)}"
+    try:
+        number = float(value) if not isinstance(value, str) else float(value.strip())
+        if whole and isinstance(value, str):
+            int(value.strip())
+    except ValueError:
+        return f"{what} must be {kind}{hint}; {got(value)}"
+    if number != number or number in (float("inf"), float("-inf")):
+        return f"{what} must be a finite number; {got(value)}"
+    if whole and not float(number).is_integer():
+        return f"{what} must be {kind}{hint}; {got(value)}"
+    if minimum is not None and number < minimum:
+        return f"{what} must be at least {minimum:g}; {got(value)}"
+    return None
+
+
+def flag_problem(spec: CheckSpec, *names: str) -> list[str]:
+    """Problems for on/off arguments (``ignore_case``, ``strict``...) given as anything but true/false."""
+    return [
+        f"{name} must be true or false; {got(spec.args[name])}"
+        for name in names
+        if name in spec.args and not isinstance(spec.args[name], bool) and not is_template(spec.args[name])
+    ]
 
 
 BUILTIN_MODULES: tuple[str, ...] = ("text", "structured", "metrics", "custom", "graded")

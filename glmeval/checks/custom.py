@@ -13,6 +13,7 @@ or a CheckResult.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
@@ -23,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from glmeval.checks import CheckContext, register
+from glmeval.checks import CheckContext, did_you_mean, got, register, unknown_args
 from glmeval.records import CheckResult, CheckSpec, Completion
 
 _FILE_REF = re.compile(r"^(?:file://)?(?P<path>[^\n]+?\.py):(?P<func>[A-Za-z_]\w*)$")
@@ -125,7 +126,115 @@ def _interpret(raw: Any, spec: CheckSpec, what: str) -> CheckResult:
     )
 
 
-@register("python")
+def _syntax_problem(exc: SyntaxError, where: str, line_offset: int = 0) -> str:
+    line = (exc.lineno or 0) - line_offset
+    at = f" (line {line})" if line > 0 else ""
+    return f"{where} is not valid Python: {exc.msg}{at}"
+
+
+def inline_problem(source: str) -> str | None:
+    """Why inline check code does not compile, trying it the way it runs: an expression, else
+    a function body; None when it compiles. Compiling runs nothing."""
+    try:
+        compile(source.strip(), "<python check>", "eval")
+        return None
+    except SyntaxError as exc:
+        first = exc
+    except (ValueError, TypeError) as exc:  # a NUL byte in the source
+        return f"the code cannot be compiled ({exc})"
+    body = textwrap.indent(textwrap.dedent(source).strip("\n"), "    ")
+    try:
+        compile(f"def __check__():\n{body}\n", "<python check>", "exec")
+        return None
+    except SyntaxError as exc:
+        # A one-line expression is best explained by its own error; a body by the body's.
+        if "\n" not in source.strip():
+            return _syntax_problem(first, "the expression")
+        return _syntax_problem(exc, "the code", line_offset=1)
+    except (ValueError, TypeError) as exc:
+        return f"the code cannot be compiled ({exc})"
+
+
+_DEFINES_CACHE: dict[tuple[str, int, int], tuple[str | None, set[str], bool]] = {}
+
+
+def _module_names(path: Path) -> tuple[str | None, set[str], bool]:
+    """``(syntax problem, top-level names, has a star import)`` of a Python file, by parsing it
+    (never importing it: a suite loads without running its code). Cached per file version."""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    cached = _DEFINES_CACHE.get(key)
+    if cached is not None:
+        return cached
+    names: set[str] = set()
+    star = False
+    problem: str | None = None
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except SyntaxError as exc:
+        problem = f"is not valid Python: {exc.msg} (line {exc.lineno})"
+        tree = None
+    except (ValueError, UnicodeDecodeError) as exc:
+        problem = f"cannot be read as Python ({exc})"
+        tree = None
+    for node in tree.body if tree is not None else []:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    star = True
+                names.add((alias.asname or alias.name).split(".")[0])
+        else:
+            # assignments, and names bound inside if/try/with at module level
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    names.add(sub.id)
+                elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.add(sub.name)
+                elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+                    for alias in sub.names:
+                        star = star or alias.name == "*"
+                        names.add((alias.asname or alias.name).split(".")[0])
+                elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in ("globals", "setattr", "exec"):
+                    star = True  # names made at run time: trust the file
+    result = (problem, names, star)
+    _DEFINES_CACHE[key] = result
+    return result
+
+
+def _validate_python(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    """Inline code compiles; a ``file.py:function`` reference names a file that parses and defines it."""
+    problems = unknown_args(spec, ("value", "code"))
+    if "value" in spec.args and "code" in spec.args:
+        problems.append("give the code as value or as code, not both")
+    source = spec.args.get("value", spec.args.get("code"))
+    if not isinstance(source, str) or not source.strip():
+        return problems + [f"needs an expression (`python: \"'北京' in output\"`) or `path/to/file.py:function`; {got(source)}"]
+    ref = _FILE_REF.match(source.strip())
+    if ref is None:
+        problem = inline_problem(source)
+        return problems + ([problem] if problem else [])
+    name, func = ref.group("path"), ref.group("func")
+    path = Path(name)
+    path = path if path.is_absolute() else Path(suite_dir) / path
+    try:
+        found = path.is_file()
+    except (OSError, ValueError):
+        found = False
+    if not found:
+        return problems + [f"python check file {name!r} not found (looked for {path})"]
+    problem, names, star = _module_names(path)
+    if problem:
+        return problems + [f"{name} {problem}"]
+    if func not in names and not star:
+        defined = sorted(n for n in names if not n.startswith("_"))
+        hint = did_you_mean(func, defined)
+        return problems + [f"{name} defines no function {func!r}{hint}"]
+    return problems
+
+
+@register("python", validate=_validate_python)
 def python(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
     """Suite-written Python decides: an inline expression over `output`, or file.py:function."""
     source = spec.args.get("value", spec.args.get("code"))

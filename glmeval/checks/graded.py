@@ -23,7 +23,7 @@ from typing import Any
 from jinja2.sandbox import SandboxedEnvironment
 
 from glmeval import prices
-from glmeval.checks import CheckContext, register
+from glmeval.checks import CheckContext, got, is_template, number_problem, register, unknown_args
 from glmeval.records import CheckResult, CheckSpec, Completion
 
 NO_GRADER = "model-graded check needs a runner (no grader available)"
@@ -201,7 +201,66 @@ def _record_chat_usage(ctx: CheckContext, check: str, model: str, reply: Complet
     return f"judge {model} used {reply.prompt_tokens}+{reply.completion_tokens} tokens, {spent:.4g} yuan{cached}"
 
 
-@register("llm-rubric", graded=True)
+_RUBRIC_ARGS = ("value", "rubric", "prompt", "model", "temperature", "top_p", "max_tokens")
+
+
+def _model_problem(spec: CheckSpec) -> list[str]:
+    model = spec.args.get("model")
+    if "model" in spec.args and (not isinstance(model, str) or not model.strip()):
+        return [f"model must be a model name like glm-4; {got(model)}"]
+    return []
+
+
+def _validate_llm_rubric(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    """A rubric in words, a judge prompt that exists and parses, judge parameters in range."""
+    args = spec.args
+    problems = unknown_args(spec, _RUBRIC_ARGS) + _model_problem(spec)
+    if "value" in args and "rubric" in args:
+        problems.append("give the rubric as value or as rubric, not both")
+    rubric = args.get("value", args.get("rubric"))
+    if rubric is None or (isinstance(rubric, str) and not rubric.strip()):
+        problems.append("needs a rubric, e.g. `llm-rubric: 回答礼貌并给出北京`")
+    elif not isinstance(rubric, (str, int, float)) or isinstance(rubric, bool):
+        problems.append(f"the rubric must be text; {got(rubric)}")
+    prompt = args.get("prompt")
+    if "prompt" in args and (not isinstance(prompt, str) or not prompt.strip()):
+        problems.append(f"prompt must be a judge prompt template (text, or file://judge.j2); {got(prompt)}")
+    elif isinstance(prompt, str):
+        source: str | None = prompt
+        if prompt.startswith("file://"):
+            path = Path(prompt.removeprefix("file://"))
+            path = path if path.is_absolute() else Path(suite_dir) / path
+            try:
+                source = path.read_text(encoding="utf-8") if path.is_file() else None
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                problems.append(f"cannot read judge prompt file {prompt!r}: {exc}")
+                source = ""
+            if source is None:
+                problems.append(f"judge prompt file {prompt!r} not found (looked for {path})")
+        if source:
+            from jinja2 import TemplateSyntaxError
+
+            try:
+                SandboxedEnvironment().parse(source)
+            except TemplateSyntaxError as exc:
+                problems.append(f"the judge prompt is not a valid template: {exc.message} (line {exc.lineno})")
+    if "temperature" in args:
+        problem = number_problem(args["temperature"], "temperature", example="temperature: 0.1")
+        if problem is None and not is_template(args["temperature"]) and float(args["temperature"]) > 1:
+            problem = f"temperature must be a number from 0 to 1; {got(args['temperature'])}"
+        problems += [problem] if problem else []
+    if "top_p" in args:
+        problem = number_problem(args["top_p"], "top_p", example="top_p: 0.7")
+        if problem is None and not is_template(args["top_p"]) and not 0 < float(args["top_p"]) <= 1:
+            problem = f"top_p must be a number above 0, at most 1; {got(args['top_p'])}"
+        problems += [problem] if problem else []
+    if "max_tokens" in args:
+        problem = number_problem(args["max_tokens"], "max_tokens", whole=True, minimum=1, example="max_tokens: 512")
+        problems += [problem] if problem else []
+    return problems
+
+
+@register("llm-rubric", graded=True, validate=_validate_llm_rubric)
 def llm_rubric(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
     """A judge model (glm-4 by default) grades the answer against a rubric you write."""
     rubric = spec.args.get("value", spec.args.get("rubric"))
@@ -246,7 +305,23 @@ def cosine(a: list[float], b: list[float]) -> float:
     return dot / norm if norm else 0.0
 
 
-@register("similar", graded=True)
+def _validate_similar(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    """A reference text (or a non-empty list of them)."""
+    args = spec.args
+    problems = unknown_args(spec, ("value", "reference", "model")) + _model_problem(spec)
+    if "value" in args and "reference" in args:
+        problems.append("give the reference as value or as reference, not both")
+    value = args.get("value", args.get("reference"))
+    items = value if isinstance(value, list) else [value]
+    if value is None or value == "" or value == []:
+        return problems + ["needs a reference text, e.g. `similar: 北京是中国的首都`"]
+    for item in items:
+        if isinstance(item, (dict, list, bool)) or item is None or item == "":
+            problems.append(f"a reference must be text; {got(item)}")
+    return problems
+
+
+@register("similar", graded=True, validate=_validate_similar)
 def similar(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
     """The answer means the same as a reference text: embedding cosine similarity reaches 0.8."""
     value = spec.args.get("value", spec.args.get("reference"))

@@ -8,9 +8,20 @@ say so rather than judge a number that was not measured now.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from glmeval import prices
-from glmeval.checks import CheckContext, register
+from glmeval.checks import CheckContext, number_problem, register, unknown_args
 from glmeval.records import CheckSpec, Completion
+
+_EXAMPLES = {
+    "max-latency-ms": "max-latency-ms: 10000",
+    "max-ttft-ms": "max-ttft-ms: 800",
+    "max-completion-tokens": "max-completion-tokens: 300",
+    "max-total-tokens": "max-total-tokens: 2000",
+    "max-cost": "max-cost: 0.01",
+}
 
 
 def _limit(spec: CheckSpec) -> float:
@@ -20,7 +31,18 @@ def _limit(spec: CheckSpec) -> float:
     return float(value)
 
 
-@register("max-latency-ms", needs_answer=False)
+def _validate_limit(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    """A limit is a number >= 0 (whole for token counts)."""
+    problems = unknown_args(spec, ("value",))
+    example = _EXAMPLES.get(spec.type, f"{spec.type}: 1000")
+    value = spec.args.get("value")
+    if value is None:
+        return problems + [f"needs a number, e.g. `{example}`"]
+    problem = number_problem(value, "value", whole=spec.type.endswith("-tokens"), example=example)
+    return problems + ([problem] if problem else [])
+
+
+@register("max-latency-ms", needs_answer=False, validate=_validate_limit)
 def max_latency_ms(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The call took at most N milliseconds (the attempt that answered, not queueing or retries)."""
     limit = _limit(spec)
@@ -32,7 +54,7 @@ def max_latency_ms(completion: Completion, spec: CheckSpec, ctx: CheckContext) -
     return ok, f"latency {completion.latency_ms:.0f} ms {'<=' if ok else '>'} {limit:g} ms"
 
 
-@register("max-ttft-ms", needs_answer=False)
+@register("max-ttft-ms", needs_answer=False, validate=_validate_limit)
 def max_ttft_ms(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The first token arrived within N milliseconds (measured in stream mode only)."""
     limit = _limit(spec)
@@ -46,7 +68,7 @@ def max_ttft_ms(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> t
     return ok, f"time to first token {completion.ttft_ms:.0f} ms {'<=' if ok else '>'} {limit:g} ms"
 
 
-@register("max-completion-tokens", needs_answer=False)
+@register("max-completion-tokens", needs_answer=False, validate=_validate_limit)
 def max_completion_tokens(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer used at most N completion tokens (as the API reported usage)."""
     limit = _limit(spec)
@@ -54,7 +76,7 @@ def max_completion_tokens(completion: Completion, spec: CheckSpec, ctx: CheckCon
     return ok, f"completion tokens {completion.completion_tokens} {'<=' if ok else '>'} {limit:g}"
 
 
-@register("max-total-tokens", needs_answer=False)
+@register("max-total-tokens", needs_answer=False, validate=_validate_limit)
 def max_total_tokens(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """Prompt plus completion used at most N tokens (as the API reported usage)."""
     limit = _limit(spec)
@@ -66,7 +88,7 @@ def max_total_tokens(completion: Completion, spec: CheckSpec, ctx: CheckContext)
     )
 
 
-@register("max-cost", needs_answer=False)
+@register("max-cost", needs_answer=False, validate=_validate_limit)
 def max_cost(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The call cost at most N yuan, by glmeval's price table or the suite's prices."""
     limit = _limit(spec)

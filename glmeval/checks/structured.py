@@ -16,7 +16,17 @@ from typing import Any
 import jsonschema
 import yaml
 
-from glmeval.checks import CheckContext, register
+from glmeval.checks import (
+    CheckContext,
+    did_you_mean,
+    flag_problem,
+    got,
+    has_template,
+    is_template,
+    number_problem,
+    register,
+    unknown_args,
+)
 from glmeval.records import CheckSpec, Completion, ToolCall
 
 _FENCE = re.compile(r"```[ \t]*(?:json5?|JSON|javascript|js)?[ \t]*\r?\n(.*?)```", re.DOTALL)
@@ -78,7 +88,14 @@ def _kind(value: Any) -> str:
     )
 
 
-@register("is-json")
+def _validate_is_json(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    problems = unknown_args(spec, ("strict", "value")) + flag_problem(spec, "strict")
+    if spec.args.get("value") not in (None, True):
+        problems.append(f"is-json takes no value; write `- is-json`, or `{{is-json: {{strict: true}}}}`; {got(spec.args['value'])}")
+    return problems
+
+
+@register("is-json", validate=_validate_is_json)
 def is_json(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer is or contains valid JSON (in a ```json fence or a {...} block unless strict)."""
     strict = bool(spec.args.get("strict", False))
@@ -115,11 +132,9 @@ def schema_errors(instance: Any, schema: dict[str, Any]) -> list[str]:
     suite reads as a suite problem and not as a model failure.
     """
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    try:
-        cls.check_schema(schema)
-    except jsonschema.exceptions.SchemaError as exc:
-        where = exc.json_path if hasattr(exc, "json_path") else "$"
-        raise ValueError(f"invalid JSON Schema at {where}: {exc.message}") from None
+    problem = schema_problem(schema)
+    if problem:
+        raise ValueError(problem)
     validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
     errors = list(validator.iter_errors(instance))
     if not errors:
@@ -129,18 +144,89 @@ def schema_errors(instance: Any, schema: dict[str, Any]) -> list[str]:
     return [f"{e.json_path}: {e.message}" for e in ordered]
 
 
+def schema_problem(schema: Any) -> str | None:
+    """Why ``schema`` is not a valid JSON Schema (by its ``$schema`` draft, 2020-12 by default), or None."""
+    if not isinstance(schema, (dict, bool)):
+        return f"a JSON Schema must be a mapping; {got(schema)}"
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        where = exc.json_path if hasattr(exc, "json_path") else "$"
+        return f"invalid JSON Schema at {where}: {exc.message}"
+    return None
+
+
 def _schema_reason(errors: list[str]) -> str:
     more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return f"{errors[0]}{more}"
 
 
-@register("json-schema")
+_SCHEMA_KEYWORDS = ("type", "properties", "$schema", "$ref", "items", "enum")
+
+
+def _schema_arg(args: dict[str, Any]) -> Any:
+    """The schema a json-schema check names: ``schema``/``value``, or its own keys written inline."""
+    schema_arg = args.get("schema", args.get("value"))
+    if schema_arg is None and any(k in args for k in _SCHEMA_KEYWORDS):
+        schema_arg = {k: v for k, v in args.items() if k != "strict"}
+    return schema_arg
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "problem", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _validate_json_schema(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    """The schema exists, reads, and is itself a valid JSON Schema."""
+    args = spec.args
+    problems = flag_problem(spec, "strict")
+    if "schema" in args or "value" in args:
+        problems += unknown_args(spec, ("schema", "value", "strict"))
+        if "schema" in args and "value" in args:
+            problems.append("give the schema as value or as schema, not both")
+    schema_arg = _schema_arg(args)
+    if schema_arg is None:
+        return problems + [
+            "needs a schema: a mapping (`value: {type: object, ...}`), JSON text, or a .json/.yaml file beside the suite"
+        ]
+    if has_template(schema_arg):
+        return problems
+    schema: Any
+    if isinstance(schema_arg, dict):
+        schema = schema_arg
+    elif isinstance(schema_arg, str) and schema_arg.strip().startswith("{"):
+        try:
+            schema = json.loads(schema_arg.strip())
+        except json.JSONDecodeError as exc:
+            return problems + [f"the schema is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"]
+    elif isinstance(schema_arg, str) and schema_arg.strip():
+        text = schema_arg.strip()
+        path = Path(text.removeprefix("file://"))
+        path = path if path.is_absolute() else Path(suite_dir) / path
+        try:
+            found = path.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
+            return problems + [f"schema file {text!r} not found (looked for {path})"]
+        try:
+            schema = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            return problems + [f"cannot read schema file {text!r}: {_first_line(exc)}"]
+        if not isinstance(schema, dict):
+            return problems + [f"schema file {text!r} does not hold a JSON Schema object; {got(schema)}"]
+    else:
+        return problems + [f"the schema must be a mapping, JSON text or a file path; {got(schema_arg)}"]
+    problem = schema_problem(schema)
+    return problems + ([problem] if problem else [])
+
+
+@register("json-schema", validate=_validate_json_schema)
 def json_schema(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The JSON in the answer validates against a JSON Schema (inline, or a file beside the suite)."""
-    schema_arg = spec.args.get("schema", spec.args.get("value"))
-    if schema_arg is None and any(k in spec.args for k in ("type", "properties", "$schema", "$ref", "items", "enum")):
-        schema_arg = {k: v for k, v in spec.args.items() if k != "strict"}
-    schema = _load_schema(schema_arg, ctx, "json-schema")
+    schema = _load_schema(_schema_arg(spec.args), ctx, "json-schema")
     found, value, where = extract_json(completion.text, bool(spec.args.get("strict", False)))
     if not found:
         return False, f"json-schema: expected JSON; none parsed ({where}); answer was {_excerpt(completion.text)}"
@@ -258,7 +344,79 @@ def _field_verdict(data: Any, args: dict[str, Any]) -> tuple[bool, str]:
     return True, f"json-field {shown} {' and '.join(passes)}"
 
 
-@register("json-field")
+_FIELD_ARGS = ("path", "field", "equals", "value", "matches", "contains", "one_of", "one-of", "strict")
+_FIELD_EXAMPLE = "`{type: json-field, path: user.name, equals: 张三}`"
+
+
+def _path_problem(path: Any) -> str | None:
+    if is_template(path):
+        return None
+    if not isinstance(path, (str, int)) or isinstance(path, bool) or not str(path).strip():
+        return f"path must be a JSON path like user.tags[0]; {got(path)}"
+    try:
+        parse_path(str(path))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _condition_problems(condition: dict[str, Any]) -> list[str]:
+    """One json-field condition: a readable path and comparators of the right kind."""
+    problems = [
+        f"unknown argument {key!r}{did_you_mean(key, _FIELD_ARGS)}; json-field takes {', '.join(_FIELD_ARGS)}"
+        for key in condition
+        if key not in _FIELD_ARGS
+    ]
+    if "path" in condition and "field" in condition:
+        problems.append("give path or field, not both")
+    path = condition.get("path", condition.get("field"))
+    if path is None or path == "":
+        problems.append(f"needs a path to the field, e.g. {_FIELD_EXAMPLE}")
+    else:
+        problem = _path_problem(path)
+        if problem:
+            problems.append(problem)
+    if "equals" in condition and "value" in condition:
+        problems.append("give equals or value, not both")
+    if "matches" in condition:
+        pattern = condition["matches"]
+        if isinstance(pattern, (dict, list, bool)) or pattern is None:
+            problems.append(f"matches must be a regular expression (text); {got(pattern)}")
+        elif not is_template(pattern):
+            try:
+                re.compile(str(pattern))
+            except re.error as exc:
+                problems.append(f"matches: invalid regular expression /{pattern}/: {exc}")
+    if "contains" in condition and condition["contains"] is None:
+        problems.append("contains needs a value (the text, list item or key to look for)")
+    for key in ("one_of", "one-of"):
+        if key in condition and not isinstance(condition[key], list):
+            problems.append(f"{key} must be a list of allowed values, e.g. `{key}: [a, b]`; {got(condition[key])}")
+    if "one_of" in condition and "one-of" in condition:
+        problems.append("give one_of or one-of, not both")
+    return problems
+
+
+def _validate_json_field(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    """Each condition has a path that parses and comparators of the right kind (see json_field's forms)."""
+    args = dict(spec.args)
+    problems = flag_problem(spec, "strict")
+    if isinstance(args.get("value"), dict) and "path" not in args and "field" not in args:
+        inner = args.pop("value")
+        if "path" in inner or "field" in inner:
+            return problems + _condition_problems({**args, **inner})
+        problems += [f"unknown argument {key!r} beside a {{path: value}} mapping; json-field takes strict there" for key in args if key != "strict"]
+        if not inner:
+            problems.append(f"the mapping of paths to values is empty; give at least one path, e.g. {_FIELD_EXAMPLE}")
+        for path in inner:
+            problem = _path_problem(path)
+            if problem:
+                problems.append(problem)
+        return problems
+    return problems + _condition_problems(args)
+
+
+@register("json-field", validate=_validate_json_field)
 def json_field(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """A field of the JSON answer (path `a.b[0].c`) exists and equals / matches / contains / is one of a value."""
     args = dict(spec.args)
@@ -366,7 +524,51 @@ def _judge_call(call: ToolCall, spec: CheckSpec, ctx: CheckContext) -> tuple[boo
     return True, f"model called {_describe_call(call)}" + (f"; {', '.join(notes)}" if notes else "")
 
 
-@register("tool-call")
+_TOOL_CALL_ARGS = ("name", "value", "index", "arguments", "partial", "validate")
+
+
+def declared_functions(tools: list[Any]) -> list[str]:
+    """The function names a ``tools`` list declares."""
+    names = []
+    for tool in tools or []:
+        if isinstance(tool, dict) and tool.get("type", "function") == "function" and isinstance(tool.get("function"), dict):
+            name = tool["function"].get("name")
+            if isinstance(name, str):
+                names.append(name)
+    return names
+
+
+def _validate_tool_call(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    """Arguments of the right kind, and a name the case's tools declare (when the suite declares tools)."""
+    args = spec.args
+    problems = unknown_args(spec, _TOOL_CALL_ARGS) + flag_problem(spec, "partial", "validate")
+    if "name" in args and "value" in args:
+        problems.append("give the function as name or as value, not both")
+    name = args.get("name", args.get("value"))
+    if name is not None and not is_template(name) and (not isinstance(name, str) or not name.strip()):
+        problems.append(f"name must be a function name like get_weather; {got(name)}")
+        name = None
+    if "index" in args:
+        problem = number_problem(args["index"], "index", whole=True, minimum=None, example="index: 0")
+        if problem:
+            problems.append(problem)
+    if "arguments" in args and not isinstance(args["arguments"], dict):
+        problems.append(f"arguments must be a mapping of argument names to values, e.g. `arguments: {{city: 北京}}`; {got(args['arguments'])}")
+    checks_declared = args.get("validate", True) is not False and not spec.negate
+    if tools is not None and isinstance(name, str) and not is_template(name) and checks_declared:
+        names = declared_functions(tools)
+        if name not in names:
+            if names:
+                problems.append(
+                    f"names function {name!r}, which the case's tools do not declare (declared: {', '.join(names)})"
+                    f"{did_you_mean(name, names)}; the model cannot call it"
+                )
+            else:
+                problems.append(f"expects a call to {name!r}, but the case offers the model no functions; declare it under tools:")
+    return problems
+
+
+@register("tool-call", validate=_validate_tool_call)
 def tool_call(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The model called the named function, with matching arguments valid against the tool's declared schema."""
     name = spec.args.get("name", spec.args.get("value"))
@@ -388,7 +590,14 @@ def tool_call(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tup
     return verdicts[0]
 
 
-@register("no-tool-call")
+def _validate_no_tool_call(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    problems = unknown_args(spec, ("value",))
+    if spec.args.get("value") not in (None, True):
+        problems.append(f"no-tool-call takes no value; write `- no-tool-call`; {got(spec.args['value'])}")
+    return problems
+
+
+@register("no-tool-call", validate=_validate_no_tool_call)
 def no_tool_call(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The model answered in text and called no function."""
     if not completion.tool_calls:
@@ -397,7 +606,27 @@ def no_tool_call(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> 
     return False, f"expected no tool call; model called {calls}"
 
 
-@register("finish-reason")
+FINISH_REASONS = ("stop", "length", "tool_calls", "sensitive", "network_error", "model_context_window_exceeded")
+
+
+def _validate_finish_reason(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    problems = unknown_args(spec, ("value",))
+    value = spec.args.get("value")
+    if value is None:
+        return problems + ["needs a value, e.g. `finish-reason: stop` (stop, length, tool_calls, sensitive, network_error)"]
+    if isinstance(value, list) and not value:
+        problems.append("the list of finish reasons is empty; give at least one, e.g. `finish-reason: [stop, length]`")
+    for item in value if isinstance(value, list) else [value]:
+        if is_template(item):
+            continue
+        if not isinstance(item, str) or item not in FINISH_REASONS:
+            problems.append(
+                f"finish reason must be one of {', '.join(FINISH_REASONS[:5])}; {got(item)}{did_you_mean(item, FINISH_REASONS)}"
+            )
+    return problems
+
+
+@register("finish-reason", validate=_validate_finish_reason)
 def finish_reason(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The call ended for the given reason (stop, length, tool_calls, sensitive, network_error)."""
     value = spec.args.get("value")

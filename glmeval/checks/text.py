@@ -17,9 +17,19 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from pathlib import Path
 from typing import Any
 
-from glmeval.checks import CheckContext, register
+from glmeval.checks import (
+    CheckContext,
+    did_you_mean,
+    flag_problem,
+    got,
+    is_template,
+    number_problem,
+    register,
+    unknown_args,
+)
 from glmeval.records import CheckResult, CheckSpec, Completion
 
 _CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
@@ -84,7 +94,108 @@ def levenshtein_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
-@register("equals")
+# -- argument validators (run when a suite loads; see glmeval.checks.Validator) --------------
+
+_CASE_ARGS = ("ignore_case", "icase")
+_VALUES_ARGS = ("value", "values", *_CASE_ARGS)
+
+
+def _text_problem(value: Any, what: str) -> str | None:
+    """Why ``value`` is not usable as one text to look for, or None."""
+    if isinstance(value, bool):
+        return f"{what} must be text; {got(value)} (put it in quotes)"
+    if isinstance(value, (dict, list, tuple)) or value is None:
+        return f"{what} must be text; {got(value)}"
+    if value == "":
+        return f"{what} is empty text; give the text to look for"
+    return None
+
+
+def validate_text_values(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    """``contains`` and kin: ``value`` (or ``values``) is text or a non-empty list of text."""
+    problems = unknown_args(spec, _VALUES_ARGS) + flag_problem(spec, *_CASE_ARGS)
+    if "value" in spec.args and "values" in spec.args:
+        problems.append("give value or values, not both")
+    value = spec.args.get("value", spec.args.get("values"))
+    example = f"`{spec.type}: 北京` or `{spec.type}: [北京, 首都]`"
+    if value is None:
+        return problems + [f"needs a value, e.g. {example}"]
+    if isinstance(value, (list, tuple)):
+        if not value:
+            problems.append(f"the list of values is empty; give at least one, e.g. {example}")
+        for i, item in enumerate(value):
+            problem = _text_problem(item, f"value {i + 1} of the list")
+            if problem:
+                problems.append(problem)
+        return problems
+    problem = _text_problem(value, "value")
+    return problems + ([problem] if problem else [])
+
+
+def _validate_equals(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    problems = unknown_args(spec, ("value", *_CASE_ARGS)) + flag_problem(spec, *_CASE_ARGS)
+    value = spec.args.get("value")
+    if value is None:
+        return problems + ["needs a value, e.g. `equals: 北京`"]
+    if isinstance(value, (dict, list, tuple)):
+        problems.append(f"value must be text (or a number); {got(value)}")
+    return problems
+
+
+def _validate_regex(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    problems = unknown_args(spec, ("value", "dotall", *_CASE_ARGS)) + flag_problem(spec, "dotall", *_CASE_ARGS)
+    value = spec.args.get("value")
+    if value is None:
+        return problems + ["needs a pattern, e.g. `regex: '^\\d{6}$'`"]
+    if isinstance(value, (dict, list, tuple)) or isinstance(value, bool):
+        return problems + [f"value must be a regular expression (text); {got(value)}"]
+    if not is_template(value):
+        try:
+            re.compile(str(value))
+        except re.error as exc:
+            problems.append(f"invalid regular expression /{value}/: {exc}")
+    return problems
+
+
+def _validate_limit(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    problems = unknown_args(spec, ("value",))
+    value = spec.args.get("value")
+    if value is None:
+        return problems + [f"needs a number, e.g. `{spec.type}: 100`"]
+    problem = number_problem(value, "value", whole=True, example=f"{spec.type}: 100")
+    return problems + ([problem] if problem else [])
+
+
+def _validate_levenshtein(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    problems = unknown_args(spec, ("value", "max_distance", "max", *_CASE_ARGS)) + flag_problem(spec, *_CASE_ARGS)
+    value = spec.args.get("value")
+    if value is None:
+        problems.append("needs a value to compare with, e.g. `{type: levenshtein, value: 北京市, max_distance: 1}`")
+    elif isinstance(value, (dict, list, tuple)) or isinstance(value, bool):
+        problems.append(f"value must be text; {got(value)}")
+    if "max_distance" in spec.args and "max" in spec.args:
+        problems.append("give max_distance or max, not both")
+    for key in ("max_distance", "max"):
+        if key in spec.args:
+            problem = number_problem(spec.args[key], key, whole=True, example="max_distance: 2")
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def _validate_language(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
+    problems = unknown_args(spec, ("value",))
+    value = spec.args.get("value")
+    if value is None:
+        return problems + ["needs a language, e.g. `language: zh` (zh or en)"]
+    if is_template(value):
+        return problems
+    if str(value).strip().lower() not in _LANGUAGES:
+        problems.append(f"language must be zh or en; {got(value)}{did_you_mean(str(value).strip().lower(), _LANGUAGES)}")
+    return problems
+
+
+@register("equals", validate=_validate_equals)
 def equals(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer, stripped, equals the value exactly (optionally ignoring case)."""
     expected = str(spec.value).strip()
@@ -120,37 +231,37 @@ def _contains_any(completion: Completion, spec: CheckSpec, ignore_case: bool) ->
     return False, f"expected any of {_quoted(values)}{how}; answer was {_excerpt(completion.text)}"
 
 
-@register("contains")
+@register("contains", validate=validate_text_values)
 def contains(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer contains the value (every value, when given a list)."""
     return _contains_all(completion, spec, _ignore_case(spec))
 
 
-@register("contains-all")
+@register("contains-all", validate=validate_text_values)
 def contains_all(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer contains every one of the values."""
     return _contains_all(completion, spec, _ignore_case(spec))
 
 
-@register("icontains", "icontains-all")
+@register("icontains", "icontains-all", validate=validate_text_values)
 def icontains(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer contains the value (every value, when a list), ignoring upper/lower case."""
     return _contains_all(completion, spec, True)
 
 
-@register("contains-any")
+@register("contains-any", validate=validate_text_values)
 def contains_any(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer contains at least one of the values."""
     return _contains_any(completion, spec, _ignore_case(spec))
 
 
-@register("icontains-any")
+@register("icontains-any", validate=validate_text_values)
 def icontains_any(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer contains at least one of the values, ignoring upper/lower case."""
     return _contains_any(completion, spec, True)
 
 
-@register("not-contains")
+@register("not-contains", validate=validate_text_values)
 def not_contains(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer contains none of the values (a forbidden word list)."""
     icase = _ignore_case(spec)
@@ -161,7 +272,7 @@ def not_contains(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> 
     return False, f"expected not to contain {_quoted(found)}; answer was {_excerpt(completion.text)}"
 
 
-@register("starts-with")
+@register("starts-with", validate=validate_text_values)
 def starts_with(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer, leading whitespace removed, starts with the value (or one of a list)."""
     icase = _ignore_case(spec)
@@ -173,7 +284,7 @@ def starts_with(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> t
     return False, f"expected to start with {' or '.join(map(repr, values))}; answer was {_excerpt(completion.text.lstrip())}"
 
 
-@register("ends-with")
+@register("ends-with", validate=validate_text_values)
 def ends_with(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer, trailing whitespace removed, ends with the value (or one of a list)."""
     icase = _ignore_case(spec)
@@ -187,7 +298,7 @@ def ends_with(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tup
     return False, f"expected to end with {' or '.join(map(repr, values))}; answer ended with {_excerpt(tail)}"
 
 
-@register("regex")
+@register("regex", validate=_validate_regex)
 def regex(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer matches the regular expression (Python syntax, searched anywhere, ^/$ per line)."""
     pattern = str(spec.value)
@@ -216,45 +327,45 @@ def _length_check(spec: CheckSpec, unit: str, count: int, text: str, is_max: boo
     return False, f"expected {bound} {_counted(limit, unit)}, got {count}; answer was {_excerpt(text)}"
 
 
-@register("min-chars", "min-length")
+@register("min-chars", "min-length", validate=_validate_limit)
 def min_chars(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at least N characters (a Chinese character counts 1, not 3 bytes)."""
     text = completion.text.strip()
     return _length_check(spec, "character", len(text), text, is_max=False)
 
 
-@register("max-chars", "max-length")
+@register("max-chars", "max-length", validate=_validate_limit)
 def max_chars(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at most N characters (a Chinese character counts 1, not 3 bytes)."""
     text = completion.text.strip()
     return _length_check(spec, "character", len(text), text, is_max=True)
 
 
-@register("min-words")
+@register("min-words", validate=_validate_limit)
 def min_words(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at least N words (each Chinese character counts as one word)."""
     return _length_check(spec, "word", count_words(completion.text), completion.text, is_max=False)
 
 
-@register("max-words")
+@register("max-words", validate=_validate_limit)
 def max_words(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at most N words (each Chinese character counts as one word)."""
     return _length_check(spec, "word", count_words(completion.text), completion.text, is_max=True)
 
 
-@register("min-sentences")
+@register("min-sentences", validate=_validate_limit)
 def min_sentences(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at least N sentences (ended by 。！？!?, a full stop or a line break)."""
     return _length_check(spec, "sentence", len(split_sentences(completion.text)), completion.text, is_max=False)
 
 
-@register("max-sentences")
+@register("max-sentences", validate=_validate_limit)
 def max_sentences(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at most N sentences (ended by 。！？!?, a full stop or a line break)."""
     return _length_check(spec, "sentence", len(split_sentences(completion.text)), completion.text, is_max=True)
 
 
-@register("levenshtein")
+@register("levenshtein", validate=_validate_levenshtein)
 def levenshtein(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
     """The answer is within max_distance edits (Levenshtein distance) of the value."""
     expected = str(spec.value).strip()
@@ -271,7 +382,7 @@ def levenshtein(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> C
     return CheckResult(spec.type, ok, score, reason)
 
 
-@register("similarity")
+@register("similarity", validate=validate_text_values)
 def similarity(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
     """The answer's character-level similarity ratio (difflib) to the value reaches the threshold (0.8)."""
     references = _values(spec)
@@ -304,7 +415,7 @@ def script_units(text: str) -> tuple[int, int]:
     return cjk, latin
 
 
-@register("language")
+@register("language", validate=_validate_language)
 def language(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
     """The answer is mostly in the given language (zh or en), by its share of Chinese vs Latin script."""
     wanted = _LANGUAGES.get(str(spec.value).strip().lower())

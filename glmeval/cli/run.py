@@ -274,6 +274,11 @@ def run(
 
     gate_rules = parse_rules(fail_on)
     baseline = check_refs(store, baseline, gate_rules)
+    if baseline and baseline.startswith("latest~") and baseline.strip() != "latest~0":
+        # Only plain `latest` may be missing (a suite's first run); an explicit latest~N that
+        # does not exist is a mistake, and must not let the --fail-on gate pass silently.
+        for plan in plans:
+            store.resolve_run(baseline, suite=plan.suite.name)
     gate_trips: list[Trip] = []
     # --- end history ---
     any_failed = False

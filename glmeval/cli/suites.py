@@ -22,29 +22,40 @@ def print_warnings(plan: Plan) -> None:
 
 
 def print_plan(plan: Plan) -> None:
-    """Jobs per variant with an estimate of prompt tokens and their cost (answers not included)."""
-    from glmeval import prices
-    from glmeval.tokens import count_prompt_tokens
+    """Jobs per variant with an estimate of their tokens and cost: the prompt counted locally,
+    the answer by the prior ``--max-cost``/``--max-tokens`` use before the first answers
+    arrive (:func:`glmeval.runner.estimate_job`), so the plan says what a budget must cover."""
+    from glmeval.runner import DEFAULT_COMPLETION_ESTIMATE, estimate_job
 
     per_variant: Counter[str] = Counter(j.variant_id for j in plan.jobs)
-    tokens: Counter[str] = Counter()
+    prompt: Counter[str] = Counter()
+    answer: Counter[str] = Counter()
     cost: defaultdict[str, float] = defaultdict(float)
     for job in plan.jobs:
-        n = count_prompt_tokens(job.messages, job.tools)
-        tokens[job.variant_id] += n
-        cost[job.variant_id] += prices.cost(job.model, n, 0, plan.suite.prices or None)
-    rows = [[v, per_variant[v], f"{tokens[v]:,}", f"¥{cost[v]:.4f}"] for v in plan.variants if per_variant[v]]
+        p, c, yuan = estimate_job(job, plan.suite.prices or None)
+        prompt[job.variant_id] += p
+        answer[job.variant_id] += c
+        cost[job.variant_id] += yuan
+    rows = [
+        [v, per_variant[v], f"{prompt[v]:,}", f"{answer[v]:,}", f"¥{cost[v]:.4f}"] for v in plan.variants if per_variant[v]
+    ]
     if len(rows) > 1:
-        rows.append(["total", len(plan.jobs), f"{sum(tokens.values()):,}", f"¥{sum(cost.values()):.4f}"])
+        rows.append(
+            ["total", len(plan.jobs), f"{sum(prompt.values()):,}", f"{sum(answer.values()):,}", f"¥{sum(cost.values()):.4f}"]
+        )
     cases = len({j.case_id for j in plan.jobs})
     click.echo(f"{plan.suite.name}: {len(plan.jobs)} jobs ({cases} cases x {len(per_variant)} variants x repeats)")
     click.echo(
         tabulate(
             rows,
-            headers=["variant", "jobs", "prompt tokens (est.)", "prompt cost (est.)"],
+            headers=["variant", "jobs", "prompt tokens", "answer tokens (est.)", "cost (est.)"],
             tablefmt="simple",
             disable_numparse=True,
         )
+    )
+    click.echo(
+        f"answers estimated at min(max_tokens or {DEFAULT_COMPLETION_ESTIMATE}, 4 x prompt + 64) tokens each, "
+        "as --max-cost/--max-tokens do until real answers arrive"
     )
     for case_id, reason in plan.skipped:
         click.echo(f"skipped: {case_id} ({reason})")
