@@ -432,6 +432,13 @@ class Runner:
         job = task.job
         permit = task.permit
         assert permit is not None and self.client is not None
+        if self._halt.is_set():
+            # Queued just before a fatal error or a stop: send nothing; the job stays without a
+            # result (like any job not reached), so --resume runs it.
+            self.limiter.release(permit, None)
+            task.permit = None
+            task.attempts -= 1
+            return _Retry(task, CallError(ErrorInfo("cancelled", "the run stopped before this call")), 0.0)
         started = time.perf_counter()
         try:
             completion = self.client.attempt(job.model, job.mode, job.messages, job.params)

@@ -1183,9 +1183,7 @@ def _raw_checks(data: dict[Any, Any], cases: list[_RawCase], root: Origin, repor
     _check_matrix(data.get("matrix"), root.at("matrix"), report)
     suite_tools = _declared_tools(data)
     grid_tools = _grid_tools(data.get("grid"))
-    case_tools = [
-        _declared_tools(raw.data) if _declared_tools(raw.data) is not None else suite_tools for raw in cases
-    ]
+    case_tools = [next((t for t in (_declared_tools(raw.data), suite_tools) if t is not None), None) for raw in cases]
     # Suite-level checks apply to every case: any tools a case or variant offers will do.
     _check_checks(
         data.get("checks"),

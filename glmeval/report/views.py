@@ -90,7 +90,24 @@ class Attempt:
         if self.status == "error":
             return f"error ({self.error_kind}): {self.error}"
         failed = self.failed_checks
-        return "; ".join(f"{c.label}: {c.reason}" for c in failed) if failed else ""
+        return "; ".join(shown_reason(c) for c in failed) if failed else ""
+
+
+def shown_reason(check: CheckRow) -> str:
+    """``label: reason`` for one failed check, as every report and the terminal show it.
+
+    A reason that already starts with the check's type (``tool-call get_weather: …``) loses
+    that prefix when the label shows the type, so it is not printed twice; a check that
+    errored (raised, returned nothing usable, its file vanished) is marked ``check error:``
+    so a broken check is not read as the model's failure."""
+    label, reason = check.label, check.reason
+    if check.type and label.split(" ", 1)[0] in (check.type, "not"):
+        for prefix in (f"not {check.type}: ", f"{check.type}: ", f"{check.type} "):
+            if reason.startswith(prefix) and (prefix.startswith("not ") == label.startswith("not ")):
+                reason = reason[len(prefix):]
+                break
+    text = f"{label}: {reason}"
+    return f"check error: {text}" if check.error else text
 
 
 @dataclass
