@@ -83,7 +83,7 @@ def _run(args: list[str], tmp_path: Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.mark.parametrize("suite", ["greeting.yaml", "multi-turn.yaml", "tool-result.yaml"])
+@pytest.mark.parametrize("suite", sorted(p.name for p in (ROOT / "suites").glob("*.yaml")))
 def test_example_suites_pass_against_local_server(suite: str, tmp_path: Path) -> None:
     code, out = _run(["run", str(ROOT / "suites" / suite), "--local", "--local-speed", "0.01", "-q"], tmp_path)
     assert code == 0, out
