@@ -65,10 +65,10 @@ def truncate_to_tokens(text: str, n: int) -> str:
 
     A text that already fits comes back unchanged; a cut one loses its trailing whitespace.
     """
-    if n <= 0 or not text:
-        return ""
-    if count_tokens(text) <= n:
+    if not text or count_tokens(text) <= n:
         return text
+    if n <= 0:
+        return ""
     kept: list[str] = []
     used = 0
     for piece in _PIECE.findall(text):
