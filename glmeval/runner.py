@@ -256,6 +256,7 @@ class Runner:
         self._no_new_jobs = False  # budget: no new jobs, in-flight jobs may still retry
         self._budget_hit = False
         self._budget_next: tuple[int, float] | None = None
+        self._holding = 0  # tasks holding a budget reservation (in flight, retrying or about to start)
         self._interrupted = False
         self._abort: ErrorInfo | None = None
         self._reached = False
@@ -647,7 +648,7 @@ class Runner:
                     if self.budget is not None and self.budget.limited and not task.reserved:
                         if not self.budget.reserve(task.est_cost, task.est_tokens):
                             self._budget_next = (task.est_tokens, task.est_cost)
-                            if self.budget.reserved_cost > 0 or self.budget.reserved_tokens > 0:
+                            if self._holding:
                                 # Jobs in flight hold estimates; once they settle with what they
                                 # really used, this one may fit (estimated again by then).
                                 task.est_tokens = 0
@@ -655,6 +656,7 @@ class Runner:
                             self._budget_stop()
                             return wake
                         task.reserved = True
+                        self._holding += 1
                     permit, wait = self.limiter.try_acquire(task.job.model, task.est_tokens)
                     if permit is None:
                         if task.waiting_since is None:
@@ -678,6 +680,7 @@ class Runner:
         if task.reserved and self.budget is not None:
             self.budget.settle(task.est_cost, task.est_tokens, 0.0, 0)
             task.reserved = False
+            self._holding -= 1
 
     def _handle(self, item: Any) -> _Done | None:
         """Book-keeping for one worker report (slots, retries, budget); returns a finished job
@@ -704,6 +707,7 @@ class Runner:
             if task.reserved:
                 self.budget.settle(task.est_cost, task.est_tokens, spent_cost, spent_tokens)
                 task.reserved = False
+                self._holding -= 1
             else:
                 self.budget.add(spent_cost, spent_tokens)
             self.budget.add(item.grader_cost, item.grader_tokens)

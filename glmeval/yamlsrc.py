@@ -156,10 +156,29 @@ def read_text(path: Path, what: str = "file") -> str:
     except IsADirectoryError:
         raise SuiteError([f"{path}: is a directory, expected a {what}"]) from None
     except UnicodeDecodeError as exc:
-        raise SuiteError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+        raise SuiteError([_not_utf8(path, exc)]) from None
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise SuiteError([f"{path}: cannot read ({reason})"]) from None
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
+    """``file:line: not UTF-8 text ...`` with the way out. A CSV saved by Chinese Excel is GBK,
+    the usual way to get here; Excel's "CSV UTF-8" format is the fix."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = b""
+    line = data[: exc.start].count(b"\n") + 1 if data else None
+    where = f"{path}:{line}" if line else str(path)
+    looks = ""
+    try:
+        if any(ord(ch) > 0x2E7F for ch in data.decode("gb18030")):
+            looks = "; it looks like GBK/GB18030"
+    except UnicodeDecodeError:
+        pass
+    hint = "save it as UTF-8" + (" (Excel: 'CSV UTF-8')" if path.suffix.lower() == ".csv" else "")
+    return f"{where}: not UTF-8 text (byte {exc.start}: {exc.reason}){looks}; {hint}"
 
 
 def read_rows(path: Path) -> list[Row]:

@@ -319,6 +319,28 @@ def test_run_rejects_bad_gates_before_calling_anything(tmp_path: Path) -> None:
         assert store.list_runs() == []
 
 
+def test_run_with_a_missing_latest_n_baseline_stops_before_running(tmp_path: Path) -> None:
+    """Only plain `latest` may be missing (the suite's first run); `latest~50` is a mistake,
+    like a run id that does not exist, and must not let the gate pass silently."""
+    runner = CliRunner()
+    db = tmp_path / "h.db"
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE_V1, encoding="utf-8")
+    base_args = ["run", str(suite), "--local", "--local-speed", "0", "--db", str(db), "--no-report", "-q"]
+    assert runner.invoke(main, base_args).exit_code in (0, 1)
+    for ref in ("latest~50", "latest~1", "latest~x"):
+        result = runner.invoke(main, base_args + ["--baseline", ref, "--fail-on", "regression"])
+        assert result.exit_code == 2, (ref, result.output)
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert "no rule tripped" not in result.output
+    missing = runner.invoke(main, base_args + ["--baseline", "latest~50", "--fail-on", "regression"])
+    assert missing.stderr.strip() == f"error: no run 'latest~50' in {db} for suite 'regress-demo' (only 1 run)"
+    with Store(db) as store:
+        assert len(store.list_runs()) == 1  # nothing ran
+    ok = runner.invoke(main, base_args + ["--baseline", "latest~0", "--fail-on", "regression"])
+    assert ok.exit_code in (0, 1) and "regressed" in ok.output
+
+
 def test_gate_after_run_uses_the_previous_run_of_the_same_suite(db_path: Path) -> None:
     from glmeval.gate import gate_after_run
 

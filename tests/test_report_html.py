@@ -94,6 +94,55 @@ def test_empty_run_renders(store: Store) -> None:
     assert "No results stored for this run yet." in html
 
 
+def _status_badge(html: str) -> tuple[str, str]:
+    """(class, text) of the header's status badge."""
+    match = re.search(r'<span class="(status [^"]*)">([^<]*)</span>', html)
+    assert match, "the header has a status badge"
+    return match.group(1), match.group(2)
+
+
+def _failures_section(html: str) -> str:
+    match = re.search(r'<section id="failures">(.*?)</section>', html, re.S)
+    assert match, "a Failures and errors section"
+    return match.group(1)
+
+
+def test_all_errors_run_is_not_shown_as_a_green_complete(store: Store) -> None:
+    run = synth_run(store, cases=2, repeats=1, error_rate=1.0, local=False)
+    html = render_html(load_report_data(store, run))
+    cls, text = _status_badge(html)
+    assert text == "complete · 8 errors"
+    assert "t-bad" in cls.split() and "t-good" not in cls.split()
+    section = _failures_section(html)
+    assert "Failures and errors" in section and "8 case × variants" in section
+    assert section.count("<li>") == 8
+    assert "error (rate_limit): HTTP 429" in section, "the error text is on the page, not only behind a click"
+    assert 'href="#failures"' in html
+    assert html.index('id="failures"') < html.index('id="summary"'), "near the top"
+
+
+def test_failures_list_names_case_variant_and_reason(store: Store) -> None:
+    run = synth_run(store, cases=8, repeats=1, seed=5, error_rate=0.0)
+    data = load_report_data(store, run)
+    html = render_html(data)
+    failing = [c for c in views.matrix(data).cells.values() if not c.passed]
+    assert failing, "the synthetic run has failing cells"
+    cls, text = _status_badge(html)
+    assert text == f"complete · {len(failing)} failing" and "t-warn" in cls.split()
+    section = _failures_section(html)
+    for cell in failing:
+        assert f"<b>{cell.case_id}</b> on <code>{cell.variant_id}</code>" in section
+    assert "contains 北京: 北京 not found in the answer" in section
+
+
+def test_clean_run_keeps_a_green_badge_and_no_failures_list(store: Store) -> None:
+    run = synth_run(store, cases=3, repeats=1, error_rate=0.0, quality_shift=1.0)
+    html = render_html(load_report_data(store, run))
+    cls, text = _status_badge(html)
+    assert text == "complete" and "t-good" in cls.split()
+    assert 'id="failures"' not in html
+
+
 def test_charts_escape_and_scale() -> None:
     svg = bar_chart(["<x>", "b"], {"<s>": [0.5, None], "t": [1.0, 0.25]}, title="<t>", y_max=1.0)
     assert "<x>" not in svg and "&lt;x&gt;" in svg and "&lt;t&gt;" in svg and "&lt;s&gt;" in svg

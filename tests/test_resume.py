@@ -174,13 +174,87 @@ def test_replay_rescores_stored_answers_without_a_request(tmp_path: Path, monkey
     assert by_case == {("capital", "fail"), ("hello", "pass")}
 
 
-def test_replay_miss_is_an_error_not_a_call(tmp_path: Path) -> None:
+def test_replay_with_nothing_cached_stops_with_one_line(tmp_path: Path) -> None:
     suite = write_suite(tmp_path / "never.yaml", name="never-run", repeat=1)
-    result = CliRunner().invoke(main, ["run", str(suite), "--replay", "--db", str(tmp_path / "r.db"), "--no-report", "-q"], env={"ZHIPUAI_API_KEY": ""})
+    db = tmp_path / "r.db"
+    result = CliRunner().invoke(main, ["run", str(suite), "--replay", "--db", str(db), "--no-report", "-q"], env={"ZHIPUAI_API_KEY": ""})
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: nothing to replay: none of the 2 jobs is in the cache for this target "
+        "(run once without --replay first; answers of --local runs replay only with --local)"
+    ]
+    assert Store(db).list_runs() == []  # no all-error run to become the next `--baseline latest`
+
+
+def test_replay_with_some_misses_warns_and_runs(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "part.yaml", name="part", repeat=1)
+    db = tmp_path / "r.db"
+    common = ["--local", "--db", str(db), "--no-report", "-q"]
+    assert CliRunner().invoke(main, ["run", str(suite), *common]).exit_code == 0
+    write_suite(suite, name="part", repeat=2)  # repeat #2 of each case was never asked
+    result = CliRunner().invoke(main, ["run", str(suite), *common, "--replay"])
     assert result.exit_code == 1
-    store = Store(tmp_path / "r.db")
-    kinds = {r["error_kind"] for r in store.iter_results(store.list_runs()[0].id)}
-    assert kinds == {"replay_miss"}
+    assert "warning: replay: 2 of 4 jobs are not in the cache; they are stored as errors (replay_miss)" in result.stderr
+    store = Store(db)
+    newest = store.list_runs()[0]
+    kinds = sorted(str(r["error_kind"]) for r in store.iter_results(newest.id))
+    assert newest.replay and kinds == ["None", "None", "replay_miss", "replay_miss"]
+
+
+def test_budget_that_cannot_cover_one_job_says_so(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "tiny.yaml", name="tiny", repeat=1)
+    db = tmp_path / "r.db"
+    common = [str(suite), "--local", "--db", str(db), "--no-report", "-q"]
+    from glmeval.plan import build_plan
+    from glmeval.runner import estimate_job
+    from glmeval.suite import load_suite
+
+    prompt, answer, yuan = estimate_job(build_plan(load_suite(suite)).jobs[0])
+    assert answer == 64  # the suite's max_tokens: below 4 x prompt + 64
+    cost = CliRunner().invoke(main, ["run", *common, "--max-cost", "0.0001"])
+    assert cost.exit_code == 2
+    assert cost.stderr.splitlines() == [f"error: --max-cost 0.0001 cannot cover one job of glm-4 (estimated ¥{yuan:.4f})"]
+    tokens = CliRunner().invoke(main, ["run", *common, "--max-tokens", "20"])
+    assert tokens.exit_code == 2
+    assert tokens.stderr.splitlines() == [
+        f"error: --max-tokens 20 cannot cover one job of glm-4 (estimated {prompt + answer} tokens)"
+    ]
+    assert Store(db).list_runs() == []
+
+
+OPEN_SUITE = """\
+name: open
+model: glm-4
+repeat: 4
+messages:
+  - {role: user, content: "{{ q }}"}
+cases:
+  - {id: poem, vars: {q: 写一首关于春天的诗}, checks: [{min-chars: 5}]}
+  - {id: hello, vars: {q: hello}, checks: [{icontains-any: [hello, hi]}]}
+"""
+
+
+def test_budget_estimate_matches_plan_and_lets_a_reasonable_budget_run(tmp_path: Path) -> None:
+    """Without max_tokens the first jobs are estimated from their prompt, as `glmeval plan`
+    shows, not at 1,024 answer tokens each: a budget of a few jobs runs a few jobs."""
+    suite = tmp_path / "open.yaml"
+    suite.write_text(OPEN_SUITE, encoding="utf-8")
+    db = tmp_path / "r.db"
+    plan = CliRunner().invoke(main, ["plan", str(suite)])
+    assert plan.exit_code == 0, plan.output
+    row = next(line.split() for line in plan.output.splitlines() if line.startswith("glm-4 "))
+    assert row[:2] == ["glm-4", "8"]
+    per_job = float(row[4].lstrip("¥")) / 8
+    assert "answers estimated at min(max_tokens or 512, 4 x prompt + 64) tokens each" in plan.output
+
+    budget = per_job * 4
+    result = CliRunner().invoke(main, ["run", str(suite), "--local", "--db", str(db), "--no-report", "-j", "1", "--max-cost", f"{budget:.4f}"])
+    assert result.exit_code == 1, result.output
+    [run] = Store(db).list_runs()
+    done = len(list(Store(db).iter_results(run.id)))
+    assert run.status == "budget" and done >= 3, result.output
+    assert f"budget reached after {done} of 8 jobs: spent ¥" in result.stderr
+    assert f"{8 - done} job(s) not run" in result.stderr
 
 
 def test_budget_stop_then_resume(tmp_path: Path) -> None:
@@ -189,7 +263,7 @@ def test_budget_stop_then_resume(tmp_path: Path) -> None:
     common = [str(suite), "--local", "--db", str(db), "--no-report", "-j", "2"]
     stopped = CliRunner().invoke(main, ["run", *common, "--max-tokens", "500"])
     assert stopped.exit_code == 1
-    assert "budget reached" in stopped.stderr and "--resume" in stopped.stderr
+    assert "budget reached after" in stopped.stderr and "of 20 jobs" in stopped.stderr and "--resume" in stopped.stderr
     store = Store(db)
     [run] = store.list_runs()
     assert run.status == "budget"

@@ -165,6 +165,128 @@ def test_reading_a_missing_database_does_not_create_it(tmp_path: Path) -> None:
     assert not (tmp_path / "nope.db").exists()
 
 
+# -- read-only databases ------------------------------------------------------------------------
+
+
+def _stored_run(path: Path) -> str:
+    with Store(path) as store:
+        run = store.start_run("ro", variants=["glm-4"])
+        store.add_result(run, make_result(make_job("hello", suite="ro"), True))
+        store.finish_run(run, "complete")
+    return run
+
+
+def _open_everything_read_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a read-only mount or a write-protected file does to SQLite, for a test running as
+    root (which ignores file permissions): every connection can only read."""
+    real = sqlite3.connect
+
+    def connect(database: object, *args: object, uri: bool = False, **kwargs: object) -> sqlite3.Connection:
+        if not uri:
+            database, uri = f"file:{database}?mode=ro", True
+        elif "mode=ro" not in str(database):
+            database = f"{database}{'&' if '?' in str(database) else '?'}mode=ro"
+        return real(database, *args, uri=uri, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+
+
+def test_readonly_store_reads_and_never_writes(tmp_path: Path) -> None:
+    path = tmp_path / "ro.db"
+    run = _stored_run(path)
+    with Store(path, readonly=True) as store:
+        assert [r.id for r in store.list_runs()] == [run]
+        assert [store.load_result(row).status for row in store.iter_results(run)] == ["pass"]
+        with pytest.raises(sqlite3.OperationalError, match="readonly database"):
+            store.conn.execute("DELETE FROM runs")
+    with Store(path, create=False) as store:  # what runs/show/report/export/compare/history open
+        assert store.readonly
+        with pytest.raises(sqlite3.OperationalError, match="readonly database"):
+            store.start_run("ro")
+
+
+def test_readonly_error_classification(tmp_path: Path) -> None:
+    from glmeval.store import is_readonly_error
+
+    path = tmp_path / "x.db"
+    _stored_run(path)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as readonly:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('a', 'b')")
+    conn.close()
+    assert str(readonly.value) == "attempt to write a readonly database"
+    assert is_readonly_error(readonly.value, path)
+    assert is_readonly_error(OSError(30, "Read-only file system"))
+
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(os.urandom(4096))
+    with pytest.raises(sqlite3.DatabaseError) as corrupt:
+        sqlite3.connect(junk).execute("SELECT * FROM sqlite_master")
+    assert not is_readonly_error(corrupt.value, junk)  # that one really is "not usable"
+    with pytest.raises(sqlite3.OperationalError) as missing:
+        sqlite3.connect(tmp_path / "no" / "such" / "dir.db")
+    assert not is_readonly_error(missing.value, tmp_path / "no" / "such" / "dir.db")  # writable, only missing
+
+
+def test_run_against_a_read_only_database_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from glmeval.cli import main
+
+    path = tmp_path / "ro.db"
+    run = _stored_run(path)
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: ro\nmessages: [{role: user, content: hi}]\ncases: [{id: a}]\n", encoding="utf-8")
+    _open_everything_read_only(monkeypatch)
+    with pytest.raises(GlmevalError) as info:
+        Store(path)
+    assert str(info.value) == f"{path} is read-only; pass --db to write elsewhere (runs, show, report and export can still read it)"
+    cli = CliRunner()
+    result = cli.invoke(main, ["run", str(suite), "--local", "--db", str(path), "--no-report", "-q"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"error: {info.value}"]
+    assert "move this one aside" not in result.output
+    for args in (["runs"], ["show"], ["report", "latest"], ["export", "latest"], ["history", "ro"]):
+        read = cli.invoke(main, [*args, "--db", str(path)])
+        assert read.exit_code == 0, (args, read.output)
+        assert run in read.output or "glm-4" in read.output, args
+
+
+def test_read_only_database_that_needs_an_upgrade_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = build_v1_db(tmp_path / "old.db")
+    _open_everything_read_only(monkeypatch)
+    with pytest.raises(GlmevalError, match="is read-only and needs a schema upgrade") as info:
+        Store(path, create=False)
+    assert "move this one aside" not in str(info.value)
+    monkeypatch.undo()
+    with Store(path, create=False) as store:  # writable after all: upgraded, then read
+        assert store.schema_version == SCHEMA_VERSION
+
+
+def test_history_on_a_read_only_mount(tmp_path: Path) -> None:
+    """The real thing where the test may mount (root on Linux): a database copied to a tmpfs
+    that is then remounted read-only, as CI mounts a history artefact."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("needs root on Linux to mount a read-only filesystem")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount here")
+    try:
+        run = _stored_run(tmp_path / "good.db")
+        (mnt / "ro.db").write_bytes((tmp_path / "good.db").read_bytes())
+        assert subprocess.run(["mount", "-o", "remount,ro", str(mnt)], capture_output=True).returncode == 0
+        with Store(mnt / "ro.db", create=False) as store:  # a WAL database with no -shm file
+            assert [r.id for r in store.list_runs()] == [run]
+        with pytest.raises(GlmevalError) as info:
+            Store(mnt / "ro.db")
+        assert "is read-only; pass --db to write elsewhere" in str(info.value)
+        with pytest.raises(GlmevalError, match=f"cannot create {mnt}/new.db: {mnt} is read-only; pass --db"):
+            Store(mnt / "new.db")
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
 def test_default_location_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GLMEVAL_DB", raising=False)

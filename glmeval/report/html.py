@@ -226,9 +226,12 @@ def render_html(data: ReportData) -> str:
             highlight=[v in best_pass for v in s["variant"]],
         )
     variant_heads = [{"i": i, "id": v, "parts": _variant_parts(data, v)} for i, v in enumerate(m.variants)]
+    failures, failures_total = views.failure_items(data)
     template = env.get_template("report.html.j2")
     return template.render(
         run=run,
+        outcome=views.outcome(data),
+        failures={"items": failures, "total": failures_total, "more": failures_total - len(failures)},
         version=__version__,
         generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         duration=_duration(totals["duration_s"]),

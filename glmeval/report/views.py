@@ -102,7 +102,7 @@ def shown_reason(check: CheckRow) -> str:
     so a broken check is not read as the model's failure."""
     label, reason = check.label, check.reason
     if check.type and label.split(" ", 1)[0] in (check.type, "not"):
-        for prefix in (f"not {check.type}: ", f"{check.type}: ", f"{check.type} "):
+        for prefix in (f"{label}: ", f"{label} ", f"not {check.type}: ", f"{check.type}: ", f"{check.type} "):
             if reason.startswith(prefix) and (prefix.startswith("not ") == label.startswith("not ")):
                 reason = reason[len(prefix):]
                 break
@@ -205,6 +205,50 @@ def failure_lines(data: "ReportData", limit: int = 10, width: int = 160) -> list
     if len(bad) > limit:
         lines.append(f"… and {len(bad) - limit} more (see the report)")
     return lines
+
+
+def failure_items(data: "ReportData", limit: int = 200, width: int = 400) -> tuple[list[dict[str, Any]], int]:
+    """The HTML report's "Failures and errors" list: one item per failing case × variant
+    (errors first, then in matrix order) with why it failed (the failing checks' reasons or
+    the error text), and how many there are in all."""
+    m = matrix(data)
+    bad = [m.cells[(c, v)] for c in m.cases for v in m.variants if (c, v) in m.cells and not m.cells[(c, v)].passed]
+    bad.sort(key=lambda c: c.kind != "error")  # stable: matrix order within each group
+    items = []
+    for cell in bad[:limit]:
+        why = " ".join(cell.why().split())
+        if len(why) > width:
+            why = why[: width - 1] + "…"
+        items.append({
+            "case_id": cell.case_id,
+            "variant_id": cell.variant_id,
+            "kind": cell.kind,
+            "label": f"{cell.passes}/{cell.n}" if cell.n > 1 else cell.label,
+            "errors": cell.errors,
+            "why": why or "below the case's threshold",
+        })
+    return items, len(bad)
+
+
+def outcome(data: "ReportData") -> dict[str, str]:
+    """The header badge: the stored status, coloured by what the run actually produced, so a
+    run whose every call failed is never shown as a green "complete". ``tone`` is good (every
+    case passed), warn (some cases failed), bad (errors, or a run that did not finish)."""
+    status = data.run.status
+    t = totals(data)
+    parts = [status]
+    if t["errors"]:
+        parts.append(f"{t['errors']} error{'s' if t['errors'] != 1 else ''}")
+    failing = sum(1 for c in matrix(data).cells.values() if not c.passed and c.kind != "error")
+    if failing:
+        parts.append(f"{failing} failing")
+    if status in ("interrupted", "aborted", "failed") or t["errors"]:
+        tone = "bad"
+    elif status != "complete" or t["cells_failed"] or not t["jobs"]:
+        tone = "warn"
+    else:
+        tone = "good"
+    return {"text": " · ".join(parts), "tone": tone}
 
 
 def variant_order(data: "ReportData") -> list[str]:
