@@ -372,7 +372,8 @@ def run(
 
                 for line in failure_lines(data):
                     click.echo(line)
-            click.echo(f"{c.passed} passed, {c.failed} failed, {c.errors} errors of {c.done} jobs")
+            planned = f" ({c.total} planned)" if c.total and c.done < c.total else ""
+            click.echo(f"{c.passed} passed, {c.failed} failed, {c.errors} errors of {c.done} jobs{planned}")
             if not no_report:
                 for path in write_reports(store, outcome.run_id, report_dir(out, suite.name, outcome.run_id), ("md", "html")):
                     click.echo(f"report: {path}")
