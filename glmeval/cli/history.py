@@ -102,7 +102,7 @@ def runs_cmd(suite: str | None, limit: int, as_json: bool, db: Path | None) -> N
         click.echo(
             tabulate(
                 rows,
-                headers=["run", "suite", "started", "took", "status", "passed", "pass rate", "errors", "cost", "commit", ""],
+                headers=["run", "suite", "started", "took", "status", "passed", "pass rate", "errors", "cost", "commit", "notes"],
                 tablefmt="simple",
                 disable_numparse=True,
             )
