@@ -167,7 +167,7 @@ print(sum(1 for s in samples for v in (s.scores or {}).values() if v.value == "C
 '''
 
 
-def write_workload(root: Path, n: int, concurrency: int) -> None:
+def write_workload(root: Path, n: int) -> None:
     """One folder per N with each tool's inputs (base URLs are filled in per run)."""
     rows = workload(n)
     root.mkdir(parents=True, exist_ok=True)
@@ -561,7 +561,7 @@ def main() -> int:
     try:
         if not args.no_warmup:
             work = root / "warmup"
-            write_workload(work, 50, args.concurrency[0])
+            write_workload(work, 50)
             with LocalServer(port=0, fixed_latency_ms=0, api_key=None) as server:
                 for tool in tools:
                     r = run_one(tool, work, root / "runs-warmup", server, 50, 0, args.concurrency[0], 0, args.timeout)
@@ -570,7 +570,7 @@ def main() -> int:
             for n in args.n:
                 work = root / f"work-n{n}"
                 if not work.exists():
-                    write_workload(work, n, args.concurrency[0])
+                    write_workload(work, n)
                 with LocalServer(port=0, fixed_latency_ms=latency, api_key=None) as server:
                     for c in args.concurrency:
                         for repeat in range(1, args.repeats + 1):
