@@ -82,8 +82,8 @@ BAD: list[tuple[str, str, str]] = [
     ("json-field", "{type: json-field, path: a, matches: '('}", "matches: invalid regular expression /(/"),
     ("json-field", "{type: json-field, path: a, one_of: x}", "one_of must be a list of allowed values"),
     ("json-field", "{type: json-field, path: a, equal: 1}", "unknown argument 'equal' (did you mean 'equals'?)"),
-    ("tool-call", "{type: tool-call, name: get_weather, arguments: '{\"city\": \"北京\"}'}", "arguments must be a mapping"),
-    ("tool-call", "{type: tool-call, name: get_weather, index: first}", "index must be a whole number"),
+    ("tool-call", "{type: tool-call, name: get_weather, validate: false, arguments: '{\"city\": \"北京\"}'}", "arguments must be a mapping"),
+    ("tool-call", "{type: tool-call, name: get_weather, validate: false, index: first}", "index must be a whole number"),
     ("tool-call", "{type: tool-call, nmae: get_weather}", "unknown argument 'nmae' (did you mean 'name'?)"),
     ("no-tool-call", "{no-tool-call: get_weather}", "no-tool-call takes no value"),
     ("finish-reason", "{finish-reason: stpo}", "finish reason must be one of stop, length, tool_calls, sensitive, network_error; got str 'stpo' (did you mean 'stop'?)"),
@@ -285,9 +285,11 @@ def test_negated_or_unvalidated_tool_call_may_name_any_function(tmp_path: Path) 
     assert validate(suite_with(tmp_path, "{type: tool-call, name: x, validate: false}", head=head, name="v.yaml")).exit_code == 0
 
 
-def test_tool_call_without_declared_tools_is_left_alone(tmp_path: Path) -> None:
-    """With no tools anywhere there is nothing to compare the name with (docs fragments do this)."""
-    assert validate(suite_with(tmp_path, "{tool-call: {name: get_weather}}")).exit_code == 0
+def test_tool_call_without_declared_tools_is_an_error(tmp_path: Path) -> None:
+    """With no tools anywhere the model cannot make the call, so the check could only fail."""
+    result = validate(suite_with(tmp_path, "{tool-call: {name: get_weather}}"))
+    assert result.exit_code == 2
+    assert "expects a call to 'get_weather', but the case offers the model no functions" in result.output
 
 
 # ---------------------------------------------------------------------------- templates and good suites

@@ -239,6 +239,7 @@ def test_check_values_render_inside_lists_and_mappings(tmp_path: Path) -> None:
     suite = suite_at(
         tmp_path,
         "name: x\nvars: {city: 北京}\nmessages: [{role: user, content: hi}]\n"
+        "tools: [{type: function, function: {name: get_weather, parameters: {type: object}}}]\n"
         "checks:\n  - contains-any: ['{{ city }}', 上海]\n  - {type: tool-call, name: get_weather, arguments: {city: '{{ city }}'}}\n"
         "cases: [{id: a}]\n",
     )

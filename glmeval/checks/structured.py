@@ -539,7 +539,8 @@ def declared_functions(tools: list[Any]) -> list[str]:
 
 
 def _validate_tool_call(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -> list[str]:
-    """Arguments of the right kind, and a name the case's tools declare (when the suite declares tools)."""
+    """Arguments of the right kind, and a name the case's tools declare: a model offered no
+    such function can never make the call, so the check could only fail."""
     args = spec.args
     problems = unknown_args(spec, _TOOL_CALL_ARGS) + flag_problem(spec, "partial", "validate")
     if "name" in args and "value" in args:
@@ -555,8 +556,8 @@ def _validate_tool_call(spec: CheckSpec, suite_dir: Path, tools: list[Any] | Non
     if "arguments" in args and not isinstance(args["arguments"], dict):
         problems.append(f"arguments must be a mapping of argument names to values, e.g. `arguments: {{city: 北京}}`; {got(args['arguments'])}")
     checks_declared = args.get("validate", True) is not False and not spec.negate
-    if tools is not None and isinstance(name, str) and not is_template(name) and checks_declared:
-        names = declared_functions(tools)
+    if isinstance(name, str) and not is_template(name) and checks_declared:
+        names = declared_functions(tools or [])
         if name not in names:
             if names:
                 problems.append(
