@@ -9,6 +9,8 @@ session's stored run, and ``check`` uses the same check registry as suites.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -151,6 +153,12 @@ class Glm:
         for i, item in enumerate(items):
             specs.append(item if isinstance(item, CheckSpec) else parse_check(item, f"glm.check argument {i + 1}", None))
         stored = self._results.get(id(completion))
+        from glmeval.checks import validate_check
+
+        tools = stored.job.params.get("tools") if stored is not None else None
+        problems = [f"glm.check argument {i + 1}: check {spec.type}: {p}" for i, spec in enumerate(specs) for p in validate_check(spec, Path.cwd(), tools)]
+        if problems:
+            raise ValueError("; ".join(problems))
         if completion.error is not None:
             raise GlmCallError(f"no answer to check: {completion.error} (after {completion.attempts} attempts)")
         registry = load_builtin()

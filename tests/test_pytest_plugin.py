@@ -305,10 +305,14 @@ def test_glm_fixture_and_report(pytester: pytest.Pytester, monkeypatch: pytest.M
 
         def test_plain_text_needs_no_server(glm):
             glm.check('{"a": 1}', "is-json")
+
+        def test_bad_check_arguments(glm):
+            glm.check("北京", {"max-chars": "many"})
         """
     )
     result = pytester.runpytest(*LOCAL, "--glmeval-report", "out")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(["*ValueError: glm.check argument 1: check max-chars:*"])
     result.stdout.fnmatch_lines(
         ["*AssertionError: glm.check: 1 of 1 check(s) failed", "*FAILED contains 上海*", "*answer: '中国的首都是北京*"]
     )
