@@ -287,20 +287,25 @@ class Store:
         conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            self.conn = conn
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
-            # Opening may succeed on a file SQLite can only read (it falls back to read-only
-            # quietly); find out now, with one clear line, not at the first result.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
-            finally:
-                conn.execute("ROLLBACK")
+            deadline = time.monotonic() + 30.0
+            delay = 0.02
+            while True:
+                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn.row_factory = sqlite3.Row
+                self.conn = conn
+                try:
+                    self._setup(conn)
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Switching to WAL and creating the schema can meet another process doing
+                    # the same (pytest-xdist workers opening one new database); SQLite reports
+                    # that as "locked" without waiting, so wait here and try again.
+                    if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    conn.close()
+                    conn = None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
         except (sqlite3.DatabaseError, OSError) as exc:
             if conn is not None:
                 conn.close()
@@ -315,6 +320,19 @@ class Store:
             if conn is not None:
                 conn.close()
             raise
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+        # Opening may succeed on a file SQLite can only read (it falls back to read-only
+        # quietly); find out now, with one clear line, not at the first result.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+        finally:
+            conn.execute("ROLLBACK")
 
     def _readonly_message(self) -> str:
         """The one line for a database glmeval may read but not write."""
