@@ -359,6 +359,10 @@ def load_yaml(path: Path, text: str | None = None) -> Source:
         if exc.problem and exc.context and start is not None and mark is not None and start.line != mark.line:
             problem = f"{problem} ({exc.context} at line {start.line + 1})"
         kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        if "flow mapping" in str(exc.context or "") or "expected ',' or '}'" in problem or "expected ',' or ']'" in problem:
+            # The usual cause: an unquoted value with [ ] { } , : # inside {...}, such as
+            # `{path: items[0]}` or `{content: What is it?}`.
+            problem += "; inside {...} or [...], quote values that contain [ ] { } , : ? or #"
         raise SuiteError([f"{path}{line}: {kind}: {problem}"]) from None
     except yaml.reader.ReaderError as exc:
         raise SuiteError([_reader_problem(path, text, exc)]) from None
