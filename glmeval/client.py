@@ -38,6 +38,12 @@ def find_api_key() -> str | None:
     return None
 
 
+def endpoint_namespace(base_url: str | None) -> str:
+    """The response-cache namespace of an endpoint: "" for the official API, else its URL."""
+    url = (base_url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    return "" if url == DEFAULT_BASE_URL else f"url:{url}"
+
+
 def check_api_key(key: str, where: str = "the API key") -> str:
     """The key, stripped; a GlmevalError (that never quotes the key) when it cannot be sent.
 
@@ -216,15 +222,23 @@ class GLMClient:
 
         self.base_url = base_url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL
         self.timeout = timeout
-        # Set by the session: "local" for the local server, so the runner keeps simulated
-        # answers apart from real ones in the response cache.
-        self.cache_namespace = ""
+        # Answers are cached per endpoint: the official API shares one namespace, any other
+        # base URL (a proxy, `glmeval serve`) gets its own, and the session sets "local" for
+        # --local, so a simulated answer is never replayed as a real one.
+        self.cache_namespace = endpoint_namespace(self.base_url)
+        # True once any response carried the local server's X-Glmeval-Simulator header, so a
+        # run sent to `glmeval serve` by --base-url is marked simulated like a --local one.
+        self.simulated = False
         self.poll_timeout = poll_timeout
         self.poll_interval = poll_interval
         api_key = check_api_key(api_key)
         self._secret = api_key
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.Client(limits=limits, timeout=httpx.Timeout(timeout, connect=min(8.0, timeout)))
+        self._http = httpx.Client(
+            limits=limits,
+            timeout=httpx.Timeout(timeout, connect=min(8.0, timeout)),
+            event_hooks={"response": [self._note_simulator]},
+        )
         try:
             self.sdk = zhipuai.ZhipuAI(
                 api_key=api_key,
@@ -235,6 +249,10 @@ class GLMClient:
             )
         except Exception as exc:  # noqa: BLE001 - the SDK raises bare Exception for malformed keys
             raise GlmevalError(f"cannot create the zhipuai client: {redact(str(exc), api_key)}") from None
+
+    def _note_simulator(self, response: httpx.Response) -> None:
+        if not self.simulated and response.headers.get("x-glmeval-simulator") == "1":
+            self.simulated = True
 
     def close(self) -> None:
         self._http.close()

@@ -271,7 +271,6 @@ class Runner:
         self._max_threads = self.limiter.concurrency + max(2, self.limiter.concurrency // 4)
         self._completion_seen: dict[str, tuple[int, int]] = {}
         self._prompt_ratio: dict[str, tuple[int, int]] = {}
-        self._namespace = self.options.cache_namespace or getattr(client, "cache_namespace", "") or ""
         self.grader = _Grader(self)
         # The schedule, owned by the coordinating thread alone.
         self._jobs: Iterator[Job] = iter(())
@@ -295,6 +294,12 @@ class Runner:
         self._out.put(_WAKE)
 
     # -- cache ------------------------------------------------------------------------------
+
+    @property
+    def _namespace(self) -> str:
+        """Read each time: the client learns it talks to the local server from the first
+        response, and answers it caches from then on must stay apart from real ones."""
+        return self.options.cache_namespace or getattr(self.client, "cache_namespace", "") or ""
 
     def _namespaced(self, key: str) -> str:
         ns = self._namespace

@@ -61,9 +61,16 @@ class Target:
                 poll_timeout=self.poll_timeout,
                 max_connections=max(16, self.concurrency * 2),
             )
-            # Simulated answers live apart in the cache: never replayed as real ones.
-            self.client.cache_namespace = "local" if self.local else ""
+            self.client.cache_namespace = self.cache_namespace
         return self
+
+    @property
+    def cache_namespace(self) -> str:
+        """Where this target's answers live in the response cache: --local answers apart
+        (the port changes every run), other endpoints by URL, the official API as ""."""
+        from glmeval.client import endpoint_namespace
+
+        return "local" if self.local else endpoint_namespace(self.base_url)
 
     def __exit__(self, *exc: Any) -> None:
         if self.client is not None:
@@ -139,7 +146,9 @@ def run_plan(
     if resume is not None:
         # Back to 'running' until the runner stores how this session ended.
         store.conn.execute("UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?", (resume.run_id,))
-        return runner.run(resume.jobs, resume.run_id, total=len(plan.jobs), counts=resume.counts)
+        outcome = runner.run(resume.jobs, resume.run_id, total=len(plan.jobs), counts=resume.counts)
+        _mark_if_simulated(store, target, resume.run_id)
+        return outcome
     run_id = store.start_run(
         suite.name,
         suite_hash=suite.content_hash,
@@ -152,4 +161,13 @@ def run_plan(
         run_id=run_id,
         cwd=suite.path.parent if suite.path else None,
     )
-    return runner.run(plan.jobs, run_id, total=len(plan.jobs))
+    outcome = runner.run(plan.jobs, run_id, total=len(plan.jobs))
+    _mark_if_simulated(store, target, run_id)
+    return outcome
+
+
+def _mark_if_simulated(store: Store, target: Target, run_id: str) -> None:
+    """A run whose answers came from the local server (reached by --base-url rather than
+    --local) is stored as simulated, so reports and history never show it as real."""
+    if not target.local and target.client is not None and getattr(target.client, "simulated", False):
+        store.conn.execute("UPDATE runs SET local = 1 WHERE id = ?", (run_id,))

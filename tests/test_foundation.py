@@ -282,3 +282,25 @@ def test_empty_model_name_is_rejected() -> None:
     result = CliRunner().invoke(main, ["run", str(ROOT / "suites" / "greeting.yaml"), "--local", "--model", " "])
     assert result.exit_code == 2
     assert "a model name cannot be empty" in result.output
+
+
+def test_a_run_sent_to_glmeval_serve_is_marked_simulated_and_cached_apart(tmp_path: Path) -> None:
+    from glmeval.simulator import LocalServer
+
+    with LocalServer(speed=0) as srv:
+        env = {**os.environ, "ZHIPUAI_API_KEY": srv.api_key}
+        base = [sys.executable, "-m", "glmeval", "run", str(ROOT / "suites" / "multi-turn.yaml"), "--db", str(tmp_path / "r.db"),
+                "--out", str(tmp_path / "rep"), "-q"]
+        first = subprocess.run([*base, "--base-url", srv.base_url], capture_output=True, text=True, env=env, timeout=60)
+        assert first.returncode == 0, first.stderr
+        replay = subprocess.run(
+            [*base, "--replay"], capture_output=True, text=True, env={**env, "ZHIPUAI_API_KEY": "real.keykeykey"}, timeout=60
+        )
+        same_endpoint = subprocess.run(
+            [*base, "--replay", "--base-url", srv.base_url], capture_output=True, text=True, env=env, timeout=60
+        )
+    run = Store(tmp_path / "r.db").list_runs()[-1]
+    assert run.local, "a run answered by the local server must be marked simulated"
+    assert "Simulated" in next((tmp_path / "rep").rglob("report.md")).read_text(encoding="utf-8")
+    assert replay.returncode == 2 and "nothing to replay" in replay.stderr  # never replayed as real answers
+    assert same_endpoint.returncode == 0, same_endpoint.stderr  # the same endpoint replays them

@@ -391,8 +391,8 @@ def test_replay_answers_only_from_the_cache(server: LocalServer, client: GLMClie
     assert [stored[f"你好{i}"]["cached"] for i in range(3)] == [1, 1, 1]
     assert stored["你好3"]["error_kind"] == "replay_miss"
     assert outcome.status == "complete"
-    # Replay needs no client at all (no key): the same answers.
-    _, _, run_id = run(store, None, make_jobs(3), cache="replay")
+    # Replay needs no client at all (no key): the same answers, from the same endpoint's namespace.
+    _, _, run_id = run(store, None, make_jobs(3), cache="replay", cache_namespace=client.cache_namespace)
     assert {r["cached"] for r in rows(store, run_id)} == {1}
 
 
@@ -401,7 +401,7 @@ def test_local_answers_do_not_answer_for_the_real_api(server: LocalServer, clien
         assert local.client is not None and local.client.cache_namespace == "local"
         run(store, local.client, make_jobs(2))
         assert calls(local.server) == 2
-    assert client.cache_namespace == ""  # a client of the real API, as far as the cache knows
+    assert client.cache_namespace == f"url:{server.base_url}"  # another endpoint: its own namespace
     _, _, run_id = run(store, client, make_jobs(2), cache="replay")
     assert {r["error_kind"] for r in rows(store, run_id)} == {"replay_miss"}
     _, _, run_id = run(store, client, make_jobs(2), cache="replay", cache_namespace="local")

@@ -299,6 +299,7 @@ def run(
         for plan in plans:
             suite = plan.suite
             options = RunOptions(
+                cache_namespace=target.cache_namespace,
                 concurrency=concurrency or suite.settings.concurrency,
                 retries=suite.settings.retries if retries is None else retries,
                 cache=cache_mode or "off",
