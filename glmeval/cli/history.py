@@ -185,7 +185,7 @@ def show_cmd(run: str, db: Path | None) -> None:
     "--variants",
     nargs=2,
     metavar="A B",
-    help="Compare two variants of one run (BASE) instead of two runs: glmeval compare latest --variants glm-3-turbo glm-4",
+    help="Compare two variants of one run (BASE) instead of two runs: glmeval compare latest --variants 'glm-4 temperature=0.2' 'glm-3-turbo temperature=0.2' (a unique start of a label is enough)",
 )
 @click.option("--fail-on", "fail_on", multiple=True, metavar="RULE", help="Exit 1 when a rule trips (see `glmeval run --help`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
