@@ -301,6 +301,12 @@ def test_a_run_sent_to_glmeval_serve_is_marked_simulated_and_cached_apart(tmp_pa
         )
     run = Store(tmp_path / "r.db").list_runs()[-1]
     assert run.local, "a run answered by the local server must be marked simulated"
-    assert "Simulated" in next((tmp_path / "rep").rglob("report.md")).read_text(encoding="utf-8")
+    assert "Simulated" in (tmp_path / "rep" / "multi-turn" / run.id / "report.md").read_text(encoding="utf-8")
     assert replay.returncode == 2 and "nothing to replay" in replay.stderr  # never replayed as real answers
     assert same_endpoint.returncode == 0, same_endpoint.stderr  # the same endpoint replays them
+
+
+def test_contradicting_cache_flags_are_one_line_exit_2() -> None:
+    result = CliRunner().invoke(main, ["run", str(ROOT / "suites" / "greeting.yaml"), "--local", "--cache", "--replay"])
+    assert result.exit_code == 2
+    assert "--cache and --replay contradict each other" in result.output

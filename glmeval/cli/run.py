@@ -149,9 +149,9 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
 @click.option("--concurrency", "-j", type=click.IntRange(1, 1024), help="Calls in flight at once.")
 @click.option("--timeout", type=click.FloatRange(min=0.001), help="Seconds per call attempt.")
 @click.option("--retries", type=click.IntRange(0, 20), help="Retries per call on 429, 5xx and network errors.")
-@click.option("--cache", "cache_mode", flag_value="use", help="Reuse cached answers to identical requests.")
-@click.option("--no-cache", "cache_mode", flag_value="off", help="Always call the model (the default).")
-@click.option("--replay", "cache_mode", flag_value="replay", help="Answer only from the cache; send nothing.")
+@click.option("--cache", "use_cache", is_flag=True, help="Reuse cached answers to identical requests.")
+@click.option("--no-cache", "no_cache", is_flag=True, help="Always call the model (the default).")
+@click.option("--replay", "replay", is_flag=True, help="Answer only from the cache; send nothing.")
 @click.option("--db", type=click.Path(path_type=Path), envvar="GLMEVAL_DB", help="Results database (default .glmeval/results.db).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True, help="Report folder.")
 @click.option("--no-report", is_flag=True, help="Do not write report files.")
@@ -218,7 +218,9 @@ def run(
     concurrency: int | None,
     timeout: float | None,
     retries: int | None,
-    cache_mode: str | None,
+    use_cache: bool,
+    no_cache: bool,
+    replay: bool,
     db: Path | None,
     out: Path,
     no_report: bool,
@@ -239,6 +241,10 @@ def run(
     embedding_model: str | None = None,
 ) -> None:
     """Run SUITES and print a summary; exit 1 when any check failed."""
+    given = [flag for flag, on in (("--cache", use_cache), ("--no-cache", no_cache), ("--replay", replay)) if on]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} contradict each other; give one of them")
+    cache_mode = "use" if use_cache else "replay" if replay else "off" if no_cache else None
     from glmeval.report import load_report_data, report_dir, write_reports
     from glmeval.report.markdown import summary_table
 
