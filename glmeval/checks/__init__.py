@@ -112,6 +112,17 @@ def validator(name: str, *aliases: str) -> Callable[[Validator], Validator]:
     return wrap
 
 
+def file_beside(name: str, suite_dir: str | Path) -> tuple[Path, bool]:
+    """A file a check names, relative to the suite unless absolute, and whether it exists
+    (a name the OS cannot even look up counts as missing)."""
+    path = Path(name)
+    path = path if path.is_absolute() else Path(suite_dir) / path
+    try:
+        return path, path.is_file()
+    except (OSError, ValueError):
+        return path, False
+
+
 def validate_check(spec: CheckSpec, suite_dir: str | Path | None = None, tools: list[Any] | None = None) -> list[str]:
     """The problems with one check's arguments, by its type's validator ([] when it has none).
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from glmeval.checks import CheckContext, did_you_mean, got, register, unknown_args
+from glmeval.checks import CheckContext, did_you_mean, file_beside, got, register, unknown_args
 from glmeval.records import CheckResult, CheckSpec, Completion
 
 _FILE_REF = re.compile(r"^(?:file://)?(?P<path>[^\n]+?\.py):(?P<func>[A-Za-z_]\w*)$")
@@ -216,12 +216,7 @@ def _validate_python(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) 
         problem = inline_problem(source)
         return problems + ([problem] if problem else [])
     name, func = ref.group("path"), ref.group("func")
-    path = Path(name)
-    path = path if path.is_absolute() else Path(suite_dir) / path
-    try:
-        found = path.is_file()
-    except (OSError, ValueError):
-        found = False
+    path, found = file_beside(name, suite_dir)
     if not found:
         return problems + [f"python check file {name!r} not found (looked for {path})"]
     problem, names, star = _module_names(path)

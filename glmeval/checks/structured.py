@@ -19,6 +19,7 @@ import yaml
 from glmeval.checks import (
     CheckContext,
     did_you_mean,
+    file_beside,
     flag_problem,
     got,
     has_template,
@@ -203,12 +204,7 @@ def _validate_json_schema(spec: CheckSpec, suite_dir: Path, tools: list[Any] | N
             return problems + [f"the schema is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"]
     elif isinstance(schema_arg, str) and schema_arg.strip():
         text = schema_arg.strip()
-        path = Path(text.removeprefix("file://"))
-        path = path if path.is_absolute() else Path(suite_dir) / path
-        try:
-            found = path.is_file()
-        except (OSError, ValueError):
-            found = False
+        path, found = file_beside(text.removeprefix("file://"), suite_dir)
         if not found:
             return problems + [f"schema file {text!r} not found (looked for {path})"]
         try:
