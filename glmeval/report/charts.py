@@ -129,6 +129,24 @@ def _wrap_label(text: str, room: float) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
+def _series(series: dict[str, Sequence[Number]]) -> tuple[list[str], list[list[float | None]], list[float]]:
+    """Series names, their values as floats (None for missing), and every finite value."""
+    names = list(series)
+    values = [[_num(v) for v in series[n]] for n in names]
+    return names, values, [v for row in values for v in row if v is not None]
+
+
+def _scale(finite: list[float], y_max: float | None) -> tuple[float, float, list[float]]:
+    """The y range and ticks: from 0 (or below, for negatives) to a round number above the
+    data, or exactly to ``y_max`` when it is pinned (1.0 for rates)."""
+    lo = min(0.0, min(finite) if finite else 0.0)
+    top_value = y_max if y_max is not None else (max(finite) if finite else 1.0)
+    ticks = nice_ticks(lo, top_value if top_value > lo else lo + 1)
+    if y_max is None:
+        return lo, ticks[-1], ticks
+    return lo, max(y_max, lo + 1e-9), [t for t in nice_ticks(lo, y_max) if t <= y_max + 1e-9]
+
+
 def bar_chart(
     categories: Sequence[str],
     series: dict[str, Sequence[Number]],
@@ -146,17 +164,10 @@ def bar_chart(
     not mistaken for "zero". ``y_max`` pins the scale (1.0 for rates) so charts of the same
     metric compare by eye.
     """
-    names = list(series)
-    values = [[_num(v) for v in series[n]] for n in names]
-    finite = [v for row in values for v in row if v is not None]
+    names, values, finite = _series(series)
     if not categories or not names:
         return _frame(title, "", width, 40, [], note or "no data", title)
-    top_value = y_max if y_max is not None else (max(finite) if finite else 1.0)
-    lo = min(0.0, min(finite) if finite else 0.0)
-    ticks = nice_ticks(lo, top_value if top_value > lo else lo + 1)
-    hi = ticks[-1] if y_max is None else max(y_max, lo + 1e-9)
-    if y_max is not None:
-        ticks = [t for t in nice_ticks(lo, y_max) if t <= y_max + 1e-9]
+    lo, hi, ticks = _scale(finite, y_max)
     left, right, top, bottom = 46, width - 8, 16, height - 34
     grid, y = _axis(lo, hi, ticks, left, right, top, bottom, fmt)
     group_w = (right - left) / len(categories)
@@ -208,18 +219,10 @@ def line_chart(
     A missing point breaks the line, so a variant absent from one run shows as a gap rather
     than an invented slope. ``x_tips`` gives a longer tooltip per x (the run id and date).
     """
-    names = list(series)
-    values = [[_num(v) for v in series[n]] for n in names]
-    finite = [v for row in values for v in row if v is not None]
+    names, values, finite = _series(series)
     if not x_labels or not names or not finite:
         return _frame(title, "", width, 40, [], note or "no data", title)
-    lo = min(0.0, min(finite))
-    top_value = y_max if y_max is not None else max(finite)
-    ticks = nice_ticks(lo, top_value if top_value > lo else lo + 1)
-    hi = ticks[-1]
-    if y_max is not None:
-        hi = max(y_max, lo + 1e-9)
-        ticks = [t for t in nice_ticks(lo, y_max) if t <= y_max + 1e-9]
+    lo, hi, ticks = _scale(finite, y_max)
     left, right, top, bottom = 46, width - 10, 16, height - 34
     grid, y = _axis(lo, hi, ticks, left, right, top, bottom, fmt)
     n = len(x_labels)
