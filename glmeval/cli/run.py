@@ -382,7 +382,9 @@ def run(
             planned = f" ({c.total} planned)" if c.total and c.done < c.total else ""
             click.echo(f"{c.passed} passed, {c.failed} failed, {c.errors} errors of {c.done} jobs{planned}")
             if not no_report:
-                for path in write_reports(store, outcome.run_id, report_dir(out, suite.name, outcome.run_id), ("md", "html")):
+                for path in write_reports(
+                    store, outcome.run_id, report_dir(out, suite.name, outcome.run_id), ("md", "html"), data=data
+                ):
                     click.echo(f"report: {path}")
             # --- history: compare with the baseline, check the --fail-on rules ---
             if baseline or gate_rules:

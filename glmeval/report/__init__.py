@@ -208,13 +208,16 @@ def write_reports(
     formats: tuple[str, ...] = ("md",),
     baseline: str | None = None,
     step_summary: bool = True,
+    data: ReportData | None = None,
 ) -> list[Path]:
     """Render the run into ``out_dir`` in each format; returns the files written.
 
     With ``md`` among the formats and ``GITHUB_STEP_SUMMARY`` set, the compact summary is
-    also appended there (``step_summary=False`` turns that off).
+    also appended there (``step_summary=False`` turns that off). ``data`` lets a caller that
+    already loaded the run (``glmeval run`` prints its summary first) skip a second load.
     """
-    data = load_report_data(store, run_id, baseline=baseline)
+    if data is None:
+        data = load_report_data(store, run_id, baseline=baseline)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
