@@ -16,6 +16,7 @@ import io
 import json
 import math
 import platform
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,11 @@ def read_export(path: Path) -> dict[str, Any]:
         raise GlmevalError(f"{path}: not JSON ({exc}); expected a file made by `glmeval export RUN`") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise GlmevalError(f"{path}: not a glmeval run export (made by `glmeval export RUN --format json`)")
-    if int(data.get("format_version", 0)) > FORMAT_VERSION:
+    try:
+        version = int(data.get("format_version") or 0)
+    except (TypeError, ValueError):
+        raise GlmevalError(f"{path}: format_version {data.get('format_version')!r} is not a number") from None
+    if version > FORMAT_VERSION:
         raise GlmevalError(f"{path}: export format {data.get('format_version')} is newer than this glmeval reads; upgrade glmeval")
     if not isinstance(data.get("run"), dict) or not isinstance(data.get("results"), list):
         raise GlmevalError(f"{path}: a glmeval export without its run or results")
@@ -149,11 +154,19 @@ def import_run(store: Store, data: dict[str, Any], replace: bool = False, source
             _encode(item, "results")
             item["run_id"] = run_id
             _insert(conn, "results", {k: v for k, v in item.items() if k in result_cols})
-            for check in checks:
+            for check in checks if isinstance(checks, list) else [checks]:
+                if not isinstance(check, dict) or any(check.get(c) is None for c in _REQUIRED["checks"]):
+                    raise GlmevalError(
+                        f"{source or 'export'}: result {n} has a check that is not an object with "
+                        f"{', '.join(_REQUIRED['checks'])}"
+                    )
                 check = dict(check)
                 check.update(run_id=run_id, job_id=item["job_id"])
                 _insert(conn, "checks", {k: v for k, v in check.items() if k in check_cols})
         conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK")
+        raise GlmevalError(f"{source or 'export'}: cannot import this run ({exc}); nothing was imported") from None
     except BaseException:
         conn.execute("ROLLBACK")
         raise

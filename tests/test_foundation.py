@@ -310,3 +310,27 @@ def test_contradicting_cache_flags_are_one_line_exit_2() -> None:
     result = CliRunner().invoke(main, ["run", str(ROOT / "suites" / "greeting.yaml"), "--local", "--cache", "--replay"])
     assert result.exit_code == 2
     assert "--cache and --replay contradict each other" in result.output
+
+
+@pytest.mark.parametrize("damage", ["duplicate-result", "string-check", "object-output"])
+def test_a_damaged_export_is_one_line_and_imports_nothing(tmp_path: Path, damage: str) -> None:
+    code, out = _run(["run", str(ROOT / "suites" / "multi-turn.yaml"), "--local", "--local-speed", "0", "-q", "--no-report"], tmp_path)
+    assert code == 0, out
+    exported = CliRunner().invoke(main, ["export", "latest", "--db", str(tmp_path / "r.db"), "--format", "json"])
+    data = json.loads(exported.output)
+    first = data["results"][0]
+    if damage == "duplicate-result":
+        data["results"].append(dict(first))
+    elif damage == "string-check":
+        first["checks"] = ["x"]
+    else:
+        first["output"] = {"a": 1}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    other = tmp_path / "other.db"
+    proc = subprocess.run(
+        [sys.executable, "-m", "glmeval", "import", str(path), "--db", str(other)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert Store(other).list_runs() == []
