@@ -99,7 +99,6 @@ class RunOptions:
     model_limits: dict[str, ModelLimit] = field(default_factory=dict)
     budget: Budget | None = None
     cache_namespace: str = ""
-    write_cache: bool = True
     handle_sigint: bool = True
     notify: Callable[[str], None] | None = None
 
@@ -249,6 +248,8 @@ class Runner:
         self.client = client
         self.store = store
         self.options = options or RunOptions()
+        # Fixed for the run: the target decides it (local server, another endpoint, the API).
+        self._namespace = self.options.cache_namespace or getattr(client, "cache_namespace", "") or ""
         self.on_result = on_result
         self.limiter = Limiter(self.options.concurrency, self.options.model_limits)
         self.budget = self.options.budget
@@ -295,12 +296,6 @@ class Runner:
 
     # -- cache ------------------------------------------------------------------------------
 
-    @property
-    def _namespace(self) -> str:
-        """Read each time: the client learns it talks to the local server from the first
-        response, and answers it caches from then on must stay apart from real ones."""
-        return self.options.cache_namespace or getattr(self.client, "cache_namespace", "") or ""
-
     def _namespaced(self, key: str) -> str:
         ns = self._namespace
         return key if not ns else hashlib.sha256(f"{ns}\x00{key}".encode()).hexdigest()
@@ -310,7 +305,7 @@ class Runner:
             return self.store.cache_get(key)
 
     def _cache_put(self, key: str, model: str, completion: Completion) -> None:
-        if not self.options.write_cache or completion.error is not None:
+        if completion.error is not None:
             return
         with self._store_lock:
             self.store.cache_put(key, model, completion)
@@ -349,7 +344,10 @@ class Runner:
             return warnings
         budget = self.budget
         if budget is not None and budget.limited and not (budget.spent_cost or budget.spent_tokens or budget.reserved_tokens):
-            first = next((job for job in jobs if mode != "use" or self._cache_get(self._namespaced(job.cache_key)) is None), None)
+            first = next(
+                (job for job in jobs if mode != "use" or not self.store.cache_count([self._namespaced(job.cache_key)])),
+                None,
+            )
             if first is not None:
                 tokens, _, cost = self._estimate(first)
                 if budget.max_cost is not None and cost > budget.max_cost + 1e-12:
@@ -537,10 +535,6 @@ class Runner:
             judge_tokens=grader_tokens, judge_cost=grader_cost,
         )
         return result, grader_cost, grader_tokens
-
-    def judge(self, job: Job, completion: Completion) -> Result:
-        """Score a completion against its job's checks (also used to re-check stored answers)."""
-        return self._judge(job, completion)[0]
 
     # -- the coordinator ----------------------------------------------------------------------
 
@@ -734,7 +728,7 @@ class Runner:
         counts.grader_cost += done.grader_cost
         with self._store_lock:
             self.store.add_result(run_id, result)
-            if cache and self.options.write_cache:
+            if cache:
                 self.store.cache_put(self._namespaced(result.job.cache_key), result.job.model, result.completion)
         counts.add(result)
         if self.on_result is not None:
