@@ -334,3 +334,26 @@ def test_a_damaged_export_is_one_line_and_imports_nothing(tmp_path: Path, damage
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert Store(other).list_runs() == []
+
+
+def test_run_with_baseline_writes_the_comparison_into_its_report(tmp_path: Path) -> None:
+    args = ["run", str(ROOT / "suites" / "multi-turn.yaml"), "--local", "--local-speed", "0", "-q"]
+    assert _run(args, tmp_path)[0] == 0
+    code, out = _run([*args, "--baseline", "latest"], tmp_path)
+    assert code == 0, out
+    head = Store(tmp_path / "r.db").list_runs()[0]
+    report = (tmp_path / "reports" / "multi-turn" / head.id / "report.md").read_text(encoding="utf-8")
+    assert "## Against baseline" in report
+
+
+def test_unwritable_report_folder_is_one_line_and_keeps_the_results(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        ["run", str(ROOT / "suites" / "multi-turn.yaml"), "--local", "--local-speed", "0", "-q",
+         "--db", str(tmp_path / "r.db"), "--out", str(blocker)],
+    )
+    assert result.exit_code == 2
+    assert "cannot write the report" in result.output and "Traceback" not in result.output
+    assert Store(tmp_path / "r.db").list_runs()[0].status == "complete"

@@ -381,15 +381,19 @@ def run(
                     click.echo(line)
             planned = f" ({c.total} planned)" if c.total and c.done < c.total else ""
             click.echo(f"{c.passed} passed, {c.failed} failed, {c.errors} errors of {c.done} jobs{planned}")
-            if not no_report:
-                for path in write_reports(
-                    store, outcome.run_id, report_dir(out, suite.name, outcome.run_id), ("md", "html"), data=data
-                ):
-                    click.echo(f"report: {path}")
             # --- history: compare with the baseline, check the --fail-on rules ---
-            if baseline or gate_rules:
+            gated = bool(baseline or gate_rules)
+            if gated:
                 gate_trips += gate_after_run(store, outcome.run_id, baseline, gate_rules, click.echo)
             # --- end history ---
+            if not no_report:
+                # The gate records the run's baseline; load again after it so the reports
+                # carry the comparison (without a gate the summary's data is all they need).
+                report_data = load_report_data(store, outcome.run_id) if gated else data
+                for path in write_reports(
+                    store, outcome.run_id, report_dir(out, suite.name, outcome.run_id), ("md", "html"), data=report_data
+                ):
+                    click.echo(f"report: {path}")
             if c.failed or c.errors or outcome.status != "complete":
                 any_failed = True
             # --- runner: how the run ended, and how to continue it ---

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from glmeval.errors import GlmevalError
 from glmeval.frames import checks_frame, results_frame, summary_frame
 from glmeval.store import RunInfo, Store
 
@@ -219,13 +220,20 @@ def write_reports(
     if data is None:
         data = load_report_data(store, run_id, baseline=baseline)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for fmt in formats:
-        render = renderer(fmt)
-        path = out_dir / FILE_NAMES[fmt]
-        path.write_text(render(data), encoding="utf-8")
-        written.append(path)
+    path = out_dir
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for fmt in formats:
+            render = renderer(fmt)
+            path = out_dir / FILE_NAMES[fmt]
+            path.write_text(render(data), encoding="utf-8")
+            written.append(path)
+    except OSError as exc:
+        raise GlmevalError(
+            f"{path}: cannot write the report ({exc.strerror or exc}); the results are stored, "
+            f"render them again with `glmeval report {run_id} --out DIR`"
+        ) from None
     if step_summary and "md" in formats:
         append_step_summary(data)
     return written
