@@ -482,7 +482,13 @@ class GlmevalState:
 
                 out = Path(self.report)
                 out = out if out.is_absolute() else self.config.invocation_params.dir / out
-                baseline = store.resolve_run(self.baseline) if self.baseline else None
+                baseline = None
+                if self.baseline:
+                    # "latest" means the latest run before this session's, never the run itself.
+                    head = store.get_run(self.run_id)
+                    baseline = store.resolve_run(
+                        self.baseline, before=head.started_at if head else None, exclude=self.run_id
+                    )
                 for path in write_reports(store, self.run_id, out, ("md", "html"), baseline=baseline):
                     self.summary.append(f"report: {path}")
         except GlmevalError as exc:

@@ -351,3 +351,14 @@ def test_replay_and_baseline_report(project: pytest.Pytester, monkeypatch: pytes
         assert conn.execute("SELECT sum(cached) FROM results WHERE run_id = ?", (second,)).fetchone()[0] == 4
     report = (project.path / "out" / "report.md").read_text(encoding="utf-8")
     assert second in report and f"Against baseline `{first}`" in report
+
+
+def test_baseline_latest_means_the_run_before_this_session(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    db = project.path / ".glmeval" / "results.db"
+    project.runpytest(*LOCAL, "multi-turn.glmeval.yml").assert_outcomes(passed=4)
+    (first, *_), = _runs(db)
+    result = project.runpytest(*LOCAL, "--glmeval-report", "out", "--glmeval-baseline", "latest", "multi-turn.glmeval.yml")
+    result.assert_outcomes(passed=4)
+    report = (project.path / "out" / "report.md").read_text(encoding="utf-8")
+    assert f"Against baseline `{first}`" in report
