@@ -236,7 +236,3 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
         )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
-
-def _q(series: pd.Series, q: float) -> float:
-    series = series.dropna()
-    return float(series.quantile(q)) if len(series) else float("nan")

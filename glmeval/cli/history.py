@@ -8,7 +8,6 @@ id or an unambiguous start of one, ``latest``, ``latest~N``, or a git ref (``mai
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import sys
@@ -18,6 +17,7 @@ from typing import Any
 import click
 from tabulate import tabulate
 
+from glmeval.report.markdown import fmt_ms as _ms, fmt_pct as _pct, fmt_when as _when
 from glmeval.cli import main
 from glmeval.errors import GlmevalError
 from glmeval.store import RunInfo, Store
@@ -30,10 +30,6 @@ _DB = click.option(
 )
 
 
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "–"
-
-
 def _duration(info: RunInfo) -> str:
     if not info.ended_at:
         return "–"
@@ -41,12 +37,6 @@ def _duration(info: RunInfo) -> str:
     return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.1f}m"
 
 
-def _pct(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.0%}"
-
-
-def _ms(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.0f}"
 
 
 def _flags(info: RunInfo) -> str:

@@ -43,8 +43,7 @@ def section(fn: Section | None = None, *, compact: bool = False) -> Any:
     return register(fn) if fn is not None else register
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+_missing = views.is_missing
 
 
 def fmt_ms(value: Any) -> str:
@@ -164,8 +163,11 @@ def summary_table(summary: pd.DataFrame, tablefmt: str = "github", highlight: bo
     return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
 
-def _when(ts: float | None) -> str:
+def fmt_when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "–"
+
+
+_when = fmt_when
 
 
 def _duration(seconds: float | None) -> str:
