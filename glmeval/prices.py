@@ -22,6 +22,8 @@ pretending the call was free.
 
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -85,7 +87,15 @@ def _candidates(model: str) -> list[str]:
 
 def _as_price(value: Any) -> Price:
     """Accept the shapes a suite may write: ``[in, out]``, one number for both, or a mapping
-    with ``input``/``output`` (also ``in``/``out``, ``prompt``/``completion``)."""
+    with ``input``/``output`` (also ``in``/``out``, ``prompt``/``completion``); both prices must
+    be finite and not negative, or budgets and cost totals go wrong."""
+    price = _parse_price(value)
+    if not all(math.isfinite(p) and p >= 0 for p in price):
+        raise ValueError(f"prices must be numbers >= 0 yuan per 1M tokens, got {value!r}")
+    return price
+
+
+def _parse_price(value: Any) -> Price:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value), float(value)
     if isinstance(value, Mapping):

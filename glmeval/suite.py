@@ -1369,8 +1369,10 @@ def _load_check_files(files: Any, origin: Origin, report: Report, base: Path, ha
         if not isinstance(name, str) or not name.endswith(".py"):
             report.error(where, f"check-files entries are paths to .py files; got {_short(name)}")
             continue
-        file = (base / name).resolve()
-        if not file.is_file():
+        from glmeval.checks import file_beside
+
+        file, found = file_beside(name, base)
+        if not found:
             report.error(where, f"check file {name!r} not found (looked for {file})")
             continue
         try:

@@ -357,3 +357,15 @@ def test_unwritable_report_folder_is_one_line_and_keeps_the_results(tmp_path: Pa
     assert result.exit_code == 2
     assert "cannot write the report" in result.output and "Traceback" not in result.output
     assert Store(tmp_path / "r.db").list_runs()[0].status == "complete"
+
+
+def test_odd_check_file_path_and_negative_prices_are_suite_errors(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        'name: x\ncheck-files: ["a\\0.py"]\nprices: {glm-4: [-1, .nan]}\nmessages: [{role: user, content: hi}]\ncases: [{id: a}]\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["validate", str(suite)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{suite}:2: check file" in result.output
+    assert f"{suite}:3: price of 'glm-4': prices must be numbers >= 0" in result.output
