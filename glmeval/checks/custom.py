@@ -14,6 +14,7 @@ or a CheckResult.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import json
@@ -81,16 +82,25 @@ def _load_function(path_text: str, func: str, suite_dir: Path) -> Callable[..., 
     return fn
 
 
-def _run_inline(source: str, names: dict[str, Any]) -> Any:
-    """Evaluate an expression; failing that, run the text as the body of a function."""
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> tuple[str, Any]:
+    """Compile an inline check once per suite, not once per answer: an expression
+    (``"eval"``), or else the text as the body of a function (``"exec"``)."""
     try:
-        code = compile(source.strip(), "<python check>", "eval")
+        return "eval", compile(source.strip(), "<python check>", "eval")
     except SyntaxError:
         body = textwrap.indent(textwrap.dedent(source).strip("\n"), "    ")
-        namespace = dict(names)
-        exec(compile(f"def __check__():\n{body}\n", "<python check>", "exec"), namespace)  # noqa: S102 - suite code, see module docstring
+        return "exec", compile(f"def __check__():\n{body}\n", "<python check>", "exec")
+
+
+def _run_inline(source: str, names: dict[str, Any]) -> Any:
+    """Evaluate an expression; failing that, run the text as the body of a function."""
+    mode, code = _compiled(source)
+    namespace = dict(names)
+    if mode == "exec":
+        exec(code, namespace)  # noqa: S102 - suite code, see module docstring
         return namespace["__check__"]()
-    return eval(code, dict(names))  # noqa: S307 - suite code, see module docstring
+    return eval(code, namespace)  # noqa: S307 - suite code, see module docstring
 
 
 def _interpret(raw: Any, spec: CheckSpec, what: str) -> CheckResult:

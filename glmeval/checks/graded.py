@@ -13,6 +13,7 @@ then PASS/FAIL or 通过/不通过 keywords; anything else fails with the reply 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -160,11 +161,19 @@ def _template_source(spec: CheckSpec, ctx: CheckContext) -> str:
     return custom
 
 
+_ENV = SandboxedEnvironment(keep_trailing_newline=True, autoescape=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _judge_template(source: str) -> Any:
+    """Compile a judge prompt once, not once per graded answer."""
+    return _ENV.from_string(source)
+
+
 def judge_messages(rubric: str, completion: Completion, spec: CheckSpec, ctx: CheckContext) -> list[dict[str, Any]]:
     """Render the judge prompt. A template that renders to a JSON list of ``{role, content}``
     becomes that conversation; anything else is one user message."""
-    env = SandboxedEnvironment(keep_trailing_newline=True, autoescape=False)
-    template = env.from_string(_template_source(spec, ctx))
+    template = _judge_template(_template_source(spec, ctx))
     tool_calls = [{"name": c.name, "arguments": c.arguments} for c in completion.tool_calls]
     text = template.render(
         rubric=rubric,
