@@ -105,7 +105,7 @@ def write_suite(folder: Path, jobs: int) -> Path:
 
 def run_glmeval(base_url: str, api_key: str, jobs: int, concurrency: int, folder: Path) -> dict[str, Any]:
     from glmeval.plan import build_plan
-    from glmeval.runner import RunOptions
+    from glmeval.run.runner import RunOptions
     from glmeval.session import Target, run_plan
     from glmeval.store import Store
     from glmeval.suite import load_suite

@@ -12,7 +12,7 @@ __all__ = ["__version__", "results", "checks"]
 
 def results(db: str | None = None, run: str | None = None):  # type: ignore[no-untyped-def]
     """A tidy pandas DataFrame, one row per result, parameters as columns."""
-    from glmeval.frames import results_frame
+    from glmeval.analysis.frames import results_frame
 
     return results_frame(db=db, run=run)
 

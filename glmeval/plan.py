@@ -44,7 +44,7 @@ from glmeval.suite import (
     show_value,
     templated_check_args,
 )
-from glmeval.yamlsrc import Origin
+from glmeval.suite.yamlsrc import Origin
 
 MAX_TEMPLATE_OUTPUT = 1_000_000
 _PRINTABLE = (str, int, float, bool, list, dict, tuple, dt.date, dt.datetime, dt.time, Markup, Undefined)

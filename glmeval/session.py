@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from glmeval.client import GLMClient, find_api_key
+from glmeval.run.client import GLMClient, find_api_key
 from glmeval.errors import GlmevalError
 from glmeval.plan import Plan
 from glmeval.records import Job, Result
-from glmeval.runner import RunCounts, RunOptions, RunOutcome, Runner
+from glmeval.run.runner import RunCounts, RunOptions, RunOutcome, Runner
 from glmeval.store import Store
 
 LOCAL_SPEED = 0.05
@@ -68,7 +68,7 @@ class Target:
     def cache_namespace(self) -> str:
         """Where this target's answers live in the response cache: --local answers apart
         (the port changes every run), other endpoints by URL, the official API as ""."""
-        from glmeval.client import endpoint_namespace
+        from glmeval.run.client import endpoint_namespace
 
         return "local" if self.local else endpoint_namespace(self.base_url)
 

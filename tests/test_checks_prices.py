@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from glmeval.prices import PRICES, cost, known_models, price_for
+from glmeval.catalogue.prices import PRICES, cost, known_models, price_for
 
 
 def test_flat_prices_from_the_table() -> None:

@@ -11,7 +11,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from glmeval.client import FATAL_KINDS, RETRYABLE_KINDS, CallError, GLMClient, _retry_after, classify, redact
+from glmeval.run.client import FATAL_KINDS, RETRYABLE_KINDS, CallError, GLMClient, _retry_after, classify, redact
 from glmeval.simulator import FaultConfig, LocalServer
 
 MESSAGES = [{"role": "user", "content": "你好"}]

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from glmeval.cli import main
-from glmeval.compare import compare_runs, compare_variants, format_comparison, verdict
+from glmeval.analysis.compare import compare_runs, compare_variants, format_comparison, verdict
 from glmeval.errors import GlmevalError
-from glmeval.gate import Rule, evaluate, head_metrics, parse_rule, parse_rules
+from glmeval.analysis.gate import Rule, evaluate, head_metrics, parse_rule, parse_rules
 from glmeval.store import Store
 from test_store import make_job, make_result
 
@@ -342,7 +342,7 @@ def test_run_with_a_missing_latest_n_baseline_stops_before_running(tmp_path: Pat
 
 
 def test_gate_after_run_uses_the_previous_run_of_the_same_suite(db_path: Path) -> None:
-    from glmeval.gate import gate_after_run
+    from glmeval.analysis.gate import gate_after_run
 
     lines: list[str] = []
     with Store(db_path) as store:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from glmeval.cli import main
-from glmeval.client import CallError, GLMClient
+from glmeval.run.client import CallError, GLMClient
 from glmeval.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

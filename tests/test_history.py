@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 import glmeval
 from glmeval.cli import main
-from glmeval.compare import compare_runs
-from glmeval.frames import summary_frame
+from glmeval.analysis.compare import compare_runs
+from glmeval.analysis.frames import summary_frame
 from glmeval.store import Store
-from glmeval.transfer import export_run, import_run
+from glmeval.store.transfer import export_run, import_run
 
 SUITE = textwrap.dedent(
     """\

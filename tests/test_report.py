@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from glmeval.cli import main
-from glmeval.frames import results_frame, summary_frame
+from glmeval.analysis.frames import results_frame, summary_frame
 from glmeval.records import CheckResult, CheckSpec, Completion, ErrorInfo, Job, Result
 from glmeval.report import FILE_NAMES, load_report_data, write_reports
 from glmeval.report import views
@@ -172,7 +172,7 @@ def test_cell_verdicts_follow_threshold(store: Store) -> None:
 
 def test_summary_case_counts_agree_with_case_frame(store: Store) -> None:
     """The summary's vectorised case verdicts match case_frame's group-by-group ones."""
-    from glmeval.frames import case_frame
+    from glmeval.analysis.frames import case_frame
 
     run = synth_run(store, cases=15, repeats=3, error_rate=0.1)
     results = results_frame(store, run)
@@ -220,7 +220,7 @@ def test_trends_across_runs(store: Store) -> None:
 
 
 def test_baseline_regressions_before_fixes(store: Store) -> None:
-    pytest.importorskip("glmeval.compare")
+    pytest.importorskip("glmeval.analysis.compare")
     v = {"model": "glm-4"}
     base = store.start_run("hand", variants=["glm-4"])
     store.add_result(base, _result(_job("was-good", v), "pass"))
@@ -239,7 +239,7 @@ def test_baseline_regressions_before_fixes(store: Store) -> None:
 
 
 def test_recorded_baseline_is_used(store: Store) -> None:
-    pytest.importorskip("glmeval.compare")
+    pytest.importorskip("glmeval.analysis.compare")
     if not hasattr(store, "set_baseline"):
         pytest.skip("this store does not record baselines")
     base = synth_run(store, cases=3, repeats=1, seed=1)

@@ -84,7 +84,7 @@ def test_structure(store: Store) -> None:
     ids = set(re.findall(r'id="(c\d+-v\d+)"', html))
     assert links and links <= ids
     assert len(links) == 5 * 4
-    if importlib.util.find_spec("glmeval.compare") is not None:
+    if importlib.util.find_spec("glmeval.analysis.compare") is not None:
         assert "Against baseline" in html and "Metric deltas" in html
 
 

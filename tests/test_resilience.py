@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from glmeval.plan import build_plan
-from glmeval.runner import RunOptions
+from glmeval.run.runner import RunOptions
 from glmeval.session import Target, run_plan
 from glmeval.simulator import FaultConfig
 from glmeval.store import Store

@@ -206,7 +206,7 @@ def test_budget_that_cannot_cover_one_job_says_so(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
     common = [str(suite), "--local", "--db", str(db), "--no-report", "-q"]
     from glmeval.plan import build_plan
-    from glmeval.runner import estimate_job
+    from glmeval.run.runner import estimate_job
     from glmeval.suite import load_suite
 
     prompt, answer, yuan = estimate_job(build_plan(load_suite(suite)).jobs[0])

@@ -19,11 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 from glmeval.cli import main
-from glmeval.client import GLMClient
+from glmeval.run.client import GLMClient
 from glmeval.plan import cache_key, job_id
-from glmeval.ratelimit import Budget, Limiter, ModelLimit, TokenBucket, parse_model_values
+from glmeval.run.ratelimit import Budget, Limiter, ModelLimit, TokenBucket, parse_model_values
 from glmeval.records import CheckSpec, Completion, Job
-from glmeval.runner import RunOptions, RunOutcome, Runner
+from glmeval.run.runner import RunOptions, RunOutcome, Runner
 from glmeval.session import Target
 from glmeval.simulator import FaultConfig, LocalServer
 from glmeval.store import Store
@@ -508,7 +508,7 @@ def test_progress_prints_plain_lines_when_not_a_terminal() -> None:
 
     from glmeval.cli.run import Progress
     from glmeval.records import Result
-    from glmeval.runner import RunCounts
+    from glmeval.run.runner import RunCounts
 
     out = io.StringIO()
     start = RunCounts(total=10, done=4, passed=4, tokens=100, cost=0.01)

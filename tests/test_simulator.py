@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from zhipuai import ZhipuAI
 
 from glmeval.simulator import MODELS, FaultConfig, LocalServer, RulesError, load_rules
-from glmeval.tokens import count_prompt_tokens, count_tokens, split_tokens, truncate_to_tokens
+from glmeval.catalogue.tokens import count_prompt_tokens, count_tokens, split_tokens, truncate_to_tokens
 
 GLM4_HELLO = "你好👋！我是人工智能助手智谱清言，可以叫我小智🤖，很高兴见到你，欢迎问我任何问题。"
 WEATHER_TOOLS: list[dict[str, Any]] = [

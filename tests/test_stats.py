@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glmeval.stats import describe_p, mcnemar_exact, paired_bootstrap, wilson_interval
+from glmeval.analysis.stats import describe_p, mcnemar_exact, paired_bootstrap, wilson_interval
 
 
 # -- Wilson -----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ class Grader(Protocol):
 class CheckContext:
     """Everything a check may look at besides the answer itself.
 
-    ``prices`` are the suite's overrides of :mod:`glmeval.prices` (``{model: {input, output}}``
+    ``prices`` are the suite's overrides of :mod:`glmeval.catalogue.prices` (``{model: {input, output}}``
     or ``{model: [input, output]}``, yuan per 1M tokens). ``cost`` is the answer's own cost as the runner computed it. Model-graded checks leave it
     alone and append each judge or embedding call to ``grader_usage`` as ``{check, kind, model,
     prompt_tokens, completion_tokens, cost}``, so the runner can count grading spend apart.
@@ -437,7 +437,7 @@ class _CallableModule(types.ModuleType):
     replace a function of that name on the package)."""
 
     def __call__(self, db: Any = None, run: str | None = None) -> Any:
-        from glmeval.frames import checks_frame
+        from glmeval.analysis.frames import checks_frame
 
         return checks_frame(db=db, run=run)
 

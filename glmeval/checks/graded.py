@@ -23,7 +23,7 @@ from typing import Any
 
 from jinja2.sandbox import SandboxedEnvironment
 
-from glmeval import prices
+from glmeval.catalogue import prices
 from glmeval.checks import CheckContext, got, is_template, number_problem, register, unknown_args
 from glmeval.records import CheckResult, CheckSpec, Completion
 

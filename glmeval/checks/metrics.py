@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from glmeval import prices
+from glmeval.catalogue import prices
 from glmeval.checks import CheckContext, number_problem, register, unknown_args
 from glmeval.records import CheckSpec, Completion
 

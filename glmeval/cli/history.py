@@ -104,7 +104,7 @@ def runs_cmd(suite: str | None, limit: int, as_json: bool, db: Path | None) -> N
 @_DB
 def show_cmd(run: str, db: Path | None) -> None:
     """Print one run's summary: facts, per-variant metrics with 95% intervals, failing cases."""
-    from glmeval.frames import case_frame, results_frame, summary_frame
+    from glmeval.analysis.frames import case_frame, results_frame, summary_frame
 
     with Store(db, create=False) as store:
         run_id = store.resolve_run(run)
@@ -189,8 +189,8 @@ def compare_cmd(
     output changed; pass rate with 95% intervals; latency p50/p95, tokens and cost deltas;
     and whether the difference is significant (exact McNemar test on paired cases).
     """
-    from glmeval.compare import compare_runs, compare_variants, format_comparison, format_variant
-    from glmeval.gate import evaluate, head_metrics, parse_rules
+    from glmeval.analysis.compare import compare_runs, compare_variants, format_comparison, format_variant
+    from glmeval.analysis.gate import evaluate, head_metrics, parse_rules
 
     rules = parse_rules(fail_on)
     with Store(db, create=False) as store:
@@ -233,8 +233,8 @@ def compare_cmd(
 @_DB
 def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: bool, db: Path | None) -> None:
     """Each variant's metrics run after run (oldest first), to see what moved and when."""
-    from glmeval.compare import match_variant
-    from glmeval.frames import results_frame, summary_frame
+    from glmeval.analysis.compare import match_variant
+    from glmeval.analysis.frames import results_frame, summary_frame
 
     rows: list[dict[str, Any]] = []
     with Store(db, create=False) as store:
@@ -260,7 +260,7 @@ def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: boo
         table = []
         previous: float | None = None
         for r in (r for r in rows if r["variant"] == variant):
-            from glmeval.stats import wilson_interval
+            from glmeval.analysis.stats import wilson_interval
 
             n, k = int(r["cases"]), int(r["cases_passed"])
             rate = r["case_pass_rate"]
@@ -307,7 +307,7 @@ def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: boo
 @_DB
 def export_cmd(run: str, fmt: str, out: Path | None, db: Path | None) -> None:
     """Export RUN (default: latest) as one JSON file, or its results as CSV or JSONL."""
-    from glmeval.transfer import export_run, results_table_text
+    from glmeval.store.transfer import export_run, results_table_text
 
     with Store(db, create=False) as store:
         if fmt == "json":
@@ -331,7 +331,7 @@ def export_cmd(run: str, fmt: str, out: Path | None, db: Path | None) -> None:
 @_DB
 def import_cmd(files: tuple[Path, ...], replace: bool, db: Path | None) -> None:
     """Import runs exported with `glmeval export RUN` (idempotent: a run already present is kept)."""
-    from glmeval.transfer import import_run, read_export
+    from glmeval.store.transfer import import_run, read_export
 
     datas = [(path, read_export(path)) for path in files]
     with Store(db) as store:

@@ -27,7 +27,7 @@ def list_checks() -> None:
 @main.command("models")
 def list_models() -> None:
     """List the models glmeval knows: context window, max output and price per 1M tokens."""
-    from glmeval import prices
+    from glmeval.catalogue import prices
     from glmeval.simulator import MODELS
 
     rows = []

@@ -13,8 +13,8 @@ from glmeval.cli import main
 from glmeval.errors import GlmevalError, SuiteError
 from glmeval.plan import build_plan
 from glmeval.records import Result
-from glmeval.ratelimit import Budget, ModelLimit, parse_model_values
-from glmeval.runner import RunCounts, RunOptions, abort_message
+from glmeval.run.ratelimit import Budget, ModelLimit, parse_model_values
+from glmeval.run.runner import RunCounts, RunOptions, abort_message
 from glmeval.session import LOCAL_SPEED, Target, find_resume, run_plan
 from glmeval.store import Store
 from glmeval.suite import load_suite
@@ -276,7 +276,7 @@ def run(
         return
     store = Store(db)
     # --- history: parse the rules and check --baseline before spending anything ---
-    from glmeval.gate import Trip, check_refs, gate_after_run, parse_rules
+    from glmeval.analysis.gate import Trip, check_refs, gate_after_run, parse_rules
 
     gate_rules = parse_rules(fail_on)
     baseline = check_refs(store, baseline, gate_rules)

@@ -24,8 +24,8 @@ def print_warnings(plan: Plan) -> None:
 def print_plan(plan: Plan) -> None:
     """Jobs per variant with an estimate of their tokens and cost: the prompt counted locally,
     the answer by the prior ``--max-cost``/``--max-tokens`` use before the first answers
-    arrive (:func:`glmeval.runner.estimate_job`), so the plan says what a budget must cover."""
-    from glmeval.runner import DEFAULT_COMPLETION_ESTIMATE, estimate_job
+    arrive (:func:`glmeval.run.runner.estimate_job`), so the plan says what a budget must cover."""
+    from glmeval.run.runner import DEFAULT_COMPLETION_ESTIMATE, estimate_job
 
     per_variant: Counter[str] = Counter(j.variant_id for j in plan.jobs)
     prompt: Counter[str] = Counter()

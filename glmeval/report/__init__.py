@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from glmeval.errors import GlmevalError
-from glmeval.frames import checks_frame, results_frame, summary_frame
+from glmeval.analysis.frames import checks_frame, results_frame, summary_frame
 from glmeval.store import RunInfo, Store
 
 FORMATS: tuple[str, ...] = ("md", "html", "json", "junit")
@@ -51,7 +51,7 @@ class ReportData:
     from the store so the HTML can show the full conversation; ``variants`` maps a variant id
     to its grid values, for parameter effects; ``history`` holds per-run, per-variant figures
     of the suite's recent runs, for trends; ``comparison`` is the result of
-    ``glmeval.compare.compare_runs`` against ``baseline`` when one was asked for.
+    ``glmeval.analysis.compare.compare_runs`` against ``baseline`` when one was asked for.
     ``cache`` memoises computed views so rendering several formats does the work once.
     """
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
-from glmeval.stats import wilson_interval
+from glmeval.analysis.stats import wilson_interval
 
 if TYPE_CHECKING:
     from glmeval.report import ReportData
@@ -681,15 +681,15 @@ def trends(data: "ReportData", max_variants: int = 10) -> Trends:
 
 
 def load_comparison(store: Any, base_run: str, head_run: str) -> tuple[Any, str | None]:
-    """``glmeval.compare.compare_runs`` when that module is installed, else ``None`` and why."""
+    """``glmeval.analysis.compare.compare_runs`` when that module is installed, else ``None`` and why."""
     import importlib
 
     try:
-        compare = importlib.import_module("glmeval.compare")
+        compare = importlib.import_module("glmeval.analysis.compare")
     except ModuleNotFoundError as exc:
-        if exc.name != "glmeval.compare":
+        if exc.name != "glmeval.analysis.compare":
             raise
-        return None, "comparison unavailable: this glmeval has no glmeval.compare module"
+        return None, "comparison unavailable: this glmeval has no glmeval.analysis.compare module"
     return compare.compare_runs(store, base_run, head_run), None
 
 

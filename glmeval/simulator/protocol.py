@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from ..tokens import count_prompt_tokens, count_tokens
+from glmeval.catalogue.tokens import count_prompt_tokens, count_tokens
 from .models import MODELS, ModelSpec
 from .rules import Conversation, Sampling
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
-from ..tokens import content_text
+from glmeval.catalogue.tokens import content_text
 from .models import MODELS, STYLES, ModelSpec
 
 __all__ = [

@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from os import PathLike
 from typing import Any, Final, Mapping, Sequence
 
-from ..tokens import count_tokens, split_tokens, truncate_to_tokens
+from glmeval.catalogue.tokens import count_tokens, split_tokens, truncate_to_tokens
 from .embeddings import embed
 from .faults import NO_FAULT, FaultConfig, FaultDecision, decide_fault
 from .models import ModelSpec

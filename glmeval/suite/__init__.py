@@ -8,7 +8,7 @@ touches the network and never lets an exception other than :class:`SuiteError` e
 Loading runs in three passes over the same data:
 
 1. *entries*: ``cases:`` entries that name files are read and flattened into plain case
-   mappings, each remembering its :class:`~glmeval.yamlsrc.Origin` (file and line);
+   mappings, each remembering its :class:`~glmeval.suite.yamlsrc.Origin` (file and line);
 2. *raw checks* on the plain data, independent of the pydantic models, so a wrong request
    parameter or check is reported even when another key has the wrong type;
 3. *structure* through the pydantic models, then the checks that need the typed suite
@@ -33,7 +33,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from glmeval.errors import GlmevalError, SuiteError
 from glmeval.records import MODES, CheckSpec
-from glmeval.yamlsrc import Origin, Row, Source, load_yaml, read_rows
+from glmeval.suite.yamlsrc import Origin, Row, Source, load_yaml, read_rows
 
 ROLES = ("system", "user", "assistant", "tool")
 COMMON_CHECK_OPTIONS = {"type", "not", "weight", "metric", "threshold"}
@@ -1460,7 +1460,7 @@ def _check_template(text: str, origin: Origin, report: Report, what: str) -> Non
 def _check_prices(prices_map: Any, origin: Origin, report: Report) -> None:
     if not isinstance(prices_map, dict):
         return
-    from glmeval.prices import _as_price
+    from glmeval.catalogue.prices import _as_price
 
     for model, value in prices_map.items():
         try:

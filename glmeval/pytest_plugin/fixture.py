@@ -103,7 +103,7 @@ class Glm:
         )
 
     def _run(self, job: Job) -> Result:
-        from glmeval.runner import RunOptions, Runner
+        from glmeval.run.runner import RunOptions, Runner
 
         state = self._state
         assert state.store is not None and state.target is not None
@@ -168,7 +168,7 @@ class Glm:
         if graded:
             if not self._state.ensure_started():
                 pytest.fail(self._state.error or "glmeval could not start", pytrace=False)
-            from glmeval.runner import Runner
+            from glmeval.run.runner import Runner
 
             assert self._state.store is not None and self._state.target is not None
             grader = Runner(self._state.target.client, self._state.store).grader

@@ -32,9 +32,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from glmeval.compare import Comparison, compare_runs, format_comparison, side_metrics
+from glmeval.analysis.compare import Comparison, compare_runs, format_comparison, side_metrics
 from glmeval.errors import GlmevalError
-from glmeval.frames import case_frame, results_frame
+from glmeval.analysis.frames import case_frame, results_frame
 from glmeval.store import Store
 
 # rule metric name -> comparison metric key (None: computed from case lists / counts)

@@ -9,7 +9,7 @@ It is the only stage that touches the network (through :class:`GLMClient`). The 
 - **Worker threads** make one call attempt each and run the checks. A failed attempt that is
   worth retrying goes back to the coordinator, which schedules it after a backoff; no thread
   sleeps through a backoff, and a model held back by its limits never blocks calls to others.
-- **Limits** (:mod:`glmeval.ratelimit`): a global cap on calls in flight, per-model caps, and
+- **Limits** (:mod:`glmeval.run.ratelimit`): a global cap on calls in flight, per-model caps, and
   per-model requests- and tokens-per-minute buckets; an optional budget in yuan and tokens.
 - **Timing is honest**: ``latency_ms`` is the attempt that produced the answer; time waiting
   for a slot or a rate bucket is ``queue_ms``; failed attempts plus backoff are ``retry_ms``.
@@ -37,14 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from glmeval import prices as price_table
+from glmeval.catalogue import prices as price_table
 from glmeval.checks import CheckContext, evaluate_all
-from glmeval.client import FATAL_KINDS, RETRYABLE_KINDS, CallError, GLMClient
+from glmeval.run.client import FATAL_KINDS, RETRYABLE_KINDS, CallError, GLMClient
 from glmeval.errors import GlmevalError, RunAborted
-from glmeval.ratelimit import Budget, Limiter, ModelLimit, Permit
+from glmeval.run.ratelimit import Budget, Limiter, ModelLimit, Permit
 from glmeval.records import Completion, ErrorInfo, Job, Result
 from glmeval.store import Store
-from glmeval.tokens import count_prompt_tokens
+from glmeval.catalogue.tokens import count_prompt_tokens
 
 # The prior for a job's answer before any answer of its model was seen:
 # min(max_tokens or DEFAULT_COMPLETION_ESTIMATE, 4 x prompt tokens + 64). Most eval answers are

@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 import pytest
 
 if TYPE_CHECKING:
-    from glmeval.fixture import Glm
+    from glmeval.pytest_plugin.fixture import Glm
     from glmeval.records import Completion, Job, Result
-    from glmeval.runner import RunOptions
+    from glmeval.run.runner import RunOptions
     from glmeval.session import Target
     from glmeval.store import Store
     from glmeval.suite import Suite
@@ -239,7 +239,7 @@ class GlmevalState:
             return True
         if self.error is not None:
             return False
-        from glmeval.client import find_api_key
+        from glmeval.run.client import find_api_key
         from glmeval.errors import GlmevalError
         from glmeval.session import LOCAL_SPEED, Target
         from glmeval.store import Store
@@ -308,7 +308,7 @@ class GlmevalState:
         self.results[result.job.id] = result
 
     def _options(self, suite: "Suite") -> "RunOptions":
-        from glmeval.runner import RunOptions
+        from glmeval.run.runner import RunOptions
 
         return RunOptions(
             concurrency=self.concurrency or suite.settings.concurrency,
@@ -327,7 +327,7 @@ class GlmevalState:
         case) go through one Runner together, so they run concurrently across suite files;
         suites with their own settings get their own Runner, one after the other.
         """
-        from glmeval.runner import Runner
+        from glmeval.run.runner import Runner
 
         assert self.store is not None and self.target is not None
         groups: dict[str, tuple[RunOptions, list[Job]]] = {}
@@ -605,7 +605,7 @@ class SuiteFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         from glmeval.plan import build_plan
         from glmeval.suite import load_suite
-        from glmeval.yamlsrc import load_yaml
+        from glmeval.suite.yamlsrc import load_yaml
 
         state = get_state(self.config)
         shown = _display_path(self.path, self.config)
@@ -819,6 +819,6 @@ def glm(request: pytest.FixtureRequest) -> "Glm":
     {"contains": "北京"})`` applies registered checks and raises AssertionError with the
     reasons when one fails. Calls join the session's stored run.
     """
-    from glmeval.fixture import Glm
+    from glmeval.pytest_plugin.fixture import Glm
 
     return Glm(get_state(request.config), request.node)

@@ -183,7 +183,7 @@ def _insert(conn: Any, table: str, row: dict[str, Any]) -> None:
 
 def results_table_text(store: Store, run: str, fmt: str) -> str:
     """The run's results as CSV or JSONL text (one row per result, parameters as columns)."""
-    from glmeval.frames import checks_frame, results_frame
+    from glmeval.analysis.frames import checks_frame, results_frame
 
     run_id = store.resolve_run(run)
     frame = results_frame(store, run_id)

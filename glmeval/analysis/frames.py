@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from glmeval.stats import wilson_interval
+from glmeval.analysis.stats import wilson_interval
 from glmeval.store import Store
 
 RESULT_COLUMNS = [

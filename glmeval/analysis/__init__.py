@@ -1,0 +1,1 @@
+"""Reading stored runs: pandas frames, statistics, run-vs-run comparison and the ``--fail-on`` gate."""

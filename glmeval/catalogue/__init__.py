@@ -1,0 +1,1 @@
+"""What glmeval knows about models: limits, defaults, prices and token estimates."""
