@@ -20,8 +20,9 @@ import itertools
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
@@ -38,7 +39,6 @@ from glmeval.suite import (
     Case,
     Message,
     Suite,
-    content_templates,
     model_spec,
     sdk_params,
     show_value,
@@ -122,7 +122,7 @@ def render(template: str, variables: dict[str, Any]) -> str:
         raise TemplateProblem(f"template error: {exc}") from None
     except RecursionError:
         raise TemplateProblem("template error: recursion too deep") from None
-    except Exception as exc:  # noqa: BLE001 - any failure inside user template code is the user's to fix
+    except Exception as exc:
         raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}") from None
 
 

@@ -49,7 +49,7 @@ class CheckSpec:
         return _shallow(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CheckSpec":
+    def from_dict(cls, data: dict[str, Any]) -> CheckSpec:
         return cls(**{k: v for k, v in data.items() if k in _fields(cls)})
 
 
@@ -94,7 +94,7 @@ class Job:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Job":
+    def from_dict(cls, data: dict[str, Any]) -> Job:
         data = {k: v for k, v in data.items() if k in _fields(cls)}
         data["checks"] = [CheckSpec.from_dict(c) for c in data.get("checks", [])]
         return cls(**data)
@@ -169,7 +169,7 @@ class Completion:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Completion":
+    def from_dict(cls, data: dict[str, Any]) -> Completion:
         data = {k: v for k, v in data.items() if k in _fields(cls)}
         data["tool_calls"] = [ToolCall(**t) for t in data.get("tool_calls") or []]
         if data.get("error"):
@@ -194,7 +194,7 @@ class CheckResult:
         return _shallow(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CheckResult":
+    def from_dict(cls, data: dict[str, Any]) -> CheckResult:
         return cls(**{k: v for k, v in data.items() if k in _fields(cls)})
 
 

@@ -6,15 +6,16 @@ in-process) and owns the client; :func:`run_plan` runs one planned suite into th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from glmeval.run.client import GLMClient, find_api_key
 from glmeval.errors import GlmevalError
 from glmeval.plan import Plan
 from glmeval.records import Job, Result
-from glmeval.run.runner import RunCounts, RunOptions, RunOutcome, Runner
+from glmeval.run.client import GLMClient, find_api_key
+from glmeval.run.runner import RunCounts, Runner, RunOptions, RunOutcome
 from glmeval.store import Store
 
 LOCAL_SPEED = 0.05
@@ -37,13 +38,13 @@ class Target:
     server: Any = field(default=None, init=False)
     client: GLMClient | None = field(default=None, init=False)
 
-    def __enter__(self) -> "Target":
+    def __enter__(self) -> Target:
         if self.local:
             from glmeval.simulator import LocalServer
 
             try:
                 self.server = LocalServer(rules_path=self.rules, speed=self.speed, faults=self.faults).start()
-            except Exception as exc:  # noqa: BLE001 - rules file problems and port errors alike
+            except Exception as exc:
                 raise GlmevalError(f"cannot start the local GLM server: {exc}") from None
             self.base_url = self.server.base_url
             self.api_key = self.server.api_key

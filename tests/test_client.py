@@ -6,7 +6,7 @@ is checked in each call mode it applies to, through the real SDK over loopback H
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest

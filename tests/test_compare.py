@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from glmeval.cli import main
-from glmeval.analysis.compare import compare_runs, compare_variants, format_comparison, verdict
-from glmeval.errors import GlmevalError
-from glmeval.analysis.gate import Rule, evaluate, head_metrics, parse_rule, parse_rules
-from glmeval.store import Store
 from test_store import make_job, make_result
+
+from glmeval.analysis.compare import compare_runs, compare_variants, format_comparison, verdict
+from glmeval.analysis.gate import Rule, evaluate, head_metrics, parse_rule, parse_rules
+from glmeval.cli import main
+from glmeval.errors import GlmevalError
+from glmeval.store import Store
 
 # -- synthetic runs ---------------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 import glmeval
-from glmeval.cli import main
 from glmeval.analysis.compare import compare_runs
 from glmeval.analysis.frames import summary_frame
+from glmeval.cli import main
 from glmeval.store import Store
 from glmeval.store.transfer import export_run, import_run
 

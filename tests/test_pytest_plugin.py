@@ -17,8 +17,8 @@ import pytest
 # Import what the plugin loads lazily once, here: pytester's in-process runs drop modules first
 # imported inside them, so each run would otherwise re-import (and assertion-rewrite) them all.
 import glmeval.checks
-import glmeval.pytest_plugin.fixture
 import glmeval.plan
+import glmeval.pytest_plugin.fixture
 import glmeval.report
 import glmeval.run.runner
 import glmeval.session

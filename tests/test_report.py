@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from glmeval.cli import main
 from glmeval.analysis.frames import results_frame, summary_frame
+from glmeval.cli import main
 from glmeval.records import CheckResult, CheckSpec, Completion, ErrorInfo, Job, Result
-from glmeval.report import FILE_NAMES, load_report_data, write_reports
-from glmeval.report import views
+from glmeval.report import FILE_NAMES, load_report_data, views, write_reports
 from glmeval.report.demo import synth_run
 from glmeval.report.jsonreport import render_json
 from glmeval.report.junit import render_junit

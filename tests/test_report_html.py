@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from glmeval.cli import main
-from glmeval.run.client import GLMClient
 from glmeval.plan import cache_key, job_id
-from glmeval.run.ratelimit import Budget, Limiter, ModelLimit, TokenBucket, parse_model_values
 from glmeval.records import CheckSpec, Completion, Job
-from glmeval.run.runner import RunOptions, RunOutcome, Runner
+from glmeval.run.client import GLMClient
+from glmeval.run.ratelimit import Budget, Limiter, ModelLimit, TokenBucket, parse_model_values
+from glmeval.run.runner import Runner, RunOptions, RunOutcome
 from glmeval.session import Target
 from glmeval.simulator import FaultConfig, LocalServer
 from glmeval.store import Store

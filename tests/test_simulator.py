@@ -13,9 +13,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import jwt
@@ -25,8 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from zhipuai import ZhipuAI
 
-from glmeval.simulator import MODELS, FaultConfig, LocalServer, RulesError, load_rules
 from glmeval.catalogue.tokens import count_prompt_tokens, count_tokens, split_tokens, truncate_to_tokens
+from glmeval.simulator import MODELS, FaultConfig, LocalServer, RulesError, load_rules
 
 GLM4_HELLO = "你好👋！我是人工智能助手智谱清言，可以叫我小智🤖，很高兴见到你，欢迎问我任何问题。"
 WEATHER_TOOLS: list[dict[str, Any]] = [

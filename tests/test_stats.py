@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from glmeval.analysis.stats import describe_p, mcnemar_exact, paired_bootstrap, wilson_interval
 
-
 # -- Wilson -----------------------------------------------------------------------------------
 
 

@@ -27,9 +27,9 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from glmeval.errors import GlmevalError
 from glmeval.analysis.frames import case_frame, results_frame
 from glmeval.analysis.stats import describe_p, mcnemar_exact, paired_bootstrap, wilson_interval
+from glmeval.errors import GlmevalError
 from glmeval.store import RunInfo, Store
 
 METRICS: tuple[str, ...] = ("pass_rate", "latency_p50_ms", "latency_p95_ms", "total_tokens", "cost")

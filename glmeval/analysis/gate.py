@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from glmeval.analysis.compare import Comparison, compare_runs, format_comparison, side_metrics
-from glmeval.errors import GlmevalError
 from glmeval.analysis.frames import case_frame, results_frame
+from glmeval.errors import GlmevalError
 from glmeval.store import Store
 
 # rule metric name -> comparison metric key (None: computed from case lists / counts)

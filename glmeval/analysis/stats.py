@@ -18,7 +18,7 @@ each is a few lines and tested against known values.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

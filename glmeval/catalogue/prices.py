@@ -1,6 +1,7 @@
 """What a call costs, in yuan (CNY), from a per-model price table a suite can override.
 
-Prices are yuan per 1M tokens, ``(input, output)``. They come from /work/shared/zhipu-api.md §5,
+Prices are yuan per 1M tokens, ``(input, output)``, read from the model catalogue
+(:mod:`glmeval.catalogue.models`). They come from /work/shared/zhipu-api.md §5,
 which states for each figure where and when it was seen:
 
 - glm-4, glm-4-0520: 100 / 100 (0.1 元/千tokens), launch pricing of January 2024
@@ -23,53 +24,17 @@ pretending the call was free.
 from __future__ import annotations
 
 import math
-
 import re
-from dataclasses import dataclass
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-Price = tuple[float, float]
+from glmeval.catalogue.models import MODELS, PRICE_ONLY, Price, Tier
 
 PRICES: dict[str, Price] = {
-    "glm-4": (100.0, 100.0),
-    "glm-4-0520": (100.0, 100.0),
-    "glm-3-turbo": (5.0, 5.0),
-    "glm-4-plus": (5.0, 5.0),
-    "glm-4-air": (0.5, 0.5),
-    "glm-4-air-250414": (0.5, 0.5),
-    "glm-4-flash": (0.0, 0.0),
-    "glm-4-flash-250414": (0.0, 0.0),
-    "glm-4-flashx-250414": (0.1, 0.1),
-    "glm-4-long": (1.0, 1.0),
-    "glm-4.5-flash": (0.0, 0.0),
+    **{name: info.price for name, info in MODELS.items() if info.price is not None and info.kind == "chat"},
+    **PRICE_ONLY,
 }
-
-
-@dataclass(frozen=True)
-class Tier:
-    """One band of a size-tiered price: applies while prompt < ``max_prompt`` and
-    completion < ``max_completion`` (``None`` = no upper bound)."""
-
-    max_prompt: int | None
-    max_completion: int | None
-    price: Price
-
-
-_GLM45_TIERS = (
-    Tier(32_000, 200, (2.0, 8.0)),
-    Tier(32_000, None, (3.0, 14.0)),
-    Tier(None, None, (4.0, 16.0)),
-)
-
-TIERED: dict[str, tuple[Tier, ...]] = {
-    "glm-4.5": _GLM45_TIERS,
-    "glm-4.6": _GLM45_TIERS,
-    "glm-4.5-air": (
-        Tier(32_000, 200, (0.8, 2.0)),
-        Tier(32_000, None, (0.8, 6.0)),
-        Tier(None, None, (1.2, 8.0)),
-    ),
-}
+TIERED: dict[str, tuple[Tier, ...]] = {name: info.tiers for name, info in MODELS.items() if info.tiers}
 
 _DATE_SUFFIX = re.compile(r"-(\d{4}|\d{6}|\d{8})$")
 

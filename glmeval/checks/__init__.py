@@ -14,9 +14,10 @@ import dataclasses
 import sys
 import threading
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from glmeval.records import CheckResult, CheckSpec, Completion, Job
 
@@ -133,7 +134,7 @@ def validate_check(spec: CheckSpec, suite_dir: str | Path | None = None, tools: 
         return []
     try:
         problems = definition.validate(spec, Path(suite_dir) if suite_dir is not None else Path.cwd(), tools)
-    except Exception as exc:  # noqa: BLE001 - a broken (plugin) validator must not hide the real problems
+    except Exception as exc:
         return [f"cannot check its arguments ({type(exc).__name__}: {exc})"]
     return [str(p) for p in problems or []]
 
@@ -287,7 +288,7 @@ def _load_entry_points() -> list[str]:
         before = dict(REGISTRY)
         try:
             obj = ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break every run
+        except Exception as exc:
             warnings.warn(f"glmeval.checks plugin {ep.name!r} ({ep.value}) failed to load: {exc}", stacklevel=2)
             continue
         added += _register_object(ep.name, obj, replace=False)
@@ -397,7 +398,7 @@ def evaluate(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> Chec
                     sign = ">=" if passed else "<"
                     result.reason = f"{result.reason}; score {result.score:.2f} {sign} threshold {spec.threshold:g}"
                 result.passed = passed
-        except Exception as exc:  # noqa: BLE001 - a failing check is a verdict, not a crash
+        except Exception as exc:
             result = CheckResult(spec.type, False, 0.0, f"check raised {type(exc).__name__}: {exc}", error=True)
     if spec.negate and not result.error:
         result.passed = not result.passed

@@ -21,9 +21,10 @@ import json
 import re
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from glmeval.checks import CheckContext, did_you_mean, file_beside, got, register, unknown_args
 from glmeval.records import CheckResult, CheckSpec, Completion
@@ -98,9 +99,9 @@ def _run_inline(source: str, names: dict[str, Any]) -> Any:
     mode, code = _compiled(source)
     namespace = dict(names)
     if mode == "exec":
-        exec(code, namespace)  # noqa: S102 - suite code, see module docstring
+        exec(code, namespace)
         return namespace["__check__"]()
-    return eval(code, namespace)  # noqa: S307 - suite code, see module docstring
+    return eval(code, namespace)
 
 
 def _interpret(raw: Any, spec: CheckSpec, what: str) -> CheckResult:
@@ -266,6 +267,6 @@ def python(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckR
         call = lambda: _run_inline(source, names)  # noqa: E731
     try:
         raw = call()
-    except Exception as exc:  # noqa: BLE001 - the user's code failing is reported, not raised
+    except Exception as exc:
         return CheckResult(spec.type, False, 0.0, f"{what} raised {type(exc).__name__}: {exc}", error=True)
     return _interpret(raw, spec, what)

@@ -75,9 +75,7 @@ def _as_score(value: Any) -> float | None:
         return None
     if math.isnan(score):
         return None
-    if isinstance(value, str) and value.strip().endswith("%"):
-        score /= 100
-    elif score > 10:
+    if isinstance(value, str) and value.strip().endswith("%") or score > 10:
         score /= 100
     elif score > 1:
         score /= 10
@@ -346,7 +344,7 @@ def similar(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> Check
     model = str(spec.args.get("model") or ctx.embedding_model or "embedding-3")
     try:
         vectors = ctx.grader.embed(model, [answer, *references])
-    except Exception as exc:  # noqa: BLE001 - a failed embedding call is reported, not raised
+    except Exception as exc:
         return CheckResult(spec.type, False, 0.0, f"similar: the embedding call to {model} failed: {exc}", error=True)
     ctx.grader_usage.append({"check": spec.type, "kind": "embedding", "model": model, "texts": len(references) + 1})
     if len(vectors) != len(references) + 1:

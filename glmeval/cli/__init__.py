@@ -34,7 +34,7 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
-        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        except Exception as exc:
             if debug:
                 raise
             click.echo(

@@ -17,9 +17,11 @@ from typing import Any
 import click
 from tabulate import tabulate
 
-from glmeval.report.markdown import fmt_ms as _ms, fmt_pct as _pct, fmt_when as _when
 from glmeval.cli import main
 from glmeval.errors import GlmevalError
+from glmeval.report.markdown import fmt_ms as _ms
+from glmeval.report.markdown import fmt_pct as _pct
+from glmeval.report.markdown import fmt_when as _when
 from glmeval.store import RunInfo, Store
 
 _DB = click.option(

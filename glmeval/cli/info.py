@@ -28,7 +28,7 @@ def list_checks() -> None:
 def list_models() -> None:
     """List the models glmeval knows: context window, max output and price per 1M tokens."""
     from glmeval.catalogue import prices
-    from glmeval.simulator import MODELS
+    from glmeval.catalogue.models import MODELS
 
     rows = []
     for name, spec in MODELS.items():
@@ -36,4 +36,4 @@ def list_models() -> None:
         shown = "–" if price is None else f"{price[0]:g} / {price[1]:g}"
         rows.append([name, getattr(spec, "context_window", ""), getattr(spec, "max_output", ""), shown])
     click.echo(tabulate(rows, headers=["model", "context", "max output", "¥ in / out per 1M"], tablefmt="simple"))
-    click.echo("Prices are indicative (see glmeval/prices.py for sources and dates); override them in a suite's prices:.")
+    click.echo("Prices are indicative (see glmeval/catalogue/ for sources and dates); override them in a suite's prices:.")

@@ -71,10 +71,11 @@ class Progress:
             return None
         return (time.monotonic() - self.started) / ran * max(0, self.total - done)
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self.tty:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+            from rich.progress import Progress as Bar
 
             self._bar = Bar(
                 TextColumn("[bold]{task.description}"),

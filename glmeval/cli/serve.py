@@ -21,8 +21,8 @@ def serve(
     host: str, port: int, rules: Path | None, speed: float, api_key: str, faults: tuple[str, ...] = (), fault_seed: int | None = None
 ) -> None:
     """Run the local GLM server (Zhipu v4 protocol) until Ctrl-C."""
-    from glmeval.errors import GlmevalError
     from glmeval.cli.run import parse_faults
+    from glmeval.errors import GlmevalError
     from glmeval.simulator import RulesError, serve_forever
 
     fault_config = parse_faults(faults, fault_seed, local=True)

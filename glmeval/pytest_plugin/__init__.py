@@ -30,9 +30,10 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -125,7 +126,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 # -- session state --------------------------------------------------------------------------
 
-STATE_KEY: pytest.StashKey["GlmevalState"] = pytest.StashKey()
+STATE_KEY: pytest.StashKey[GlmevalState] = pytest.StashKey()
 
 
 @dataclass
@@ -155,8 +156,8 @@ class GlmevalState:
     baseline: str | None = None
     replay: bool = False
     concurrency: int | None = None
-    selected: list["SuiteItem"] = field(default_factory=list)
-    results: dict[str, "Result"] = field(default_factory=dict)
+    selected: list[SuiteItem] = field(default_factory=list)
+    results: dict[str, Result] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     statuses: list[str] = field(default_factory=list)
     worker_outputs: list[dict[str, Any]] = field(default_factory=list)
@@ -164,14 +165,14 @@ class GlmevalState:
     error: str | None = None
     abort_reason: str | None = None
     started: bool = False
-    store: "Store | None" = None
-    target: "Target | None" = None
+    store: Store | None = None
+    target: Target | None = None
     jobs_run: int = 0
     markers: set[str] = field(default_factory=set)
     _run_id: str | None = None
 
     @classmethod
-    def from_config(cls, config: pytest.Config) -> "GlmevalState":
+    def from_config(cls, config: pytest.Config) -> GlmevalState:
         workerinput: dict[str, Any] = getattr(config, "workerinput", {}) or {}
         return cls(
             config=config,
@@ -216,7 +217,7 @@ class GlmevalState:
 
     # -- what was selected -------------------------------------------------------------------
 
-    def selected_suites(self) -> list["Suite"]:
+    def selected_suites(self) -> list[Suite]:
         suites: dict[int, Suite] = {}
         for item in self.selected:
             suites.setdefault(id(item.suite), item.suite)
@@ -239,8 +240,8 @@ class GlmevalState:
             return True
         if self.error is not None:
             return False
-        from glmeval.run.client import find_api_key
         from glmeval.errors import GlmevalError
+        from glmeval.run.client import find_api_key
         from glmeval.session import LOCAL_SPEED, Target
         from glmeval.store import Store
 
@@ -304,10 +305,10 @@ class GlmevalState:
 
     # -- running ---------------------------------------------------------------------------
 
-    def _on_result(self, result: "Result", counts: Any) -> None:
+    def _on_result(self, result: Result, counts: Any) -> None:
         self.results[result.job.id] = result
 
-    def _options(self, suite: "Suite") -> "RunOptions":
+    def _options(self, suite: Suite) -> RunOptions:
         from glmeval.run.runner import RunOptions
 
         return RunOptions(
@@ -320,7 +321,7 @@ class GlmevalState:
             prices=suite.prices or None,
         )
 
-    def run_items(self, items: list["SuiteItem"]) -> None:
+    def run_items(self, items: list[SuiteItem]) -> None:
         """Run every job of ``items`` in one go.
 
         Jobs of suites that share run options (same folder, settings and prices: the usual
@@ -359,7 +360,7 @@ class GlmevalState:
                 # The runner swallowed Ctrl-C to finish in-flight calls; pytest must still stop.
                 raise KeyboardInterrupt
 
-    def prepare(self, item: "SuiteItem") -> None:
+    def prepare(self, item: SuiteItem) -> None:
         """Make sure ``item``'s results exist: run the batch it belongs to if they do not."""
         if all(j.id in self.results or j.id in self.missing for j in item.jobs):
             return
@@ -392,13 +393,13 @@ class GlmevalState:
                 with plugin.torun.lock() as queue:
                     indices.extend(i for i in queue if isinstance(i, int))
                 return [session.items[i] for i in indices if 0 <= i < len(session.items)]
-            except Exception:  # noqa: BLE001 - an xdist internals change only costs concurrency
+            except Exception:
                 return []
         return []
 
     # -- judging an item ---------------------------------------------------------------------
 
-    def verdict(self, item: "SuiteItem") -> Verdict:
+    def verdict(self, item: SuiteItem) -> Verdict:
         """Aggregate the item's repeats by the case's threshold.
 
         A repeat without an answer (rate limit exhausted, timeout, HTTP error) counts as not
@@ -493,7 +494,7 @@ class GlmevalState:
                     self.summary.append(f"report: {path}")
         except GlmevalError as exc:
             self.summary.append(f"cannot finish the run: {exc}")
-        except Exception as exc:  # noqa: BLE001 - a report bug must not hide the test results
+        except Exception as exc:
             self.summary.append(f"report failed: {type(exc).__name__}: {exc}")
         finally:
             if store is not None and store is not self.store:
@@ -511,7 +512,7 @@ def get_state(config: pytest.Config) -> GlmevalState:
 # -- failure text ---------------------------------------------------------------------------
 
 
-def excerpt(completion: "Completion", limit: int = EXCERPT_CHARS) -> str:
+def excerpt(completion: Completion, limit: int = EXCERPT_CHARS) -> str:
     """The answer as a reader needs it in a failure: text (cut), then any tool calls."""
     text = completion.text or ""
     shown = repr(text if len(text) <= limit else text[:limit] + "…")
@@ -521,7 +522,7 @@ def excerpt(completion: "Completion", limit: int = EXCERPT_CHARS) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _describe_failures(results: list["Result"], total: int) -> list[str]:
+def _describe_failures(results: list[Result], total: int) -> list[str]:
     """Failed checks with reasons and the answer, repeats with the same story told once."""
     groups: dict[tuple[Any, ...], list[Result]] = {}
     for result in results:
@@ -584,7 +585,7 @@ def _listed_suites(config: pytest.Config) -> set[Path]:
     return {(config.rootpath / p).resolve() for p in listed}
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> "SuiteFile | None":
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> SuiteFile | None:
     if file_path.suffix not in (".yaml", ".yml") or not _matches(file_path, parent.config):
         return None
     return SuiteFile.from_parent(parent, path=file_path)
@@ -676,10 +677,10 @@ class SuiteItem(pytest.Item):
     def __init__(
         self,
         *,
-        suite: "Suite",
+        suite: Suite,
         case_id: str,
         variant_id: str,
-        jobs: list["Job"],
+        jobs: list[Job],
         line: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -812,7 +813,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 @pytest.fixture
-def glm(request: pytest.FixtureRequest) -> "Glm":
+def glm(request: pytest.FixtureRequest) -> Glm:
     """Call GLM from a Python test through glmeval's client, retries, cache and store.
 
     ``glm.chat("你好", model="glm-4")`` returns a Completion; ``glm.check(completion,

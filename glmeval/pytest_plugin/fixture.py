@@ -10,7 +10,6 @@ session's stored run, and ``check`` uses the same check registry as suites.
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -35,7 +34,7 @@ class Glm:
     test module, with the test's node id as the case id and the call number as the repeat.
     """
 
-    def __init__(self, state: "GlmevalState", node: pytest.Item) -> None:
+    def __init__(self, state: GlmevalState, node: pytest.Item) -> None:
         self._state = state
         self._node = node
         self._calls = 0
@@ -103,7 +102,7 @@ class Glm:
         )
 
     def _run(self, job: Job) -> Result:
-        from glmeval.run.runner import RunOptions, Runner
+        from glmeval.run.runner import Runner, RunOptions
 
         state = self._state
         assert state.store is not None and state.target is not None

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
-from glmeval.errors import GlmevalError
 from glmeval.analysis.frames import checks_frame, results_frame, summary_frame
+from glmeval.errors import GlmevalError
 from glmeval.store import RunInfo, Store
 
 FORMATS: tuple[str, ...] = ("md", "html", "json", "junit")

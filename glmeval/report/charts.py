@@ -13,7 +13,7 @@ the SVG so it wraps on a phone instead of overflowing the drawing.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from markupsafe import Markup, escape
 

@@ -81,7 +81,7 @@ def summary_rows(data: ReportData) -> list[dict[str, Any]]:
     for r in s.to_dict("records"):
         v = r["variant"]
 
-        def cell(col: str, text: str, sort: Any) -> dict[str, Any]:
+        def cell(col: str, text: str, sort: Any, v: str = v) -> dict[str, Any]:
             return {"text": text, "sort": _sort_value(sort), "best": v in best.get(col, set())}
 
         checks_total = r.get("checks_total") or 0

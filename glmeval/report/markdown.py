@@ -10,14 +10,13 @@ GitHub's comment limit (65,536 characters), again with a note saying where the r
 from __future__ import annotations
 
 import datetime as dt
-import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 from tabulate import tabulate
 
-from glmeval.report import ReportData
-from glmeval.report import views
+from glmeval.report import ReportData, views
 from glmeval.report.charts import sparkline
 
 MAX_OUTPUT = 160

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -39,7 +40,7 @@ def clean(value: Any) -> Any:
     return value
 
 
-def _memo(data: "ReportData", key: str, build: Callable[[], Any]) -> Any:
+def _memo(data: ReportData, key: str, build: Callable[[], Any]) -> Any:
     if key not in data.cache:
         data.cache[key] = build()
     return data.cache[key]
@@ -191,7 +192,7 @@ class Matrix:
         return bool(self.case_info.get(case_id, {}).get("same_messages", True))
 
 
-def failure_lines(data: "ReportData", limit: int = 10, width: int = 160) -> list[str]:
+def failure_lines(data: ReportData, limit: int = 10, width: int = 160) -> list[str]:
     """One line per failing case × variant, errors first: what a terminal shows after a run,
     so nobody has to open a report to learn why the build is red."""
     bad = [c for c in matrix(data).cells.values() if not c.passed]
@@ -207,7 +208,7 @@ def failure_lines(data: "ReportData", limit: int = 10, width: int = 160) -> list
     return lines
 
 
-def failure_items(data: "ReportData", limit: int = 200, width: int = 400) -> tuple[list[dict[str, Any]], int]:
+def failure_items(data: ReportData, limit: int = 200, width: int = 400) -> tuple[list[dict[str, Any]], int]:
     """The HTML report's "Failures and errors" list: one item per failing case × variant
     (errors first, then in matrix order) with why it failed (the failing checks' reasons or
     the error text), and how many there are in all."""
@@ -230,7 +231,7 @@ def failure_items(data: "ReportData", limit: int = 200, width: int = 400) -> tup
     return items, len(bad)
 
 
-def outcome(data: "ReportData") -> dict[str, str]:
+def outcome(data: ReportData) -> dict[str, str]:
     """The header badge: the stored status, coloured by what the run actually produced, so a
     run whose every call failed is never shown as a green "complete". ``tone`` is good (every
     case passed), warn (some cases failed), bad (errors, or a run that did not finish)."""
@@ -251,7 +252,7 @@ def outcome(data: "ReportData") -> dict[str, str]:
     return {"text": " · ".join(parts), "tone": tone}
 
 
-def variant_order(data: "ReportData") -> list[str]:
+def variant_order(data: ReportData) -> list[str]:
     """Variants as the plan listed them, then any others found in the results."""
     order = [v for v in data.summary["variant"].tolist()] if not data.summary.empty else []
     if not data.results.empty:
@@ -261,7 +262,7 @@ def variant_order(data: "ReportData") -> list[str]:
     return order
 
 
-def checks_by_job(data: "ReportData") -> dict[str, list[CheckRow]]:
+def checks_by_job(data: ReportData) -> dict[str, list[CheckRow]]:
     def build() -> dict[str, list[CheckRow]]:
         out: dict[str, list[CheckRow]] = {}
         c = data.checks
@@ -295,7 +296,7 @@ def _tool_calls(raw: Any) -> list[dict[str, Any]]:
     return out
 
 
-def matrix(data: "ReportData") -> Matrix:
+def matrix(data: ReportData) -> Matrix:
     def build() -> Matrix:
         variants = variant_order(data)
         vindex = {v: i for i, v in enumerate(variants)}
@@ -366,7 +367,7 @@ def matrix(data: "ReportData") -> Matrix:
     return _memo(data, "matrix", build)
 
 
-def cell_messages(data: "ReportData", cell: Cell) -> list[dict[str, Any]]:
+def cell_messages(data: ReportData, cell: Cell) -> list[dict[str, Any]]:
     """The conversation sent for this cell (all repeats share it)."""
     if not cell.attempts:
         return []
@@ -469,7 +470,7 @@ def best_variants(summary: pd.DataFrame) -> dict[str, set[str]]:
     return out
 
 
-def totals(data: "ReportData") -> dict[str, Any]:
+def totals(data: ReportData) -> dict[str, Any]:
     """Run-wide figures for the header: what a reader wants before any table."""
     res = data.results
     if res.empty:
@@ -495,7 +496,7 @@ def totals(data: "ReportData") -> dict[str, Any]:
     }
 
 
-def models(data: "ReportData") -> list[str]:
+def models(data: ReportData) -> list[str]:
     if data.results.empty:
         return sorted({str(v.get("model")) for v in data.variants.values() if v.get("model")})
     return list(dict.fromkeys(data.results["model"].tolist()))
@@ -538,7 +539,7 @@ class Effect:
         return rows
 
 
-def grid_axes(data: "ReportData") -> list[str]:
+def grid_axes(data: ReportData) -> list[str]:
     """Keys of the variant dicts besides ``model`` that take two or more values in this run."""
     seen: dict[str, list[str]] = {}
     for variant in data.variants.values():
@@ -552,7 +553,7 @@ def grid_axes(data: "ReportData") -> list[str]:
     return [k for k, values in seen.items() if len(values) > 1]
 
 
-def effects(data: "ReportData") -> list[Effect]:
+def effects(data: ReportData) -> list[Effect]:
     """Per grid axis, ``pandas.pivot_table`` of each metric by axis value and model.
 
     Pass rate is the share of passing answers; latency is the median of fresh (uncached,
@@ -655,7 +656,7 @@ class Trends:
         return len(self.runs) >= 2
 
 
-def trends(data: "ReportData", max_variants: int = 10) -> Trends:
+def trends(data: ReportData, max_variants: int = 10) -> Trends:
     """Per variant, each trend metric across the suite's recent runs (oldest first)."""
 
     def build() -> Trends:

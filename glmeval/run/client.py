@@ -247,7 +247,7 @@ class GLMClient:
                 timeout=httpx.Timeout(timeout, connect=min(8.0, timeout)),
                 http_client=self._http,
             )
-        except Exception as exc:  # noqa: BLE001 - the SDK raises bare Exception for malformed keys
+        except Exception as exc:
             raise GlmevalError(f"cannot create the zhipuai client: {redact(str(exc), api_key)}") from None
 
     def _note_simulator(self, response: httpx.Response) -> None:
@@ -269,7 +269,7 @@ class GLMClient:
                 completion = self._sync(model, messages, params)
         except CallError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes raw
+        except Exception as exc:
             raise classify(exc, self._secret) from None
         completion.latency_ms = (time.perf_counter() - start) * 1000
         completion.model = completion.model or model
@@ -350,7 +350,7 @@ class GLMClient:
         while True:
             try:
                 result = self.sdk.chat.asyncCompletions.retrieve_completion_result(id=task_id)
-            except Exception as exc:  # noqa: BLE001 - classified below
+            except Exception as exc:
                 # A failed poll does not mean a failed task: poll again rather than resubmit
                 # (a new task would be paid for again). Give up after a few in a row.
                 err = classify(exc, self._secret)
@@ -379,6 +379,6 @@ class GLMClient:
     def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         try:
             resp = self.sdk.embeddings.create(model=model, input=texts)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise classify(exc, self._secret) from None
         return [list(item.embedding) for item in sorted(resp.data, key=lambda d: d.index)]

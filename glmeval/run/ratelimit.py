@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 __all__ = [
     "BURST_SECONDS",
@@ -47,7 +47,7 @@ class ModelLimit:
     rpm: float | None = None
     tpm: float | None = None
 
-    def merged(self, other: "ModelLimit") -> "ModelLimit":
+    def merged(self, other: ModelLimit) -> ModelLimit:
         """``self`` with the fields ``other`` sets (``other`` wins)."""
         return ModelLimit(
             other.concurrency if other.concurrency is not None else self.concurrency,

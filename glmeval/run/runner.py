@@ -33,18 +33,19 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from glmeval.catalogue import prices as price_table
-from glmeval.checks import CheckContext, evaluate_all
-from glmeval.run.client import FATAL_KINDS, RETRYABLE_KINDS, CallError, GLMClient
-from glmeval.errors import GlmevalError, RunAborted
-from glmeval.run.ratelimit import Budget, Limiter, ModelLimit, Permit
-from glmeval.records import Completion, ErrorInfo, Job, Result
-from glmeval.store import Store
 from glmeval.catalogue.tokens import count_prompt_tokens
+from glmeval.checks import CheckContext, evaluate_all
+from glmeval.errors import GlmevalError, RunAborted
+from glmeval.records import Completion, ErrorInfo, Job, Result
+from glmeval.run.client import FATAL_KINDS, RETRYABLE_KINDS, CallError, GLMClient
+from glmeval.run.ratelimit import Budget, Limiter, ModelLimit, Permit
+from glmeval.store import Store
 
 # The prior for a job's answer before any answer of its model was seen:
 # min(max_tokens or DEFAULT_COMPLETION_ESTIMATE, 4 x prompt tokens + 64). Most eval answers are
@@ -191,7 +192,7 @@ class _Grader:
     """Model-graded checks' way to the network: the same client, limits, retries and cache as
     jobs. Runs on worker threads, so it blocks (the coordinator never does)."""
 
-    def __init__(self, runner: "Runner") -> None:
+    def __init__(self, runner: Runner) -> None:
         self._runner = runner
 
     def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> Completion:
@@ -421,7 +422,7 @@ class Runner:
                 return
             try:
                 self._out.put(self._work(task))
-            except BaseException as exc:  # noqa: BLE001 - a job must end as a result, never vanish
+            except BaseException as exc:
                 if task.permit is not None:
                     self.limiter.release(task.permit, None)
                     task.permit = None

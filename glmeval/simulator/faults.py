@@ -105,7 +105,7 @@ class FaultConfig:
         return format(self.retry_after, "g")
 
     @classmethod
-    def parse(cls, spec: str) -> "FaultConfig":
+    def parse(cls, spec: str) -> FaultConfig:
         """Build from ``"rate_limit=0.1,cut_stream=0.05,seed=3"`` (the CLI form); the schedule
         is ``"fail_first=2,fail_kind=rate_limit"``."""
         known = {f.name: f.type for f in fields(cls)}

@@ -1,21 +1,18 @@
-"""The GLM model table: limits, simulated latency, reply style and list prices, in one place.
+"""The simulator's view of each model: the catalogue's limits and defaults, plus invented speed and style.
 
-The local server validates requests against these limits exactly as the real API does, and
-the rest of glmeval reuses the same table (context windows for planning, prices for cost), so
-a model is described once.
-
-Sources (see /work/shared/zhipu-api.md §5): context windows and max output from
-docs.bigmodel.cn and lobe-chat's model bank; prices in CNY per 1M tokens from the same
-third-party transcriptions, so treat them as indicative and check bigmodel.cn/pricing.
-glm-4.5/glm-4.6 have tiered prices; the table holds the first tier (input < 32K tokens,
-output < 200 tokens). Latency figures are the simulator's own invention, chosen so that
-models differ the way users observe (glm-4 slow and thorough, glm-4-flash fastest).
+Limits, defaults and prices come from :mod:`glmeval.catalogue.models`, so the local server
+refuses exactly what the planner and the suite loader warn about. Latency figures and reply
+styles are the simulator's own invention, chosen so that models differ the way users observe
+(glm-4 slow and thorough, glm-4-flash fastest).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+from glmeval.catalogue.models import MODELS as CATALOGUE
+from glmeval.catalogue.models import ModelInfo
 
 __all__ = ["MODELS", "ModelSpec", "STYLES", "chat_models", "embedding_models"]
 
@@ -25,7 +22,7 @@ STYLES: tuple[str, ...] = ("thorough", "balanced", "terse")
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """One model as the simulator (and glmeval's planner and cost report) sees it."""
+    """One model as the simulator sees it: catalogue facts plus simulated speed and style."""
 
     name: str
     kind: Literal["chat", "embedding"]
@@ -58,63 +55,49 @@ class ModelSpec:
         return (prompt_tokens * self.price_input_per_m + completion_tokens * self.price_output_per_m) / 1e6
 
 
-def _chat(
-    name: str,
-    context: int,
-    max_output: int,
-    latency: tuple[float, float, float],
-    style: Style,
-    price: tuple[float, float],
-    *,
-    default_max_tokens: int = 1024,
-    temperature: float = 0.95,
-    top_p: float = 0.7,
-    thinking: bool = False,
-) -> ModelSpec:
+# (first-token ms, ms per prompt token, ms per completion token), reply style.
+_SPEED: dict[str, tuple[tuple[float, float, float], Style]] = {
+    "glm-4": ((600, 0.05, 25), "thorough"),
+    "glm-4-0520": ((550, 0.05, 22), "thorough"),
+    "glm-3-turbo": ((250, 0.02, 12), "terse"),
+    "glm-4-plus": ((500, 0.04, 20), "thorough"),
+    "glm-4-air": ((350, 0.03, 14), "balanced"),
+    "glm-4-airx": ((200, 0.02, 8), "terse"),
+    "glm-4-flash": ((120, 0.01, 6), "terse"),
+    "glm-4-flashx": ((100, 0.01, 5), "terse"),
+    "glm-4-long": ((900, 0.08, 22), "balanced"),
+    "glm-4.5": ((700, 0.04, 18), "thorough"),
+    "glm-4.5-air": ((400, 0.03, 12), "balanced"),
+    "glm-4.6": ((750, 0.04, 18), "thorough"),
+    "embedding-2": ((80, 0.01, 0), "balanced"),
+    "embedding-3": ((100, 0.01, 0), "balanced"),
+}
+_DEFAULT_SPEED: tuple[tuple[float, float, float], Style] = ((500, 0.04, 18), "balanced")
+
+
+def _spec(info: ModelInfo) -> ModelSpec:
+    latency, style = _SPEED.get(info.name, _DEFAULT_SPEED)
+    price = info.price or (info.tiers[0].price if info.tiers else (0.0, 0.0))
     return ModelSpec(
-        name=name,
-        kind="chat",
-        context_window=context,
-        max_output=max_output,
-        default_max_tokens=min(default_max_tokens, max_output),
+        name=info.name,
+        kind=info.kind,
+        context_window=info.context_window,
+        max_output=info.max_output,
+        default_max_tokens=info.default_max_tokens,
         base_ms=latency[0],
         per_prompt_token_ms=latency[1],
         per_completion_token_ms=latency[2],
         style=style,
-        default_temperature=temperature,
-        default_top_p=top_p,
-        thinking=thinking,
+        default_temperature=info.default_temperature,
+        default_top_p=info.default_top_p,
+        thinking=info.thinking,
         price_input_per_m=price[0],
         price_output_per_m=price[1],
+        embedding_dimensions=info.embedding_dimensions,
     )
 
 
-_K128 = 131072
-
-MODELS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        _chat("glm-4", _K128, 4095, (600, 0.05, 25), "thorough", (100, 100)),
-        _chat("glm-4-0520", _K128, 4095, (550, 0.05, 22), "thorough", (100, 100)),
-        _chat("glm-3-turbo", _K128, 4095, (250, 0.02, 12), "terse", (5, 5)),
-        _chat("glm-4-plus", _K128, 4095, (500, 0.04, 20), "thorough", (5, 5)),
-        _chat("glm-4-air", _K128, 16384, (350, 0.03, 14), "balanced", (0.5, 0.5)),
-        _chat("glm-4-airx", 8192, 4095, (200, 0.02, 8), "terse", (10, 10)),
-        _chat("glm-4-flash", _K128, 32768, (120, 0.01, 6), "terse", (0, 0)),
-        _chat("glm-4-flashx", _K128, 16384, (100, 0.01, 5), "terse", (0.1, 0.1)),
-        _chat("glm-4-long", 1048576, 4095, (900, 0.08, 22), "balanced", (1, 1)),
-        _chat("glm-4.5", _K128, 98304, (700, 0.04, 18), "thorough", (2, 8),
-              default_max_tokens=65536, temperature=0.6, top_p=0.95, thinking=True),
-        _chat("glm-4.5-air", _K128, 98304, (400, 0.03, 12), "balanced", (0.8, 2),
-              default_max_tokens=65536, temperature=0.6, top_p=0.95, thinking=True),
-        _chat("glm-4.6", 204800, 131072, (750, 0.04, 18), "thorough", (2, 8),
-              default_max_tokens=65536, temperature=1.0, top_p=0.95, thinking=True),
-        ModelSpec("embedding-2", "embedding", 512, 0, 0, 80, 0.01, 0,
-                  price_input_per_m=0.5, embedding_dimensions=(1024,)),
-        ModelSpec("embedding-3", "embedding", 3072, 0, 0, 100, 0.01, 0,
-                  price_input_per_m=0.5, embedding_dimensions=(256, 512, 1024, 2048)),
-    )
-}
+MODELS: dict[str, ModelSpec] = {name: _spec(info) for name, info in CATALOGUE.items()}
 
 
 def chat_models() -> list[str]:

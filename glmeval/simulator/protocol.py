@@ -15,10 +15,12 @@ import json
 import math
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from glmeval.catalogue.tokens import count_prompt_tokens, count_tokens
+
 from .models import MODELS, ModelSpec
 from .rules import Conversation, Sampling
 

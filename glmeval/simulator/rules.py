@@ -15,15 +15,17 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
 from glmeval.catalogue.tokens import content_text
+
 from .models import MODELS, STYLES, ModelSpec
 
 __all__ = [
@@ -274,14 +276,7 @@ _PASS_FAIL = re.compile(r"\bPASS\b|\bFAIL\b")
 _WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _STOPWORDS = frozenset(
-    """a an the is are was were be been being to of and or in on at for with as by it its this that
-    these those should must shall will would can could may might does do did not no yes answer answers
-    response responses output outputs reply replies mention mentions mentioned mentioning contain
-    contains containing include includes including say says said state states stated correct correctly
-    model assistant text user question about from has have had which who what when where why how than
-    then into only also any all some each very more most less such so if but there their they them he
-    she his her we our you your i me my rubric pass fail score grade graded grading criteria criterion
-    expected explain explains explained clearly clear given give gives use uses used""".split()
+    ["a", "an", "the", "is", "are", "was", "were", "be", "been", "being", "to", "of", "and", "or", "in", "on", "at", "for", "with", "as", "by", "it", "its", "this", "that", "these", "those", "should", "must", "shall", "will", "would", "can", "could", "may", "might", "does", "do", "did", "not", "no", "yes", "answer", "answers", "response", "responses", "output", "outputs", "reply", "replies", "mention", "mentions", "mentioned", "mentioning", "contain", "contains", "containing", "include", "includes", "including", "say", "says", "said", "state", "states", "stated", "correct", "correctly", "model", "assistant", "text", "user", "question", "about", "from", "has", "have", "had", "which", "who", "what", "when", "where", "why", "how", "than", "then", "into", "only", "also", "any", "all", "some", "each", "very", "more", "most", "less", "such", "so", "if", "but", "there", "their", "they", "them", "he", "she", "his", "her", "we", "our", "you", "your", "i", "me", "my", "rubric", "pass", "fail", "score", "grade", "graded", "grading", "criteria", "criterion", "expected", "explain", "explains", "explained", "clearly", "clear", "given", "give", "gives", "use", "uses", "used"]
 )
 _CJK_META = re.compile(
     r"回答|回复|输出|应该|应当|必须|需要|提到|提及|包含|包括|内容|是否|正确|说明|指出|给出|模型|答案|用户|问题|"
@@ -751,7 +746,7 @@ class RuleSet:
         self.rules: tuple[Rule, ...] = tuple(first) + tuple(user_rules) + tuple(rest)
 
     @classmethod
-    def from_paths(cls, paths: str | PathLike[str] | Sequence[str | PathLike[str]] | None) -> "RuleSet":
+    def from_paths(cls, paths: str | PathLike[str] | Sequence[str | PathLike[str]] | None) -> RuleSet:
         """Load user rules from zero or more files; a later file's rule replaces an earlier one of the same name."""
         if paths is None:
             return cls()

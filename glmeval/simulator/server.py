@@ -22,13 +22,15 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from os import PathLike
-from typing import Any, Final, Mapping, Sequence
+from typing import Any, Final
 
 from glmeval.catalogue.tokens import count_tokens, split_tokens, truncate_to_tokens
+
 from .embeddings import embed
 from .faults import NO_FAULT, FaultConfig, FaultDecision, decide_fault
 from .models import ModelSpec
@@ -363,7 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "glmeval-simulator"
     sys_version = ""
     timeout = 600
-    server: "_HTTPServer"
+    server: _HTTPServer
     # The request being served counts as in flight (Stats) until _land(); per request.
     _flying = False
     _flight_model: str | None = None
@@ -942,7 +944,7 @@ class LocalServer:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> "LocalServer":
+    def start(self) -> LocalServer:
         """Bind and serve on a daemon thread; returns self so ``LocalServer().start()`` chains."""
         if self._httpd is not None:
             return self
@@ -968,7 +970,7 @@ class LocalServer:
         self._httpd = None
         self._thread = None
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

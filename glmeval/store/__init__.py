@@ -26,9 +26,10 @@ import subprocess
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from glmeval.errors import GlmevalError
 from glmeval.records import CheckResult, Completion, Job, Result
@@ -406,7 +407,7 @@ class Store:
             raise
         return conn
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -23,17 +23,19 @@ import hashlib
 import itertools
 import json
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from glmeval.catalogue.models import ModelInfo, chat_models, lookup
 from glmeval.errors import GlmevalError, SuiteError
 from glmeval.records import MODES, CheckSpec
-from glmeval.suite.yamlsrc import Origin, Row, Source, load_yaml, read_rows
+from glmeval.suite.yamlsrc import Origin, Row, load_yaml, read_rows
 
 ROLES = ("system", "user", "assistant", "tool")
 COMMON_CHECK_OPTIONS = {"type", "not", "weight", "metric", "threshold"}
@@ -326,28 +328,13 @@ def sdk_params(params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 CLAMP_REASON = "the zhipuai SDK keeps temperature and top_p inside (0, 1); glmeval records the value sent"
 
 
-def model_spec(model: str) -> Any | None:
-    """The simulator's table entry for a model (context window, max output), when known."""
-    try:
-        from glmeval.simulator.models import MODELS
-    except ImportError:
-        try:
-            from glmeval.simulator import MODELS  # type: ignore[attr-defined,no-redef]
-        except ImportError:
-            return None
-    return MODELS.get(model) if isinstance(model, str) else None
+def model_spec(model: str) -> ModelInfo | None:
+    """The catalogue's entry for a model (context window, max output), when known."""
+    return lookup(model)
 
 
 def known_models() -> list[str]:
-    try:
-        from glmeval.simulator.models import MODELS
-    except ImportError:
-        return []
-    return [name for name, spec in MODELS.items() if getattr(spec, "kind", "chat") == "chat"]
-
-
-# --------------------------------------------------------------------------------------------
-# The models. Descriptions double as the JSON Schema editors show.
+    return chat_models()
 
 
 class _Strict(BaseModel):
@@ -405,7 +392,7 @@ class Message(_Strict):
         return out
 
     @model_validator(mode="after")
-    def _role_fields(self) -> "Message":
+    def _role_fields(self) -> Message:
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("a tool message needs tool_call_id (the id of the assistant's tool call it answers)")
         if self.role != "tool" and self.tool_call_id:
@@ -1377,7 +1364,7 @@ def _load_check_files(files: Any, origin: Origin, report: Report, base: Path, ha
             continue
         try:
             load_local_checks(file)
-        except Exception as exc:  # noqa: BLE001 - a broken user module is a suite problem, reported on its line
+        except Exception as exc:
             report.error(where, f"cannot load check file {name!r}: {type(exc).__name__}: {exc}")
             continue
         hash_parts.append(file.read_bytes())

@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -129,7 +130,7 @@ class Origin:
         line = self.line(sub)
         return f"{self.path}:{line}" if line else str(self.path)
 
-    def at(self, *sub: Any) -> "Origin":
+    def at(self, *sub: Any) -> Origin:
         """The origin of a value inside this one."""
         if self.source is None:
             return self
