@@ -5,7 +5,7 @@ The pipeline runs in one direction: suite -> plan -> run -> check -> store -> re
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from glmeval.version import __version__
 
 __all__ = ["__version__", "results", "checks"]
 

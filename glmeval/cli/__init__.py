@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from glmeval import __version__
+from glmeval.version import __version__
 from glmeval.errors import GlmevalError
 
 COMMAND_MODULES = ("run", "suites", "serve", "history", "report", "info")

@@ -205,7 +205,7 @@ def baseline_block(data: ReportData) -> dict[str, Any] | None:
 
 def render_html(data: ReportData) -> str:
     """The report as one HTML document (a string), safe to open from disk or a CI artefact."""
-    from glmeval import __version__
+    from glmeval.version import __version__
 
     env = environment()
     run = data.run

@@ -429,7 +429,7 @@ def _truncate(text: str, limit: int) -> str:
 def render_markdown(data: ReportData, limit: int = MAX_MARKDOWN) -> str:
     """The full Markdown report, cut to ``limit`` characters with a note when longer."""
     parts = [s(data) for s in SECTIONS]
-    from glmeval import __version__
+    from glmeval.version import __version__
 
     text = "\n\n".join(p for p in parts if p) + f"\n\n<sub>glmeval {__version__}</sub>\n"
     return _truncate(text, limit)

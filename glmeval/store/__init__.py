@@ -486,7 +486,7 @@ class Store:
         run_id: str | None = None,
         cwd: Path | None = None,
     ) -> str:
-        from glmeval import __version__
+        from glmeval.version import __version__
 
         run_id = run_id or new_run_id()
         git = git_info(cwd)

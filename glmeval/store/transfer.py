@@ -53,7 +53,7 @@ def export_run(store: Store, run: str) -> dict[str, Any]:
         _decode(item, "results")
         item["checks"] = checks.get(item["job_id"], [])
         results.append(item)
-    from glmeval import __version__
+    from glmeval.version import __version__
 
     return {
         "format": FORMAT,
