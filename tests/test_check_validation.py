@@ -495,7 +495,7 @@ def test_register_with_a_validator_and_the_decorator(tmp_path: Path) -> None:
     finally:
         REGISTRY.clear()
         REGISTRY.update(saved)
-        checks_pkg._PENDING_VALIDATORS.clear()
+        REGISTRY.pending_validators.clear()
 
 
 def test_local_check_files_may_declare_validators(tmp_path: Path) -> None:

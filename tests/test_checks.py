@@ -577,7 +577,7 @@ def test_entry_point_plugins(tmp_path: Path, registry_snapshot: None, monkeypatc
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.warns(UserWarning) as caught:
-        added = checks_pkg._load_entry_points()
+        added = checks_pkg.load_entry_points(REGISTRY)
     messages = [str(w.message) for w in caught]
     assert any("plugin 'broken'" in m and "failed to load" in m for m in messages)
     assert any("tried to replace check 'regex'" in m for m in messages)

@@ -26,7 +26,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from glmeval.checks import CheckContext, did_you_mean, file_beside, got, register, unknown_args
+from glmeval.checks.args import did_you_mean, file_beside, got, unknown_args
+from glmeval.checks.context import CheckContext
+from glmeval.checks.registry import register
 from glmeval.records import CheckResult, CheckSpec, Completion
 
 _FILE_REF = re.compile(r"^(?:file://)?(?P<path>[^\n]+?\.py):(?P<func>[A-Za-z_]\w*)$")

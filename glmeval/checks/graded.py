@@ -24,7 +24,9 @@ from typing import Any
 from jinja2.sandbox import SandboxedEnvironment
 
 from glmeval.catalogue import prices
-from glmeval.checks import CheckContext, got, is_template, number_problem, register, unknown_args
+from glmeval.checks.args import got, is_template, number_problem, unknown_args
+from glmeval.checks.context import CheckContext
+from glmeval.checks.registry import register
 from glmeval.records import CheckResult, CheckSpec, Completion
 
 NO_GRADER = "model-graded check needs a runner (no grader available)"

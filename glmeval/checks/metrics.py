@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from glmeval.catalogue import prices
-from glmeval.checks import CheckContext, number_problem, register, unknown_args
+from glmeval.checks.args import number_problem, unknown_args
+from glmeval.checks.context import CheckContext
+from glmeval.checks.registry import register
 from glmeval.records import CheckSpec, Completion
 
 _EXAMPLES = {

@@ -16,8 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from glmeval.checks import (
-    CheckContext,
+from glmeval.checks.args import (
     did_you_mean,
     file_beside,
     flag_problem,
@@ -25,9 +24,10 @@ from glmeval.checks import (
     has_template,
     is_template,
     number_problem,
-    register,
     unknown_args,
 )
+from glmeval.checks.context import CheckContext
+from glmeval.checks.registry import register
 from glmeval.records import CheckSpec, Completion, ToolCall
 
 _FENCE = re.compile(r"```[ \t]*(?:json5?|JSON|javascript|js)?[ \t]*\r?\n(.*?)```", re.DOTALL)
@@ -151,7 +151,7 @@ def schema_problem(schema: Any) -> str | None:
         return f"a JSON Schema must be a mapping; {got(schema)}"
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
-        cls.check_schema(schema)
+        cls.check_schema(schema)  # type: ignore[arg-type]  # a bare true/false is a valid schema too
     except jsonschema.exceptions.SchemaError as exc:
         where = exc.json_path if hasattr(exc, "json_path") else "$"
         return f"invalid JSON Schema at {where}: {exc.message}"

@@ -20,16 +20,9 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from glmeval.checks import (
-    CheckContext,
-    did_you_mean,
-    flag_problem,
-    got,
-    is_template,
-    number_problem,
-    register,
-    unknown_args,
-)
+from glmeval.checks.args import did_you_mean, flag_problem, got, is_template, number_problem, unknown_args
+from glmeval.checks.context import CheckContext
+from glmeval.checks.registry import register
 from glmeval.records import CheckResult, CheckSpec, Completion
 
 _CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"

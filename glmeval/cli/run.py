@@ -5,19 +5,18 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from glmeval.cli import main
 from glmeval.errors import GlmevalError, SuiteError
-from glmeval.plan import build_plan
-from glmeval.records import Result
 from glmeval.run.ratelimit import Budget, ModelLimit, parse_model_values
-from glmeval.run.runner import RunCounts, RunOptions, abort_message
 from glmeval.session import LOCAL_SPEED, Target, find_resume, run_plan
-from glmeval.store import Store
-from glmeval.suite import load_suite
+
+if TYPE_CHECKING:  # loaded inside the command, so `glmeval --help` needs no pydantic, SDK or pandas
+    from glmeval.records import Result
+    from glmeval.run.runner import RunCounts
 
 
 class Progress:
@@ -125,6 +124,8 @@ def _nonblank(values: tuple[str, ...], flag: str) -> tuple[str, ...]:
 def _load_all(paths: tuple[Path, ...]) -> list[Any]:
     """Load every suite before running any, so one bad file among several is reported with the
     others' problems and nothing is half-run."""
+    from glmeval.suite import load_suite
+
     loaded, problems = [], []
     for path in paths:
         try:
@@ -246,8 +247,11 @@ def run(
     if len(given) > 1:
         raise click.UsageError(f"{' and '.join(given)} contradict each other; give one of them")
     cache_mode = "use" if use_cache else "replay" if replay else "off" if no_cache else None
+    from glmeval.plan import build_plan
     from glmeval.report import load_report_data, report_dir, write_reports
     from glmeval.report.markdown import summary_table
+    from glmeval.run.runner import RunOptions
+    from glmeval.store import Store
 
     # --- runner: flags checked before anything is loaded or spent ---
     if resume is not None and (resume.endswith((".yaml", ".yml")) or Path(resume).is_file()):
@@ -317,6 +321,7 @@ def run(
                 model_limits=suite_limits(suite, model_limits),
                 budget=budget,
                 notify=lambda message: click.echo(f"\n{message}", err=True),
+                checks=suite.check_registry,
             )
             settings = {
                 "concurrency": options.concurrency,
@@ -465,4 +470,4 @@ def parse_faults(items: tuple[str, ...], seed: int | None, local: bool) -> Any:
         raise GlmevalError(f"--fault: {exc}") from None
 
 
-__all__ = ["run", "Progress", "abort_message", "parse_limits", "parse_faults"]
+__all__ = ["run", "Progress", "parse_limits", "parse_faults"]

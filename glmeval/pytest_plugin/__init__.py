@@ -319,6 +319,8 @@ class GlmevalState:
             embedding_model=suite.settings.embedding_model,
             suite_dir=suite.base_dir,
             prices=suite.prices or None,
+            # Suites without check files share the built-ins, and so can share one Runner.
+            checks=suite.check_registry if suite.check_registry.own() else None,
         )
 
     def run_items(self, items: list[SuiteItem]) -> None:

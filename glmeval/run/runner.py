@@ -40,7 +40,7 @@ from typing import Any
 
 from glmeval.catalogue import prices as price_table
 from glmeval.catalogue.tokens import count_prompt_tokens
-from glmeval.checks import CheckContext, evaluate_all
+from glmeval.checks import CheckContext, CheckRegistry, evaluate_all
 from glmeval.errors import GlmevalError, RunAborted
 from glmeval.records import Completion, ErrorInfo, Job, Result
 from glmeval.run.client import FATAL_KINDS, RETRYABLE_KINDS, CallError, GLMClient
@@ -85,6 +85,8 @@ class RunOptions:
 
     ``model_limits`` maps model names (``"*"`` = every model) to concurrency / RPM / TPM
     limits; ``budget`` caps spending (one :class:`Budget` may be shared by several runs).
+    ``checks`` is the suite's check registry (its check files over the built-ins); ``None``
+    means the built-ins and plugins alone.
     """
 
     concurrency: int = 8
@@ -102,6 +104,7 @@ class RunOptions:
     cache_namespace: str = ""
     handle_sigint: bool = True
     notify: Callable[[str], None] | None = None
+    checks: CheckRegistry | None = None
 
 
 @dataclass
@@ -527,6 +530,7 @@ class Runner:
             judge_model=self.options.judge_model,
             embedding_model=self.options.embedding_model,
             cost=cost,
+            registry=self.options.checks,
         )
         checks, passed, score = evaluate_all(completion, job.checks, ctx, job.min_score)
         grader_cost = sum(float(u.get("cost") or 0.0) for u in ctx.grader_usage)

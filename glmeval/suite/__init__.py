@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic.json_schema import SkipJsonSchema
 
 from glmeval.catalogue.models import ModelInfo, chat_models, lookup
+from glmeval.checks import CheckRegistry, file_beside, known_types, load_local_checks, suite_registry, validate_check
 from glmeval.errors import GlmevalError, SuiteError
 from glmeval.records import MODES, CheckSpec
 from glmeval.suite.yamlsrc import Origin, Row, load_yaml, read_rows
@@ -532,11 +533,19 @@ class Suite(_Strict):
     _check_origins: dict[str, list[Origin]] = PrivateAttr(default_factory=dict)
     _system_prompts: set[str] = PrivateAttr(default_factory=set)
     _origin: Origin | None = PrivateAttr(None)
+    _checks: CheckRegistry | None = PrivateAttr(None)
 
     @field_validator("tags", mode="before")
     @classmethod
     def _tags(cls, value: Any) -> Any:
         return _as_tags(value)
+
+    @property
+    def check_registry(self) -> CheckRegistry:
+        """The check types this suite sees: its own check files over the built-ins and plugins."""
+        if self._checks is None:
+            self._checks = suite_registry(self.name)
+        return self._checks
 
     @property
     def base_dir(self) -> Path:
@@ -751,15 +760,14 @@ def _pydantic_problem(err: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
 # Checks.
 
 
-def parse_check(item: Any, where: str, line: int | None) -> CheckSpec:
+def parse_check(item: Any, where: str, line: int | None, registry: CheckRegistry | None = None) -> CheckSpec:
     """Turn one YAML check entry into a CheckSpec.
 
     Accepted shapes: ``{type: contains, value: x}``, the shorthand ``{contains: x}``, a
     shorthand with a mapping (``{tool-call: {name: f}}``), a bare name (``- is-json``), and
     ``not-<type>`` for negation. Common options (not, weight, metric, threshold) may sit beside
-    either form.
+    either form. ``registry`` is the suite's (its check files over the built-ins).
     """
-    from glmeval.checks import known_types
 
     if isinstance(item, str):
         item = {"type": item}
@@ -784,7 +792,7 @@ def parse_check(item: Any, where: str, line: int | None) -> CheckSpec:
             args = {"value": value, **item}
     if not isinstance(ctype, str):
         raise ValueError(f"{where}: check type must be text; {_got(ctype)}")
-    types = known_types()
+    types = known_types(registry)
     if ctype not in types and ctype.startswith("not-") and ctype[4:] in types:
         ctype, negate = ctype[4:], not negate
     if ctype not in types:
@@ -882,13 +890,14 @@ def _load(path: Path) -> Suite:
     if "name" not in data:
         data["name"] = path.name.split(".")[0] or "suite"
     hash_parts: list[bytes] = [source_bytes(path)]
-    _load_check_files(data.get("check-files"), root, report, path.parent, hash_parts)
+    registry = suite_registry(str(path))
+    _load_check_files(data.get("check-files"), root, report, path.parent, hash_parts, registry)
     system_prompts = _text_prompts(data)
     entries = _case_entries(data, root, report, path.parent, hash_parts)
     if entries is not None:
         data["cases"] = [e.data for e in entries]
     locate = _Locator(root, entries)
-    _raw_checks(data, entries or [], root, report, path.parent)
+    _raw_checks(data, entries or [], root, report, registry, path.parent)
 
     suite: Suite | None = None
     try:
@@ -907,6 +916,7 @@ def _load(path: Path) -> Suite:
     suite.content_hash = hashlib.sha256(b"\0".join(hash_parts)).hexdigest()[:16]
     suite._system_prompts = system_prompts
     suite._origin = root
+    suite._checks = registry
     _attach_origins(suite, entries or [], root)
     _typed_checks(suite, entries or [], root, report)
     report.raise_if_any()
@@ -1157,7 +1167,9 @@ def _offered_tools(candidates: list[Any]) -> list[Any] | None:
     return [tool for tools in declared for tool in tools]
 
 
-def _raw_checks(data: dict[Any, Any], cases: list[_RawCase], root: Origin, report: Report, suite_dir: Path | None = None) -> None:
+def _raw_checks(
+    data: dict[Any, Any], cases: list[_RawCase], root: Origin, report: Report, registry: CheckRegistry, suite_dir: Path | None = None
+) -> None:
     """Semantic problems found on the plain data, whatever else is wrong with its structure."""
     prompts = data.get("prompts")
     prompt_names = [str(n) for n in prompts] if isinstance(prompts, dict) else []
@@ -1177,6 +1189,7 @@ def _raw_checks(data: dict[Any, Any], cases: list[_RawCase], root: Origin, repor
         [root.at("checks", i) for i in range(_len(data.get("checks")))],
         report,
         templating,
+        registry,
         suite_dir,
         _offered_tools([suite_tools, *grid_tools, *case_tools]),
     )
@@ -1193,7 +1206,7 @@ def _raw_checks(data: dict[Any, Any], cases: list[_RawCase], root: Origin, repor
         _check_params_map(case.get("params"), _key_origin(raw, "params"), report)
         _check_tools_value(case.get("tools"), _key_origin(raw, "tools"), report)
         _check_matrix(case.get("matrix"), _key_origin(raw, "matrix"), report)
-        _check_checks(case.get("checks"), raw.check_origins, report, templating, suite_dir, _offered_tools([tools, *grid_tools]))
+        _check_checks(case.get("checks"), raw.check_origins, report, templating, registry, suite_dir, _offered_tools([tools, *grid_tools]))
         _check_messages(case.get("messages"), _key_origin(raw, "messages"), report, templating)
         prompt = case.get("prompt")
         if isinstance(prompt, str) and prompt not in prompt_names:
@@ -1339,11 +1352,12 @@ def _check_matrix(matrix: Any, origin: Origin, report: Report) -> None:
     )
 
 
-def _load_check_files(files: Any, origin: Origin, report: Report, base: Path, hash_parts: list[bytes]) -> None:
-    """Import a suite's local check modules before its checks are parsed, so their names
-    are known check types; their source joins the suite's content hash."""
-    from glmeval.checks import load_local_checks
-
+def _load_check_files(
+    files: Any, origin: Origin, report: Report, base: Path, hash_parts: list[bytes], registry: CheckRegistry
+) -> None:
+    """Import a suite's local check modules into its own registry before its checks are parsed,
+    so their names are known check types to this suite alone; their source joins the suite's
+    content hash."""
     if files is None:
         return
     if isinstance(files, str):
@@ -1356,14 +1370,12 @@ def _load_check_files(files: Any, origin: Origin, report: Report, base: Path, ha
         if not isinstance(name, str) or not name.endswith(".py"):
             report.error(where, f"check-files entries are paths to .py files; got {_short(name)}")
             continue
-        from glmeval.checks import file_beside
-
         file, found = file_beside(name, base)
         if not found:
             report.error(where, f"check file {name!r} not found (looked for {file})")
             continue
         try:
-            load_local_checks(file)
+            load_local_checks(file, registry)
         except Exception as exc:
             report.error(where, f"cannot load check file {name!r}: {type(exc).__name__}: {exc}")
             continue
@@ -1375,22 +1387,21 @@ def _check_checks(
     origins: list[Origin],
     report: Report,
     templating: bool,
+    registry: CheckRegistry,
     suite_dir: Path | None = None,
     tools: list[Any] | None = None,
 ) -> None:
     """Parse each check and ask its type's validator about its arguments (bad regex, missing
     schema file, a limit that is not a number...), so they stop the load before any call."""
-    from glmeval.checks import validate_check
-
     if not isinstance(items, list):
         return
     for item, origin in zip(items, origins):
         try:
-            spec = parse_check(item, origin.where(), origin.line())
+            spec = parse_check(item, origin.where(), origin.line(), registry)
         except ValueError as exc:
             report.problems.append(str(exc))
             continue
-        for problem in validate_check(spec, suite_dir if suite_dir is not None else Path.cwd(), tools):
+        for problem in validate_check(spec, suite_dir if suite_dir is not None else Path.cwd(), tools, registry):
             report.error(origin, f"check {spec.type}: {problem}")
         if templating:
             for key in templated_check_args(spec):
@@ -1510,7 +1521,7 @@ def _typed_checks(suite: Suite, entries: list[_RawCase], root: Origin, report: R
     specs: dict[str, list[CheckSpec]] = {}
     origins: dict[str, list[Origin]] = {}
     suite_checks = [root.at("checks", i) for i in range(len(suite.checks))]
-    specs["*"], origins["*"] = _specs(suite.checks, suite_checks, report)
+    specs["*"], origins["*"] = _specs(suite.checks, suite_checks, suite.check_registry, report)
     if not suite.cases:
         report.error(root, "the suite has no cases; add at least one under cases:", ("cases",))
         return
@@ -1557,7 +1568,7 @@ def _typed_checks(suite: Suite, entries: list[_RawCase], root: Origin, report: R
             )
             continue
         first[case.id] = origin
-        specs[case.id], origins[case.id] = _specs(case.checks, case_checks[n], report)
+        specs[case.id], origins[case.id] = _specs(case.checks, case_checks[n], suite.check_registry, report)
         _check_conversations(suite, case, origin, report)
         if isinstance(case.skip, str) and not case.skip.strip():
             case.skip = False
@@ -1567,12 +1578,14 @@ def _typed_checks(suite: Suite, entries: list[_RawCase], root: Origin, report: R
     _suite_warnings(suite, locate, report)
 
 
-def _specs(items: list[Any], origins: list[Origin], report: Report | None = None) -> tuple[list[CheckSpec], list[Origin]]:
+def _specs(
+    items: list[Any], origins: list[Origin], registry: CheckRegistry, report: Report | None = None
+) -> tuple[list[CheckSpec], list[Origin]]:
     out: list[CheckSpec] = []
     kept: list[Origin] = []
     for item, origin in zip(items, origins):
         try:
-            out.append(parse_check(item, origin.where(), origin.line()))
+            out.append(parse_check(item, origin.where(), origin.line(), registry))
         except ValueError as exc:
             if report is not None:
                 report.problems.append(str(exc))
