@@ -21,8 +21,8 @@ from typing import Any
 
 from glmeval.catalogue.tokens import count_prompt_tokens, count_tokens
 
+from .conversation import Conversation, Sampling
 from .models import MODELS, ModelSpec
-from .rules import Conversation, Sampling
 
 __all__ = [
     "ApiError",
