@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from glmeval.analysis.compare import Comparison
 from glmeval.analysis.frames import results_frame, summary_frame
 from glmeval.cli import main
 from glmeval.records import CheckResult, CheckSpec, Completion, ErrorInfo, Job, Result
@@ -218,7 +219,6 @@ def test_trends_across_runs(store: Store) -> None:
 
 
 def test_baseline_regressions_before_fixes(store: Store) -> None:
-    pytest.importorskip("glmeval.analysis.compare")
     v = {"model": "glm-4"}
     base = store.start_run("hand", variants=["glm-4"])
     store.add_result(base, _result(_job("was-good", v), "pass"))
@@ -227,6 +227,7 @@ def test_baseline_regressions_before_fixes(store: Store) -> None:
     store.add_result(head, _result(_job("was-good", v), "fail"))
     store.add_result(head, _result(_job("was-bad", v), "pass"))
     data = load_report_data(store, head, baseline=base)
+    assert isinstance(data.comparison, Comparison)
     md = render_markdown(data)
     assert "## Against baseline" in md and "**1 regression** ❌" in md
     i_reg, i_fix, i_delta = md.index("### Regressions"), md.index("### Fixes"), md.index("### Metric deltas")
@@ -237,9 +238,6 @@ def test_baseline_regressions_before_fixes(store: Store) -> None:
 
 
 def test_recorded_baseline_is_used(store: Store) -> None:
-    pytest.importorskip("glmeval.analysis.compare")
-    if not hasattr(store, "set_baseline"):
-        pytest.skip("this store does not record baselines")
     base = synth_run(store, cases=3, repeats=1, seed=1)
     head = synth_run(store, cases=3, repeats=1, seed=2)
     store.set_baseline(head, base)
@@ -327,7 +325,6 @@ def test_report_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_run_command_writes_reports_end_to_end(tmp_path: Path) -> None:
     """The real path: local server, real SDK, a reply full of markup, ``glmeval run`` writing md + html."""
-    pytest.importorskip("glmeval.simulator")
     rules = tmp_path / "rules.yaml"
     rules.write_text(
         "rules:\n  - name: markup\n    match: markup please\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -84,8 +83,7 @@ def test_structure(store: Store) -> None:
     ids = set(re.findall(r'id="(c\d+-v\d+)"', html))
     assert links and links <= ids
     assert len(links) == 5 * 4
-    if importlib.util.find_spec("glmeval.analysis.compare") is not None:
-        assert "Against baseline" in html and "Metric deltas" in html
+    assert "Against baseline" in html and "Metric deltas" in html
 
 
 def test_empty_run_renders(store: Store) -> None:

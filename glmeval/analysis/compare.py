@@ -27,10 +27,10 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from glmeval.analysis.frames import case_frame, results_frame
+from glmeval.analysis.frames import StoreReader, case_frame, results_frame
 from glmeval.analysis.stats import describe_p, mcnemar_exact, paired_bootstrap, wilson_interval
 from glmeval.errors import GlmevalError
-from glmeval.store import RunInfo, Store
+from glmeval.store import RunInfo
 
 METRICS: tuple[str, ...] = ("pass_rate", "latency_p50_ms", "latency_p95_ms", "total_tokens", "cost")
 
@@ -210,7 +210,7 @@ def verdict(subject: str, regressed: int, fixed: int, paired: int, p_value: floa
 # -- public entry points --------------------------------------------------------------------
 
 
-def compare_runs(store: Store, base_run: str, head_run: str) -> Comparison:
+def compare_runs(store: StoreReader, base_run: str, head_run: str) -> Comparison:
     """Compare two stored runs (any references :meth:`Store.resolve_run` accepts)."""
     base_id, head_id = store.resolve_run(base_run), store.resolve_run(head_run)
     base, head = store.require_run(base_id), store.require_run(head_id)
@@ -239,7 +239,7 @@ def compare_runs(store: Store, base_run: str, head_run: str) -> Comparison:
     )
 
 
-def compare_variants(store: Store, run: str, a: str, b: str) -> VariantComparison:
+def compare_variants(store: StoreReader, run: str, a: str, b: str) -> VariantComparison:
     """Compare variant ``b`` against variant ``a`` within one run, case by case.
 
     ``a`` and ``b`` may be a variant's full label or an unambiguous start of it (``glm-4``

@@ -7,13 +7,44 @@ live runner state; any past run, or any pair of runs, renders the same way.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from glmeval.analysis.stats import wilson_interval
-from glmeval.store import Store
+from glmeval.store import RunInfo, Store
+
+
+class StoreReader(Protocol):
+    """The reading side of :class:`glmeval.store.Store` that analysis and reports call.
+
+    Frames, comparisons and reports take this instead of the concrete class, so they state
+    what they need from a store (and a second engine only has to provide these). It is local
+    to :mod:`glmeval.analysis` until :mod:`glmeval.store` exports a reader Protocol of its own.
+    """
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def conn(self) -> sqlite3.Connection: ...
+
+    def get_run(self, run_id: str) -> RunInfo | None: ...
+
+    def require_run(self, run_id: str) -> RunInfo: ...
+
+    def resolve_run(
+        self,
+        ref: str,
+        suite: str | None = None,
+        *,
+        before: float | None = None,
+        exclude: str | None = None,
+        cwd: Path | None = None,
+    ) -> str: ...
+
 
 RESULT_COLUMNS = [
     "run_id", "job_id", "case_id", "variant_id", "repeat", "model", "mode", "status", "passed", "score",
@@ -25,11 +56,12 @@ RESULT_COLUMNS = [
 EXTRA_COLUMNS = ["suite", "threshold", "tags"]
 
 
-def _open(db: str | Path | Store | None) -> tuple[Store, bool]:
-    """The store to read and whether we opened it (and so must close it)."""
-    if isinstance(db, Store):
-        return db, False
-    return Store(db, create=False), True
+def _open(db: str | Path | StoreReader | None) -> tuple[StoreReader, Store | None]:
+    """The store to read, and the one we opened for a path (so must close), if any."""
+    if db is None or isinstance(db, (str, Path)):
+        opened = Store(db, create=False)
+        return opened, opened
+    return db, None
 
 
 def _scalar(value: Any) -> Any:
@@ -37,7 +69,7 @@ def _scalar(value: Any) -> Any:
     return value if not isinstance(value, (list, dict)) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def results_frame(db: str | Path | Store | None = None, run: str | None = None) -> pd.DataFrame:
+def results_frame(db: str | Path | StoreReader | None = None, run: str | None = None) -> pd.DataFrame:
     """One row per result (job), with the request parameters as columns.
 
     Besides the stored columns: ``suite``, ``threshold`` (the case's minimum pass rate across
@@ -46,7 +78,7 @@ def results_frame(db: str | Path | Store | None = None, run: str | None = None) 
     (``max_tokens``, ``top_p``...), so ``df.groupby("temperature")`` works without parsing
     JSON. ``run`` is any reference :meth:`Store.resolve_run` accepts (default ``latest``).
     """
-    store, owned = _open(db)
+    store, opened = _open(db)
     try:
         run_id = store.resolve_run(run or "latest")
         info = store.require_run(run_id)
@@ -54,8 +86,8 @@ def results_frame(db: str | Path | Store | None = None, run: str | None = None) 
             f"SELECT {', '.join(RESULT_COLUMNS)}, variant, job FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
         ).fetchall()
     finally:
-        if owned:
-            store.close()
+        if opened is not None:
+            opened.close()
     records: list[dict[str, Any]] = []
     for row in rows:
         record: dict[str, Any] = {k: row[k] for k in RESULT_COLUMNS}
@@ -80,9 +112,9 @@ def results_frame(db: str | Path | Store | None = None, run: str | None = None) 
     return frame
 
 
-def checks_frame(db: str | Path | Store | None = None, run: str | None = None) -> pd.DataFrame:
+def checks_frame(db: str | Path | StoreReader | None = None, run: str | None = None) -> pd.DataFrame:
     """One row per check result, with the case, variant, repeat and model it belongs to."""
-    store, owned = _open(db)
+    store, opened = _open(db)
     try:
         run_id = store.resolve_run(run or "latest")
         frame = pd.read_sql_query(
@@ -94,8 +126,8 @@ def checks_frame(db: str | Path | Store | None = None, run: str | None = None) -
             params=(run_id,),
         )
     finally:
-        if owned:
-            store.close()
+        if opened is not None:
+            opened.close()
     frame["passed"] = frame["passed"].astype(bool)
     frame["error"] = frame["error"].astype(bool)
     return frame

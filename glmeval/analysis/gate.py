@@ -31,11 +31,19 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from glmeval.analysis.compare import Comparison, compare_runs, format_comparison, side_metrics
-from glmeval.analysis.frames import case_frame, results_frame
+from glmeval.analysis.frames import StoreReader, case_frame, results_frame
 from glmeval.errors import GlmevalError
-from glmeval.store import Store
+
+
+class GateStore(StoreReader, Protocol):
+    """A store the gate reads and records its baseline in (``runs.baseline``, shown by
+    ``glmeval show`` and used by ``glmeval report``)."""
+
+    def set_baseline(self, run_id: str, baseline_id: str | None) -> None: ...
+
 
 # rule metric name -> comparison metric key (None: computed from case lists / counts)
 _METRICS: dict[str, str | None] = {
@@ -185,7 +193,7 @@ def _label(metric: str) -> str:
     return {"pass-rate": "pass rate", "latency-p50": "p50", "latency-p95": "p95"}.get(metric, metric)
 
 
-def head_metrics(store: Store, run_id: str) -> dict[str, dict[str, float]]:
+def head_metrics(store: StoreReader, run_id: str) -> dict[str, dict[str, float]]:
     """Per variant of one run: the gated metrics, for rules that need no baseline."""
     res = results_frame(store, run_id)
     out: dict[str, dict[str, float]] = {}
@@ -272,7 +280,7 @@ def evaluate(rules: list[Rule], head: dict[str, dict[str, float]], comparison: C
     return trips
 
 
-def check_refs(store: Store, baseline: str | None, rules: list[Rule]) -> str | None:
+def check_refs(store: StoreReader, baseline: str | None, rules: list[Rule]) -> str | None:
     """Fail before spending anything: a baseline that does not resolve, or rules that need
     one without ``--baseline``. Returns the baseline to use: a resolved run id (so a prefix
     cannot turn ambiguous once this run is stored), or ``latest``/``latest~N`` unchanged,
@@ -290,7 +298,7 @@ def _is_latest(ref: str) -> bool:
 
 
 def gate_after_run(
-    store: Store,
+    store: GateStore,
     head_run_id: str,
     baseline: str | None,
     rules: list[Rule],
@@ -327,4 +335,4 @@ def gate_after_run(
     return trips
 
 
-__all__ = ["Rule", "Trip", "parse_rule", "parse_rules", "evaluate", "head_metrics", "check_refs", "gate_after_run", "EXAMPLES"]
+__all__ = ["GateStore", "Rule", "Trip", "parse_rule", "parse_rules", "evaluate", "head_metrics", "check_refs", "gate_after_run", "EXAMPLES"]

@@ -12,17 +12,15 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from tabulate import tabulate
 
-from glmeval.cli import main
+from glmeval.cli.group import main
 from glmeval.errors import GlmevalError
-from glmeval.report.markdown import fmt_ms as _ms
-from glmeval.report.markdown import fmt_pct as _pct
-from glmeval.report.markdown import fmt_when as _when
-from glmeval.store import RunInfo, Store
+
+if TYPE_CHECKING:  # the store and pandas load inside the commands, so `glmeval --help` stays quick
+    from glmeval.store import RunInfo
 
 _DB = click.option(
     "--db",
@@ -59,6 +57,12 @@ def _flags(info: RunInfo) -> str:
 @_DB
 def runs_cmd(suite: str | None, limit: int, as_json: bool, db: Path | None) -> None:
     """List stored runs, newest first."""
+    from tabulate import tabulate
+
+    from glmeval.report.markdown import fmt_pct as _pct
+    from glmeval.report.markdown import fmt_when as _when
+    from glmeval.store import Store
+
     with Store(db, create=False) as store:
         runs = store.list_runs(suite=suite, limit=limit)
         counts = store.run_counts([r.id for r in runs])
@@ -106,7 +110,13 @@ def runs_cmd(suite: str | None, limit: int, as_json: bool, db: Path | None) -> N
 @_DB
 def show_cmd(run: str, db: Path | None) -> None:
     """Print one run's summary: facts, per-variant metrics with 95% intervals, failing cases."""
+    from tabulate import tabulate
+
     from glmeval.analysis.frames import case_frame, results_frame, summary_frame
+    from glmeval.report.markdown import fmt_ms as _ms
+    from glmeval.report.markdown import fmt_pct as _pct
+    from glmeval.report.markdown import fmt_when as _when
+    from glmeval.store import Store
 
     with Store(db, create=False) as store:
         run_id = store.resolve_run(run)
@@ -193,6 +203,7 @@ def compare_cmd(
     """
     from glmeval.analysis.compare import compare_runs, compare_variants, format_comparison, format_variant
     from glmeval.analysis.gate import evaluate, head_metrics, parse_rules
+    from glmeval.store import Store
 
     rules = parse_rules(fail_on)
     with Store(db, create=False) as store:
@@ -235,8 +246,14 @@ def compare_cmd(
 @_DB
 def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: bool, db: Path | None) -> None:
     """Each variant's metrics run after run (oldest first), to see what moved and when."""
+    from tabulate import tabulate
+
     from glmeval.analysis.compare import match_variant
     from glmeval.analysis.frames import results_frame, summary_frame
+    from glmeval.report.markdown import fmt_ms as _ms
+    from glmeval.report.markdown import fmt_pct as _pct
+    from glmeval.report.markdown import fmt_when as _when
+    from glmeval.store import Store
 
     rows: list[dict[str, Any]] = []
     with Store(db, create=False) as store:
@@ -247,7 +264,8 @@ def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: boo
         for info in runs:
             summary = summary_frame(results_frame(store, info.id), info.variants)
             for s in summary.to_dict("records"):
-                rows.append({"run": info.id, "started": info.started_at, "commit": info.short_commit, "status": info.status, **s})
+                figures = {str(k): v for k, v in s.items()}
+                rows.append({"run": info.id, "started": info.started_at, "commit": info.short_commit, "status": info.status, **figures})
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     if variant_filter:
         chosen = match_variant(variant_filter, variants)
@@ -309,6 +327,7 @@ def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: boo
 @_DB
 def export_cmd(run: str, fmt: str, out: Path | None, db: Path | None) -> None:
     """Export RUN (default: latest) as one JSON file, or its results as CSV or JSONL."""
+    from glmeval.store import Store
     from glmeval.store.transfer import export_run, results_table_text
 
     with Store(db, create=False) as store:
@@ -333,6 +352,7 @@ def export_cmd(run: str, fmt: str, out: Path | None, db: Path | None) -> None:
 @_DB
 def import_cmd(files: tuple[Path, ...], replace: bool, db: Path | None) -> None:
     """Import runs exported with `glmeval export RUN` (idempotent: a run already present is kept)."""
+    from glmeval.store import Store
     from glmeval.store.transfer import import_run, read_export
 
     datas = [(path, read_export(path)) for path in files]

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import click
 
-from glmeval.cli import main
+from glmeval.cli.group import main
 from glmeval.errors import GlmevalError
-from glmeval.report import FILE_NAMES, FORMATS, append_step_summary, load_report_data, renderer, report_dir
-from glmeval.store import Store
 
 DEFAULT_OUT = Path("reports")
+# glmeval.report loads pandas and `--help` must not, so the format names are spelled here;
+# tests/test_layout.py checks they are glmeval.report.FORMATS.
+FORMATS = ("md", "html", "json", "junit")
 
 
 def _targets(formats: tuple[str, ...], out: str | None, suite: str, run_id: str) -> dict[str, Path | None]:
@@ -27,6 +28,8 @@ def _targets(formats: tuple[str, ...], out: str | None, suite: str, run_id: str)
     ``--out -`` forces stdout (one format only); a folder (existing, ending in ``/``, without a
     suffix, or with several formats) receives the standard file names; anything else is the file.
     """
+    from glmeval.report import FILE_NAMES, report_dir
+
     if out == "-":
         if len(formats) > 1:
             raise GlmevalError("--out - prints one format; give a folder for several")
@@ -96,6 +99,9 @@ def report_cmd(
       glmeval report latest --baseline latest~1 --format md --format html --out site/
       glmeval report 20240601-1200 --format junit --out junit.xml
     """
+    from glmeval.report import append_step_summary, load_report_data, renderer
+    from glmeval.store import Store
+
     formats = tuple(dict.fromkeys(formats or ("md",)))
     if no_baseline and baseline:
         raise GlmevalError("--baseline and --no-baseline contradict each other; give one")

@@ -1,30 +1,34 @@
 """Reports: views of stored runs rendered as Markdown, HTML, JSON or JUnit XML.
 
-Every renderer starts from :class:`ReportData` (pandas frames read from the store), so a
-report can be made for any past run, or any pair of runs, and never needs the runner.
-What the renderers agree on (cell verdicts, best values, parameter effects, trends) is
-computed once in :mod:`glmeval.report.views`.
+Every renderer starts from :class:`ReportData` (pandas frames read from the store by
+:mod:`glmeval.report.load`), so a report can be made for any past run, or any pair of runs,
+and never needs the runner. What the renderers agree on (cell verdicts, best values,
+parameter effects, trends) is computed once in the view modules, named together in
+:mod:`glmeval.report.views`. This package module only picks renderers and writes files: it
+imports the renderers, and nothing in the package imports it back.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
-
-from glmeval.analysis.frames import checks_frame, results_frame, summary_frame
+from glmeval.analysis.frames import StoreReader
 from glmeval.errors import GlmevalError
-from glmeval.store import RunInfo, Store
+from glmeval.report.data import ReportData
+from glmeval.report.html import render_html
+from glmeval.report.jsonreport import render_json
+from glmeval.report.junit import render_junit
+from glmeval.report.load import HISTORY_RUNS, load_report_data
+from glmeval.report.markdown import render_markdown, render_step_summary
 
-FORMATS: tuple[str, ...] = ("md", "html", "json", "junit")
+Renderer = Callable[[ReportData], str]
+
+RENDERERS: dict[str, Renderer] = {"md": render_markdown, "html": render_html, "json": render_json, "junit": render_junit}
+FORMATS: tuple[str, ...] = tuple(RENDERERS)
 FILE_NAMES: dict[str, str] = {"md": "report.md", "html": "report.html", "json": "report.json", "junit": "junit.xml"}
-HISTORY_RUNS = 20
 
 
 def report_dir(out: Path, suite: str, run_id: str) -> Path:
@@ -38,147 +42,15 @@ def report_dir(out: Path, suite: str, run_id: str) -> Path:
 
 
 def safe_name(name: str) -> str:
-    import re
-
+    """One folder name from free text (see :func:`report_dir`)."""
     cleaned = re.sub(r"[^\w.\-]", "_", name, flags=re.UNICODE).strip()
     return "_" if not cleaned.strip(".") else cleaned[:120]
 
 
-@dataclass
-class ReportData:
-    """Everything a renderer may show about one run.
-
-    ``jobs`` maps a job id to the request that was sent (messages, params, threshold...), read
-    from the store so the HTML can show the full conversation; ``variants`` maps a variant id
-    to its grid values, for parameter effects; ``history`` holds per-run, per-variant figures
-    of the suite's recent runs, for trends; ``comparison`` is the result of
-    ``glmeval.analysis.compare.compare_runs`` against ``baseline`` when one was asked for.
-    ``cache`` memoises computed views so rendering several formats does the work once.
-    """
-
-    run: RunInfo
-    results: pd.DataFrame
-    checks: pd.DataFrame
-    summary: pd.DataFrame
-    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
-    history: pd.DataFrame | None = None
-    baseline: RunInfo | None = None
-    comparison: Any = None
-    notes: list[str] = field(default_factory=list)
-    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-
-_JOB_FIELDS = ("messages", "params", "threshold", "description", "tags", "vars", "min_score")
-
-
-def _load_jobs(store: Store, run_id: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """The request of every result (for the conversation view) and each variant's grid values.
-
-    SQLite's ``json_extract`` pulls out just the fields a report shows, and identical JSON
-    texts (the same conversation across variants and repeats) are parsed once: for a 10,000
-    result run that is a tenth of a second instead of parsing every stored job in full.
-    """
-    jobs: dict[str, dict[str, Any]] = {}
-    variants: dict[str, dict[str, Any]] = {}
-    parsed: dict[str, Any] = {}
-
-    def load(text: Any) -> Any:
-        if not isinstance(text, str):
-            return text
-        if text not in parsed:
-            try:
-                parsed[text] = json.loads(text)
-            except ValueError:
-                parsed[text] = None
-        return parsed[text]
-
-    extract = ", ".join(f"json_extract(job, '$.{f}')" for f in _JOB_FIELDS)
-    try:
-        rows = store.conn.execute(
-            f"SELECT job_id, variant_id, variant, {extract} FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
-        ).fetchall()
-        split = True
-    except sqlite3.OperationalError:  # an SQLite built without JSON functions
-        rows = store.conn.execute(
-            "SELECT job_id, variant_id, variant, job FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
-        ).fetchall()
-        split = False
-    for row in rows:
-        job_id, variant_id, variant = row[0], row[1], row[2]
-        if split:
-            # json_extract returns JSON text for arrays/objects and SQL values for scalars.
-            jobs[job_id] = {f: (load(v) if f in ("messages", "params", "tags", "vars") else v) for f, v in zip(_JOB_FIELDS, row[3:])}
-        else:
-            job = load(row[3]) or {}
-            jobs[job_id] = {f: job.get(f) for f in _JOB_FIELDS}
-        if variant_id not in variants:
-            variants[variant_id] = load(variant) or {}
-    return jobs, variants
-
-
-def load_report_data(
-    store: Store,
-    run_id: str,
-    baseline: str | None = None,
-    history_runs: int = HISTORY_RUNS,
-    recorded_baseline: bool = True,
-) -> ReportData:
-    """Read one run (and optionally its baseline comparison and the suite's history) from the store.
-
-    ``baseline`` is a run id already resolved by the caller. Without one, the baseline the run
-    was gated against (``runs.baseline``, set by ``glmeval run --baseline``) is used when it is
-    still stored, so the report of a gated run shows what the gate saw; ``recorded_baseline=False``
-    turns that off. ``history_runs`` bounds how many of the suite's runs feed the trends (0: none).
-    """
-    from glmeval.errors import GlmevalError
-    from glmeval.report import views
-
-    run = store.get_run(run_id)
-    if run is None:
-        raise GlmevalError(f"no run {run_id!r} in {store.path}")
-    results = results_frame(store, run_id)
-    checks = checks_frame(store, run_id)
-    summary = views.enrich_summary(summary_frame(results, run.variants), checks)
-    jobs, variants = _load_jobs(store, run_id)
-    history = views.load_history(store, run, history_runs) if history_runs > 0 else None
-    data = ReportData(run=run, results=results, checks=checks, summary=summary, jobs=jobs, variants=variants, history=history)
-    if baseline is None and recorded_baseline:
-        recorded = getattr(run, "baseline", None)
-        if recorded and recorded != run_id and store.get_run(recorded) is not None:
-            baseline = recorded
-    if baseline:
-        if baseline == run_id:
-            raise GlmevalError(f"the baseline is the run itself ({run_id}); name an earlier run")
-        data.baseline = store.get_run(baseline)
-        if data.baseline is None:
-            raise GlmevalError(f"no baseline run {baseline!r} in {store.path}")
-        data.comparison, note = views.load_comparison(store, baseline, run_id)
-        if note:
-            data.notes.append(note)
-    return data
-
-
-def renderer(fmt: str) -> Callable[[ReportData], str]:
+def renderer(fmt: str) -> Renderer:
     """The render function of a format name (``md``, ``html``, ``json``, ``junit``)."""
-    if fmt == "md":
-        from glmeval.report.markdown import render_markdown
-
-        return render_markdown
-    if fmt == "html":
-        from glmeval.report.html import render_html
-
-        return render_html
-    if fmt == "json":
-        from glmeval.report.jsonreport import render_json
-
-        return render_json
-    if fmt == "junit":
-        from glmeval.report.junit import render_junit
-
-        return render_junit
-    from glmeval.errors import GlmevalError
-
+    if fmt in RENDERERS:
+        return RENDERERS[fmt]
     raise GlmevalError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
@@ -191,8 +63,6 @@ def append_step_summary(data: ReportData) -> Path | None:
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if not target:
         return None
-    from glmeval.report.markdown import render_step_summary
-
     path = Path(target)
     try:
         with path.open("a", encoding="utf-8") as fh:
@@ -204,7 +74,7 @@ def append_step_summary(data: ReportData) -> Path | None:
 
 
 def write_reports(
-    store: Store,
+    store: StoreReader,
     run_id: str,
     out_dir: Path,
     formats: tuple[str, ...] = ("md",),
@@ -241,5 +111,6 @@ def write_reports(
 
 
 __all__ = [
-    "ReportData", "load_report_data", "write_reports", "renderer", "append_step_summary", "FORMATS", "FILE_NAMES",
+    "ReportData", "load_report_data", "write_reports", "renderer", "append_step_summary", "report_dir", "safe_name",
+    "FORMATS", "FILE_NAMES", "HISTORY_RUNS", "RENDERERS", "Renderer",
 ]

@@ -13,7 +13,7 @@ the SVG so it wraps on a phone instead of overflowing the drawing.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from markupsafe import Markup, escape
 
@@ -129,7 +129,7 @@ def _wrap_label(text: str, room: float) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
-def _series(series: dict[str, Sequence[Number]]) -> tuple[list[str], list[list[float | None]], list[float]]:
+def _series(series: Mapping[str, Sequence[Number]]) -> tuple[list[str], list[list[float | None]], list[float]]:
     """Series names, their values as floats (None for missing), and every finite value."""
     names = list(series)
     values = [[_num(v) for v in series[n]] for n in names]
@@ -149,7 +149,7 @@ def _scale(finite: list[float], y_max: float | None) -> tuple[float, float, list
 
 def bar_chart(
     categories: Sequence[str],
-    series: dict[str, Sequence[Number]],
+    series: Mapping[str, Sequence[Number]],
     *,
     title: str = "",
     fmt: Formatter = default_fmt,
@@ -204,7 +204,7 @@ def bar_chart(
 
 def line_chart(
     x_labels: Sequence[str],
-    series: dict[str, Sequence[Number]],
+    series: Mapping[str, Sequence[Number]],
     *,
     title: str = "",
     fmt: Formatter = default_fmt,

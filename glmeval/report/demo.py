@@ -54,7 +54,8 @@ def synth_run(
     probability, to make a later run better or worse than a baseline.
     """
     rng = random.Random(seed)
-    variants = [{"model": m, "temperature": t} for m in models for t in temperatures]
+    grid = [(m, t) for m in models for t in temperatures]
+    variants: list[dict[str, Any]] = [{"model": m, "temperature": t} for m, t in grid]
     labels = [variant_label(v) for v in variants]
     run_id = store.start_run(
         suite,
@@ -75,8 +76,7 @@ def synth_run(
             {"role": "system", "content": "你是一个乐于助人的中文助手。"},
             {"role": "user", "content": f"问题 {ci}: 中国的首都是哪里？"},
         ]
-        for variant, label in zip(variants, labels):
-            model = variant["model"]
+        for (model, temperature), variant, label in zip(grid, variants, labels):
             prof = MODEL_PROFILE.get(model, MODEL_PROFILE["glm-4"])
             for r in range(repeats):
                 job = Job(
@@ -89,14 +89,14 @@ def synth_run(
                     model=model,
                     mode="stream",
                     messages=messages,
-                    params={"temperature": variant["temperature"], "max_tokens": 512},
+                    params={"temperature": temperature, "max_tokens": 512},
                     checks=specs,
                     vars={"i": ci},
                 )
-                p_pass = prof["quality"] + difficulty + quality_shift - 0.12 * (variant["temperature"] - 0.2)
+                p_pass = prof["quality"] + difficulty + quality_shift - 0.12 * (temperature - 0.2)
                 ok = rng.random() < p_pass
                 latency = prof["latency"] * rng.lognormvariate(0, 0.35)
-                completion_tokens = max(1, int(rng.gauss(prof["tokens"] * (1 + variant["temperature"] * 0.3), 12)))
+                completion_tokens = max(1, int(rng.gauss(prof["tokens"] * (1 + temperature * 0.3), 12)))
                 prompt_tokens = 24 + ci % 7
                 if outputs and case_id in outputs:
                     text = outputs[case_id]

@@ -21,9 +21,10 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from glmeval.report import ReportData, views
+import glmeval.report.views as views
 from glmeval.report.charts import bar_chart, default_fmt, hbar_chart, line_chart, pct_fmt
-from glmeval.report.markdown import fmt_ci, fmt_cost, fmt_ms, fmt_num, fmt_pct
+from glmeval.report.data import ReportData
+from glmeval.report.markdown import DELTA_METRICS, delta_cell, fmt_ci, fmt_cost, fmt_ms, fmt_num, fmt_p, fmt_pct
 
 SBS_ANSWER_CHARS = 1_500  # answers in the side-by-side view; the cell sheet has them in full
 
@@ -177,16 +178,14 @@ def baseline_block(data: ReportData) -> dict[str, Any] | None:
         return {"base": data.baseline, "available": False}
     regressed, fixed = views.regression_pairs(cmp)
     rows = []
-    from glmeval.report.markdown import DELTA_METRICS, _delta_cell, _p
-
     for r in views.delta_rows(cmp):
         m = r["metrics"]
         pr = m.get("pass_rate")
         delta = views.clean(pr[2]) if pr and len(pr) > 2 else None
         rows.append({
             "variant": r["variant"],
-            "cells": [_split_delta(_delta_cell(k, m.get(k))) for k, _ in DELTA_METRICS],
-            "p": _p(r["p_value"]),
+            "cells": [_split_delta(delta_cell(k, m.get(k))) for k, _ in DELTA_METRICS],
+            "p": fmt_p(r["p_value"]),
             "verdict": r["verdict"] or "",
             "trend": "down" if (delta or 0) < 0 else "up" if (delta or 0) > 0 else "flat",
         })
@@ -197,8 +196,8 @@ def baseline_block(data: ReportData) -> dict[str, Any] | None:
         "fixed": fixed,
         "rows": rows,
         "headers": [h for _, h in DELTA_METRICS],
-        "only_in_base": list(getattr(cmp, "only_in_base", []) or []),
-        "only_in_head": list(getattr(cmp, "only_in_head", []) or []),
+        "only_in_base": list(cmp.only_in_base),
+        "only_in_head": list(cmp.only_in_head),
         "mixed": data.baseline.local != data.run.local,
     }
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from glmeval.report import ReportData, views
+import glmeval.report.views as views
+from glmeval.report.data import ReportData
 
 SCHEMA = "glmeval.report/1"
 
@@ -42,7 +43,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Flat rows with NaN → ``None`` and numpy scalars → Python (cheap: one level, no recursion)."""
     if frame.empty:
         return []
-    return [{k: views.clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
+    return [{str(k): views.clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
 
 
 def report_dict(data: ReportData) -> dict[str, Any]:
@@ -77,8 +78,8 @@ def report_dict(data: ReportData) -> dict[str, Any]:
         comparison = {
             "base": data.baseline.id if data.baseline else None,
             "variants": views.delta_rows(data.comparison),
-            "only_in_base": list(getattr(data.comparison, "only_in_base", []) or []),
-            "only_in_head": list(getattr(data.comparison, "only_in_head", []) or []),
+            "only_in_base": list(data.comparison.only_in_base),
+            "only_in_head": list(data.comparison.only_in_head),
         }
     small = _jsonable(
         {

@@ -11,11 +11,13 @@ escapes text; characters XML 1.0 cannot hold at all are replaced first.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from glmeval.report import ReportData, views
+import glmeval.report.views as views
+from glmeval.report.data import ReportData
 
 MAX_OUT = 4_000
 # Characters outside XML 1.0's Char production (control characters, lone surrogates, U+FFFE/F).
@@ -63,21 +65,21 @@ def build_junit(data: ReportData) -> ET.Element:
     run = data.run
     m = views.matrix(data)
     root = ET.Element("testsuites", name=xml_text(f"glmeval {run.suite}"))
-    total = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
-    timestamp = __import__("datetime").datetime.fromtimestamp(run.started_at).isoformat(timespec="seconds")
+    total: dict[str, float] = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
+    timestamp = dt.datetime.fromtimestamp(run.started_at).isoformat(timespec="seconds")
     for variant in m.variants:
         cells = [m.cells[(c, variant)] for c in m.cases if (c, variant) in m.cells]
         suite = ET.SubElement(root, "testsuite", name=xml_text(f"{run.suite} [{variant}]"), timestamp=timestamp)
         if run.host:
             suite.set("hostname", xml_text(run.host))
         props = ET.SubElement(suite, "properties")
-        for key, value in (
+        for prop, shown in (
             ("run_id", run.id), ("variant", variant), ("git_commit", run.git_commit), ("simulated", str(bool(run.local)).lower()),
             ("replayed", str(bool(run.replay)).lower()),
         ):
-            if value is not None:
-                ET.SubElement(props, "property", name=key, value=xml_text(value))
-        counts = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
+            if shown is not None:
+                ET.SubElement(props, "property", name=prop, value=xml_text(shown))
+        counts: dict[str, float] = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
         for cell in cells:
             seconds = sum(_seconds(a.latency_ms) for a in cell.attempts)
             case = ET.SubElement(

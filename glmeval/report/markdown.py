@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from glmeval.report import ReportData, views
+import glmeval.report.views as views
 from glmeval.report.charts import sparkline
+from glmeval.report.data import ReportData
 
 MAX_OUTPUT = 160
 MAX_MARKDOWN = 60_000
@@ -227,7 +228,7 @@ def _pp(delta: Any) -> str:
     return "" if _missing(delta) else f" ({delta * 100:+.0f} pp)"
 
 
-def _delta_cell(key: str, triple: Any) -> str:
+def delta_cell(key: str, triple: Any) -> str:
     """``80% → 60% (−20 pp)`` for rates, ``1,200 → 900 (−25%)`` for the rest."""
     if not triple:
         return "–"
@@ -243,7 +244,8 @@ def _delta_cell(key: str, triple: Any) -> str:
     return f"{fmt(base)} → {fmt(head)}{rel}"
 
 
-def _p(value: Any) -> str:
+def fmt_p(value: Any) -> str:
+    """A p-value at the precision that matters: ``<0.001``, ``0.004``, ``0.12``."""
     if _missing(value):
         return "–"
     return "<0.001" if value < 0.001 else f"{value:.3f}" if value < 0.01 else f"{value:.2f}"
@@ -285,13 +287,12 @@ def baseline(data: ReportData) -> str:
     rows = []
     for r in views.delta_rows(cmp):
         m = r["metrics"]
-        rows.append([md_escape(r["variant"], 80)] + [_delta_cell(k, m.get(k)) for k, _ in DELTA_METRICS]
-                    + [_p(r["p_value"]), md_escape(r["verdict"] or "", 80)])
+        rows.append([md_escape(r["variant"], 80)] + [delta_cell(k, m.get(k)) for k, _ in DELTA_METRICS]
+                    + [fmt_p(r["p_value"]), md_escape(r["verdict"] or "", 80)])
     if rows:
         lines += ["", "### Metric deltas", "", tabulate(rows, headers=["variant"] + [h for _, h in DELTA_METRICS] + ["p", "verdict"],
                                                       tablefmt="github", disable_numparse=True)]
-    only_base = list(getattr(cmp, "only_in_base", []) or [])
-    only_head = list(getattr(cmp, "only_in_head", []) or [])
+    only_base, only_head = cmp.only_in_base, cmp.only_in_head
     if only_base:
         lines += ["", "Only in the baseline: " + ", ".join(md_escape(x, 80) for x in only_base[:20])]
     if only_head:
@@ -444,5 +445,5 @@ def render_step_summary(data: ReportData, limit: int = MAX_MARKDOWN) -> str:
 
 __all__ = [
     "render_markdown", "render_step_summary", "summary_table", "md_escape", "section", "SECTIONS",
-    "fmt_ms", "fmt_pct", "fmt_num", "fmt_cost",
+    "fmt_ms", "fmt_pct", "fmt_num", "fmt_cost", "fmt_ci", "fmt_p", "fmt_when", "delta_cell", "DELTA_METRICS",
 ]

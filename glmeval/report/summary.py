@@ -1,0 +1,144 @@
+"""Run-wide figures: the per-variant summary with intervals, the best value per column, the
+header's totals and its status badge.
+
+What "best" means (direction and shown precision) is decided here, so the Markdown bold and
+the HTML highlight always mark the same cells.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from glmeval.analysis.stats import wilson_interval
+from glmeval.report.data import ReportData, clean
+from glmeval.report.matrix import matrix
+
+# column -> whether higher is better
+BEST_DIRECTION: dict[str, bool] = {
+    "pass_rate": True,
+    "case_pass_rate": True,
+    "checks_rate": True,
+    "latency_p50_ms": False,
+    "latency_p95_ms": False,
+    "ttft_p50_ms": False,
+    "prompt_tokens": False,
+    "completion_tokens": False,
+    "cost": False,
+    "errors": False,
+}
+
+
+# decimals each column is shown with (markdown.py / html.py formatters)
+BEST_PRECISION: dict[str, int] = {
+    "pass_rate": 2, "case_pass_rate": 2, "checks_rate": 2, "latency_p50_ms": 0, "latency_p95_ms": 0, "ttft_p50_ms": 0,
+    "prompt_tokens": 1, "completion_tokens": 1, "cost": 4, "errors": 0,
+}
+
+
+def enrich_summary(summary: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
+    """Add the 95% Wilson interval of the pass rate and the checks passed per variant.
+
+    An interval next to the rate stops people reading 2 of 3 vs 3 of 3 as a real difference.
+    Idempotent, so a summary that already has the columns is returned unchanged.
+    """
+    if summary.empty or "pass_lo" in summary.columns:
+        return summary
+    out = summary.copy()
+    if "pass_rate_lo" in out.columns and "pass_rate_hi" in out.columns:
+        out["pass_lo"], out["pass_hi"] = out["pass_rate_lo"], out["pass_rate_hi"]
+    else:
+        bounds = [wilson_interval(int(p), int(n)) for p, n in zip(out["passed"], out["jobs"])]
+        out["pass_lo"] = [b[0] for b in bounds]
+        out["pass_hi"] = [b[1] for b in bounds]
+    if not checks.empty:
+        grouped = checks.groupby("variant_id")["passed"].agg(["sum", "count"])
+        out["checks_passed"] = [int(grouped["sum"].get(v, 0)) for v in out["variant"]]
+        out["checks_total"] = [int(grouped["count"].get(v, 0)) for v in out["variant"]]
+    else:
+        out["checks_passed"] = 0
+        out["checks_total"] = 0
+    out["checks_rate"] = [p / t if t else float("nan") for p, t in zip(out["checks_passed"], out["checks_total"])]
+    return out
+
+
+def best_variants(summary: pd.DataFrame) -> dict[str, set[str]]:
+    """For each comparable column, the variants holding its best value.
+
+    Nothing is marked when there is one variant or every variant ties: a highlight should
+    point at a difference, not decorate a column.
+    """
+    out: dict[str, set[str]] = {}
+    if len(summary) < 2:
+        return out
+    for col, higher in BEST_DIRECTION.items():
+        if col not in summary.columns:
+            continue
+        values = {v: clean(x) for v, x in zip(summary["variant"], summary[col])}
+        # Compare at the precision shown, so two cells that read the same are both marked or neither.
+        digits = BEST_PRECISION.get(col, 6)
+        finite = {v: round(float(x), digits) for v, x in values.items() if x is not None}
+        if len(finite) < 2 or len(set(round(x, 12) for x in finite.values())) < 2:
+            continue
+        best = max(finite.values()) if higher else min(finite.values())
+        out[col] = {v for v, x in finite.items() if abs(x - best) <= 1e-12 * max(1.0, abs(best))}
+    return out
+
+
+def totals(data: ReportData) -> dict[str, Any]:
+    """Run-wide figures for the header: what a reader wants before any table."""
+    res = data.results
+    if res.empty:
+        return {"jobs": 0, "passed": 0, "failed": 0, "errors": 0, "pass_rate": None, "cost": 0.0, "tokens": 0,
+                "cached": 0, "duration_s": None, "cases": 0, "cells_failed": 0, "cells": 0}
+    m = matrix(data)
+    status = res["status"]
+    duration = (data.run.ended_at - data.run.started_at) if data.run.ended_at else None
+    cells_failed = sum(not c.passed for c in m.cells.values())
+    return {
+        "jobs": len(res),
+        "passed": int((status == "pass").sum()),
+        "failed": int((status == "fail").sum()),
+        "errors": int((status == "error").sum()),
+        "pass_rate": float((status == "pass").mean()),
+        "cost": float(res["cost"].fillna(0).sum()),
+        "tokens": int(res["total_tokens"].fillna(0).sum()),
+        "cached": int(res["cached"].sum()),
+        "duration_s": duration,
+        "cases": len(m.cases),
+        "cells": len(m.cells),
+        "cells_failed": cells_failed,
+    }
+
+
+def models(data: ReportData) -> list[str]:
+    if data.results.empty:
+        return sorted({str(v.get("model")) for v in data.variants.values() if v.get("model")})
+    return list(dict.fromkeys(data.results["model"].tolist()))
+
+
+
+
+def outcome(data: ReportData) -> dict[str, str]:
+    """The header badge: the stored status, coloured by what the run actually produced, so a
+    run whose every call failed is never shown as a green "complete". ``tone`` is good (every
+    case passed), warn (some cases failed), bad (errors, or a run that did not finish)."""
+    status = data.run.status
+    t = totals(data)
+    parts = [status]
+    if t["errors"]:
+        parts.append(f"{t['errors']} error{'s' if t['errors'] != 1 else ''}")
+    failing = sum(1 for c in matrix(data).cells.values() if not c.passed and c.kind != "error")
+    if failing:
+        parts.append(f"{failing} failing")
+    if status in ("interrupted", "aborted", "failed") or t["errors"]:
+        tone = "bad"
+    elif status != "complete" or t["cells_failed"] or not t["jobs"]:
+        tone = "warn"
+    else:
+        tone = "good"
+    return {"text": " · ".join(parts), "tone": tone}
+
+
+__all__ = ["BEST_DIRECTION", "BEST_PRECISION", "enrich_summary", "best_variants", "totals", "models", "outcome"]
