@@ -18,11 +18,16 @@ import math
 import platform
 import sqlite3
 import time
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
 from glmeval.errors import GlmevalError
-from glmeval.store import SCHEMA_VERSION, Store
+from glmeval.store.migrations import SCHEMA_VERSION
+from glmeval.store.protocols import StoreReader, StoreWriter
+from glmeval.store.sqlite import ROWID, insert_sql, write_transaction
+from glmeval.store.store import Store
+from glmeval.version import __version__
 
 FORMAT = "glmeval-run"
 FORMAT_VERSION = 1
@@ -36,7 +41,7 @@ _REQUIRED = {
 }
 
 
-def export_run(store: Store, run: str) -> dict[str, Any]:
+def export_run(store: StoreReader, run: str) -> dict[str, Any]:
     """The whole run (run row, results, checks) as one JSON-ready dict."""
     run_id = store.resolve_run(run)
     run_row = dict(store.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
@@ -47,14 +52,12 @@ def export_run(store: Store, run: str) -> dict[str, Any]:
         item.pop("run_id", None)
         checks.setdefault(item.pop("job_id"), []).append(item)
     results = []
-    for row in store.conn.execute("SELECT * FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)):
+    for row in store.conn.execute(f"SELECT * FROM results WHERE run_id = ? ORDER BY {ROWID}", (run_id,)):
         item = dict(row)
         item.pop("run_id", None)
         _decode(item, "results")
         item["checks"] = checks.get(item["job_id"], [])
         results.append(item)
-    from glmeval.version import __version__
-
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -109,7 +112,7 @@ def read_export(path: Path) -> dict[str, Any]:
     return data
 
 
-def import_run(store: Store, data: dict[str, Any], replace: bool = False, source: str | None = None) -> tuple[str, str]:
+def import_run(store: StoreWriter, data: dict[str, Any], replace: bool = False, source: str | None = None) -> tuple[str, str]:
     """Insert an exported run; returns ``(run_id, what happened)``.
 
     Idempotent: a run already in the database (same id) is left alone and reported as
@@ -136,49 +139,49 @@ def import_run(store: Store, data: dict[str, Any], replace: bool = False, source
     result_cols = set(store.columns("results"))
     check_cols = set(store.columns("checks"))
     conn = store.conn
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        if exists:
-            for table in ("checks", "results"):
-                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        _insert(conn, "runs", {k: v for k, v in run_row.items() if k in run_cols})
-        for n, item in enumerate(data["results"]):
-            if not isinstance(item, dict):
-                raise GlmevalError(f"{source or 'export'}: result {n} is not an object")
-            item = dict(item)
-            checks = item.pop("checks", []) or []
-            missing = [c for c in _REQUIRED["results"] if item.get(c) is None]
-            if missing:
-                raise GlmevalError(f"{source or 'export'}: result {n} lacks {', '.join(missing)}")
-            _encode(item, "results")
-            item["run_id"] = run_id
-            _insert(conn, "results", {k: v for k, v in item.items() if k in result_cols})
-            for check in checks if isinstance(checks, list) else [checks]:
-                if not isinstance(check, dict) or any(check.get(c) is None for c in _REQUIRED["checks"]):
-                    raise GlmevalError(
-                        f"{source or 'export'}: result {n} has a check that is not an object with "
-                        f"{', '.join(_REQUIRED['checks'])}"
-                    )
-                check = dict(check)
-                check.update(run_id=run_id, job_id=item["job_id"])
-                _insert(conn, "checks", {k: v for k, v in check.items() if k in check_cols})
-        conn.execute("COMMIT")
+        with write_transaction(conn):
+            if exists:
+                for table in ("checks", "results"):
+                    conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+                conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            _insert(conn, "runs", {k: v for k, v in run_row.items() if k in run_cols})
+            for n, item in enumerate(data["results"]):
+                _insert_result(conn, n, item, run_id, result_cols, check_cols, source)
     except sqlite3.Error as exc:
-        conn.execute("ROLLBACK")
         raise GlmevalError(f"{source or 'export'}: cannot import this run ({exc}); nothing was imported") from None
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return run_id, "replaced" if exists else "imported"
 
 
-def _insert(conn: Any, table: str, row: dict[str, Any]) -> None:
+def _insert_result(
+    conn: sqlite3.Connection, n: int, item: Any, run_id: str, result_cols: set[str], check_cols: set[str], source: str | None
+) -> None:
+    """Insert the export's result number ``n`` and its checks, refusing one that lacks what
+    every stored result has."""
+    if not isinstance(item, dict):
+        raise GlmevalError(f"{source or 'export'}: result {n} is not an object")
+    item = dict(item)
+    checks = item.pop("checks", []) or []
+    missing = [c for c in _REQUIRED["results"] if item.get(c) is None]
+    if missing:
+        raise GlmevalError(f"{source or 'export'}: result {n} lacks {', '.join(missing)}")
+    _encode(item, "results")
+    item["run_id"] = run_id
+    _insert(conn, "results", {k: v for k, v in item.items() if k in result_cols})
+    for check in checks if isinstance(checks, list) else [checks]:
+        if not isinstance(check, dict) or any(check.get(c) is None for c in _REQUIRED["checks"]):
+            raise GlmevalError(
+                f"{source or 'export'}: result {n} has a check that is not an object with "
+                f"{', '.join(_REQUIRED['checks'])}"
+            )
+        check = dict(check)
+        check.update(run_id=run_id, job_id=item["job_id"])
+        _insert(conn, "checks", {k: v for k, v in check.items() if k in check_cols})
+
+
+def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
     cols = list(row)
-    conn.execute(
-        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-        [row[c] for c in cols],
-    )
+    conn.execute(insert_sql(table, cols), [row[c] for c in cols])
 
 
 def results_table_text(store: Store, run: str, fmt: str) -> str:
@@ -198,8 +201,8 @@ def results_table_text(store: Store, run: str, fmt: str) -> str:
     for rec in checks.drop(columns=["run_id", "case_id", "variant_id", "repeat", "model"]).to_dict("records"):
         by_job.setdefault(rec.pop("job_id"), []).append(_clean(rec))
     lines = []
-    for rec in frame.to_dict("records"):
-        rec = _clean(rec)
+    for raw in frame.to_dict("records"):
+        rec = _clean(raw)
         if rec.get("tool_calls"):
             try:
                 rec["tool_calls"] = json.loads(rec["tool_calls"])
@@ -210,9 +213,9 @@ def results_table_text(store: Store, run: str, fmt: str) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _clean(rec: dict[str, Any]) -> dict[str, Any]:
+def _clean(rec: Mapping[Hashable, Any]) -> dict[str, Any]:
     """NaN -> None and numpy scalars -> Python, so JSON is valid and plain."""
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in rec.items():
         if hasattr(value, "item") and not isinstance(value, (str, bytes)):
             try:
@@ -221,7 +224,7 @@ def _clean(rec: dict[str, Any]) -> dict[str, Any]:
                 pass
         if isinstance(value, float) and math.isnan(value):
             value = None
-        out[key] = value
+        out[str(key)] = value
     return out
 
 

@@ -1,0 +1,300 @@
+"""The schema as a list of named, append-only migrations (the way simonw/llm keeps its own).
+
+A fresh database is built by running every migration from empty; an older one runs only the
+ones it lacks, in order. Each name, once applied, is recorded in ``_migrations`` with when it
+ran, so a newer glmeval knows exactly what an older one did, and CI caches and long-lived
+laptops that keep databases for months open with their history intact.
+
+Rules for whoever adds one: append a new function decorated with :func:`migration` at the
+end, named ``mNNN_what_it_does`` with the next number; never edit, rename, reorder or remove
+one that has shipped (databases out there already recorded it). The DDL is SQLite's; a second
+engine gives each name its own text.
+
+Before names were recorded, glmeval counted versions in ``meta.schema_version`` (1, 2, 3).
+Such a database is read as having run the first N migrations, which are exactly what those
+versions held. ``meta.schema_version`` is still written (as the number of migrations applied)
+so a glmeval from before named migrations refuses a newer database instead of writing to it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from glmeval.errors import GlmevalError
+from glmeval.store.sqlite import insert_sql, run_script, table_names, write_transaction
+
+Step = Callable[[sqlite3.Connection], None]
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    apply: Step
+
+    @property
+    def number(self) -> int:
+        """``3`` for ``m003_...``: its place in the list, and the schema version it brings."""
+        return int(self.name[1:4])
+
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(step: Step) -> Step:
+    """Append ``step`` to :data:`MIGRATIONS` under its function name."""
+    MIGRATIONS.append(Migration(step.__name__, step))
+    return step
+
+
+MIGRATIONS_TABLE = "_migrations"
+
+# Tables every glmeval database has; a SQLite file with other tables (and without ``meta``)
+# is someone else's database, which glmeval must not write into.
+OWN_TABLES = frozenset({"meta", "runs", "results", "checks", "cache", MIGRATIONS_TABLE})
+
+
+# -- the migrations, oldest first; append only ------------------------------------------------
+
+
+@migration
+def m001_initial(conn: sqlite3.Connection) -> None:
+    """Runs, results, check results and the response cache (schema version 1)."""
+    run_script(
+        conn,
+        """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    suite TEXT NOT NULL,
+    suite_hash TEXT,
+    suite_path TEXT,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    status TEXT NOT NULL DEFAULT 'running',
+    git_commit TEXT,
+    git_branch TEXT,
+    git_dirty INTEGER,
+    version TEXT,
+    host TEXT,
+    settings TEXT,
+    local INTEGER NOT NULL DEFAULT 0,
+    replay INTEGER NOT NULL DEFAULT 0,
+    total_jobs INTEGER,
+    variants TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_suite ON runs (suite, started_at);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    job_id TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    variant_id TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    repeat INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    status TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    score REAL,
+    output TEXT,
+    tool_calls TEXT,
+    finish_reason TEXT,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    total_tokens INTEGER,
+    latency_ms REAL,
+    ttft_ms REAL,
+    queue_ms REAL,
+    retry_ms REAL,
+    cost REAL,
+    error_kind TEXT,
+    error_status INTEGER,
+    error_code TEXT,
+    error_message TEXT,
+    attempts INTEGER,
+    cached INTEGER NOT NULL DEFAULT 0,
+    request_id TEXT,
+    job TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, job_id)
+);
+CREATE TABLE IF NOT EXISTS checks (
+    run_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    label TEXT,
+    metric TEXT,
+    passed INTEGER NOT NULL,
+    score REAL,
+    weight REAL,
+    reason TEXT,
+    error INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, job_id, idx)
+);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY,
+    model TEXT,
+    completion TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+""",
+    )
+
+
+@migration
+def m002_baseline_origin_tags(conn: sqlite3.Connection) -> None:
+    """``runs.baseline`` (the run this one was gated against), ``runs.origin`` and
+    ``runs.imported_at`` (set when a run arrived by ``glmeval import``: CI machines are thrown
+    away, so runs travel as files), ``results.tags`` (the case's tags, queryable without
+    parsing the job JSON, back-filled from it), and an index to find a case's results in a run.
+
+    The back-fill runs only when there are rows, so a new database needs no JSON functions.
+    """
+    run_script(
+        conn,
+        """
+ALTER TABLE runs ADD COLUMN baseline TEXT;
+ALTER TABLE runs ADD COLUMN origin TEXT;
+ALTER TABLE runs ADD COLUMN imported_at REAL;
+ALTER TABLE results ADD COLUMN tags TEXT;
+CREATE INDEX IF NOT EXISTS results_case ON results (run_id, variant_id, case_id);
+""",
+    )
+    if conn.execute("SELECT 1 FROM results LIMIT 1").fetchone():
+        conn.execute("UPDATE results SET tags = json_extract(job, '$.tags') WHERE json_valid(job)")
+
+
+@migration
+def m003_judge_usage(conn: sqlite3.Connection) -> None:
+    """Tokens and cost the judge model spent grading each result."""
+    run_script(
+        conn,
+        """
+ALTER TABLE results ADD COLUMN judge_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE results ADD COLUMN judge_cost REAL NOT NULL DEFAULT 0;
+""",
+    )
+
+
+# -- running them ------------------------------------------------------------------------------
+
+# The number of migrations this glmeval knows; a database with all of them is current.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# The highest ``meta.schema_version`` written before names were recorded: a database at
+# version N <= this without a migrations table ran exactly the first N migrations.
+LEGACY_SCHEMA_VERSION = 3
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """What a database has: its ``meta.schema_version`` (0 for an empty file), the migration
+    names it has applied (recorded, or inferred from a legacy version), and whether they are
+    recorded in ``_migrations`` yet."""
+
+    version: int
+    applied: tuple[str, ...]
+    recorded: bool
+
+    @property
+    def pending(self) -> list[Migration]:
+        done = set(self.applied)
+        return [m for m in MIGRATIONS if m.name not in done]
+
+    @property
+    def unknown(self) -> list[str]:
+        """Names a newer glmeval applied that this one does not know."""
+        known = {m.name for m in MIGRATIONS}
+        return [name for name in self.applied if name not in known]
+
+    @property
+    def newer(self) -> bool:
+        return self.version > SCHEMA_VERSION or bool(self.unknown)
+
+
+def schema_state(conn: sqlite3.Connection, path: Path | str) -> SchemaState:
+    """Read what the database at ``path`` has; raises for a SQLite file that is not glmeval's."""
+    tables = table_names(conn)
+    if "meta" not in tables:
+        if tables - OWN_TABLES:
+            raise GlmevalError(
+                f"{path}: a SQLite database but not a glmeval one (tables: {', '.join(sorted(tables)[:5])}); "
+                "point --db at another file"
+            )
+        return SchemaState(0, (), False)
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    try:
+        version = int(row[0]) if row else 0
+    except ValueError:
+        raise GlmevalError(f"{path}: unreadable schema version {row[0]!r}") from None
+    if MIGRATIONS_TABLE in tables:
+        names = tuple(r[0] for r in conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY rowid"))
+        return SchemaState(version, names, True)
+    legacy = min(version, LEGACY_SCHEMA_VERSION)
+    return SchemaState(version, tuple(m.name for m in MIGRATIONS[:legacy]), False)
+
+
+def refuse_newer(state: SchemaState, path: Path | str) -> None:
+    if state.newer:
+        extra = f" (migrations {', '.join(state.unknown)})" if state.unknown else ""
+        raise GlmevalError(
+            f"{path}: database schema version {state.version}{extra} is newer than this glmeval ({SCHEMA_VERSION}); "
+            "upgrade glmeval"
+        )
+
+
+def migrate(conn: sqlite3.Connection, path: Path | str = "database") -> list[str]:
+    """Apply the migrations ``conn`` lacks, in order; returns their names (empty: current).
+
+    Everything happens in one write transaction, together with the record of each name and
+    the version bump, so a crash or a concurrent opener never sees a half-migrated database.
+    The state is read again under the lock: two processes opening the same old database at
+    once must not both run ``ALTER TABLE`` (the second would fail).
+    """
+    state = schema_state(conn, path)
+    refuse_newer(state, path)
+    if not state.pending and state.recorded:
+        return []
+    with write_transaction(conn):
+        state = schema_state(conn, path)
+        refuse_newer(state, path)
+        if not state.recorded:
+            # Applied before names were recorded (none for a new file): when is unknown.
+            _record(conn, [(name, None) for name in state.applied])
+        for step in state.pending:
+            step.apply(conn)
+            _record(conn, [(step.name, time.time())])
+        conn.execute(insert_sql("meta", ("key", "value"), "replace"), ("schema_version", str(SCHEMA_VERSION)))
+    return [m.name for m in state.pending]
+
+
+def _record(conn: sqlite3.Connection, rows: list[tuple[str, float | None]]) -> None:
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at REAL)")
+    conn.executemany(insert_sql(MIGRATIONS_TABLE, ("name", "applied_at"), "ignore"), rows)
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[tuple[str, float | None]]:
+    """The recorded ``(name, applied_at)`` rows, in the order they ran."""
+    if MIGRATIONS_TABLE not in table_names(conn):
+        return []
+    return [(r[0], r[1]) for r in conn.execute(f"SELECT name, applied_at FROM {MIGRATIONS_TABLE} ORDER BY rowid")]
+
+
+__all__ = [
+    "LEGACY_SCHEMA_VERSION",
+    "MIGRATIONS",
+    "MIGRATIONS_TABLE",
+    "OWN_TABLES",
+    "SCHEMA_VERSION",
+    "Migration",
+    "SchemaState",
+    "applied_migrations",
+    "migrate",
+    "migration",
+    "refuse_newer",
+    "schema_state",
+]
