@@ -27,10 +27,10 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from glmeval.analysis.frames import StoreReader, case_frame, results_frame
+from glmeval.analysis.frames import case_frame, results_frame
 from glmeval.analysis.stats import describe_p, mcnemar_exact, paired_bootstrap, wilson_interval
 from glmeval.errors import GlmevalError
-from glmeval.store import RunInfo
+from glmeval.store import RunInfo, StoreReader
 
 METRICS: tuple[str, ...] = ("pass_rate", "latency_p50_ms", "latency_p95_ms", "total_tokens", "cost")
 

@@ -7,44 +7,13 @@ live runner state; any past run, or any pair of runs, renders the same way.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
 from glmeval.analysis.stats import wilson_interval
-from glmeval.store import RunInfo, Store
-
-
-class StoreReader(Protocol):
-    """The reading side of :class:`glmeval.store.Store` that analysis and reports call.
-
-    Frames, comparisons and reports take this instead of the concrete class, so they state
-    what they need from a store (and a second engine only has to provide these). It is local
-    to :mod:`glmeval.analysis` until :mod:`glmeval.store` exports a reader Protocol of its own.
-    """
-
-    @property
-    def path(self) -> Path: ...
-
-    @property
-    def conn(self) -> sqlite3.Connection: ...
-
-    def get_run(self, run_id: str) -> RunInfo | None: ...
-
-    def require_run(self, run_id: str) -> RunInfo: ...
-
-    def resolve_run(
-        self,
-        ref: str,
-        suite: str | None = None,
-        *,
-        before: float | None = None,
-        exclude: str | None = None,
-        cwd: Path | None = None,
-    ) -> str: ...
-
+from glmeval.store import Store, StoreReader
 
 RESULT_COLUMNS = [
     "run_id", "job_id", "case_id", "variant_id", "repeat", "model", "mode", "status", "passed", "score",

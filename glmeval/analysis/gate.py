@@ -31,18 +31,15 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 from glmeval.analysis.compare import Comparison, compare_runs, format_comparison, side_metrics
-from glmeval.analysis.frames import StoreReader, case_frame, results_frame
+from glmeval.analysis.frames import case_frame, results_frame
 from glmeval.errors import GlmevalError
+from glmeval.store import StoreReader, StoreWriter
 
-
-class GateStore(StoreReader, Protocol):
-    """A store the gate reads and records its baseline in (``runs.baseline``, shown by
-    ``glmeval show`` and used by ``glmeval report``)."""
-
-    def set_baseline(self, run_id: str, baseline_id: str | None) -> None: ...
+# The gate reads the runs and records its baseline (``runs.baseline``, shown by ``glmeval show``
+# and used by ``glmeval report``).
+GateStore = StoreWriter
 
 
 # rule metric name -> comparison metric key (None: computed from case lists / counts)

@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from glmeval.analysis.frames import StoreReader
 from glmeval.errors import GlmevalError
 from glmeval.report.data import ReportData
 from glmeval.report.html import render_html
@@ -23,6 +22,7 @@ from glmeval.report.jsonreport import render_json
 from glmeval.report.junit import render_junit
 from glmeval.report.load import HISTORY_RUNS, load_report_data
 from glmeval.report.markdown import render_markdown, render_step_summary
+from glmeval.store import StoreReader
 
 Renderer = Callable[[ReportData], str]
 

@@ -14,11 +14,11 @@ from typing import Any
 import pandas as pd
 
 from glmeval.analysis.compare import compare_runs
-from glmeval.analysis.frames import StoreReader, checks_frame, results_frame, summary_frame
+from glmeval.analysis.frames import checks_frame, results_frame, summary_frame
 from glmeval.errors import GlmevalError
 from glmeval.report.data import ReportData
 from glmeval.report.summary import enrich_summary
-from glmeval.store import RunInfo
+from glmeval.store import RunInfo, StoreReader
 
 HISTORY_RUNS = 20
 _JOB_FIELDS = ("messages", "params", "threshold", "description", "tags", "vars", "min_score")
