@@ -1,7 +1,9 @@
 """Wiring shared by the CLI and the pytest plugin: where to send calls, and one suite run.
 
 A :class:`Target` says where calls go (the real API, a base URL, or a local server started
-in-process) and owns the client; :func:`run_plan` runs one planned suite into the store.
+in-process) and owns the client; :func:`suite_options` turns a suite's settings and the
+command line's :class:`Overrides` into the runner's options; :func:`run_plan` runs one
+planned suite into the store. What happens after the run is :mod:`glmeval.afterrun`.
 """
 
 from __future__ import annotations
@@ -9,16 +11,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard, get_args
 
 from glmeval.errors import GlmevalError
-from glmeval.plan import Plan
-from glmeval.records import Job, Result
-from glmeval.run.client import GLMClient, find_api_key
-from glmeval.run.runner import RunCounts, Runner, RunOptions, RunOutcome
-from glmeval.store import Store
+from glmeval.records import RunStatus
+from glmeval.run.ratelimit import Budget, ModelLimit, parse_model_values
+
+if TYPE_CHECKING:  # the CLI imports this module for --help: the runner and the SDK load on use
+    from glmeval.plan import Plan
+    from glmeval.records import Job, Result
+    from glmeval.run.client import GLMClient
+    from glmeval.run.runner import RunCounts, RunOptions, RunOutcome
+    from glmeval.simulator import FaultConfig
+    from glmeval.store import Store
+    from glmeval.suite import Suite
 
 LOCAL_SPEED = 0.05
+
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+
+
+def is_status(text: str) -> TypeGuard[RunStatus]:
+    """Whether a status string from the runner or the store is one glmeval knows."""
+    return text in RUN_STATUSES
 
 
 @dataclass
@@ -49,12 +64,16 @@ class Target:
             self.base_url = self.server.base_url
             self.api_key = self.server.api_key
         else:
+            from glmeval.run.client import find_api_key
+
             self.api_key = self.api_key or find_api_key()
             if not self.api_key and not self.replay:
                 raise GlmevalError(
                     "no API key: set ZHIPUAI_API_KEY (or ZHIPU_API_KEY), or pass --local to use the local GLM server"
                 )
         if self.api_key:
+            from glmeval.run.client import GLMClient
+
             self.client = GLMClient(
                 self.api_key,
                 self.base_url,
@@ -98,6 +117,8 @@ class Resume:
 def find_resume(store: Store, plan: Plan, ref: str = "latest") -> Resume:
     """Resolve ``ref`` (``latest`` = this suite's latest run) and list the jobs without a
     result. Works for a run that was killed outright (its status is still ``running``)."""
+    from glmeval.run.runner import RunCounts
+
     suite = plan.suite
     run_id = store.resolve_run(ref, suite=suite.name)
     info = store.get_run(run_id)
@@ -137,6 +158,8 @@ def run_plan(
 ) -> RunOutcome:
     """Run every job of ``plan`` into ``store`` as one stored run; with ``resume``, run only
     the jobs that run still lacks, into the same run id."""
+    from glmeval.run.runner import Runner
+
     suite = plan.suite
     runner = Runner(target.client, store, options, on_result=on_result)
     # Nothing stored yet: --replay with an empty cache or a budget too small for one job stops
@@ -172,3 +195,108 @@ def _mark_if_simulated(store: Store, target: Target, run_id: str) -> None:
     --local) is stored as simulated, so reports and history never show it as real."""
     if not target.local and target.client is not None and getattr(target.client, "simulated", False):
         store.conn.execute("UPDATE runs SET local = 1 WHERE id = ?", (run_id,))
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line values over each suite's settings (None: the suite's own)."""
+
+    concurrency: int | None = None
+    retries: int | None = None
+    cache: str | None = None
+    judge_model: str | None = None
+    embedding_model: str | None = None
+    limits: dict[str, ModelLimit] = field(default_factory=dict)
+    budget: Budget | None = None
+    faults: FaultConfig | None = None
+
+
+def suite_options(
+    suite: Suite, target: Target, overrides: Overrides, notify: Callable[[str], None] | None = None
+) -> RunOptions:
+    """The runner's options for one suite of a ``glmeval run``."""
+    from glmeval.run.runner import RunOptions
+
+    return RunOptions(
+        cache_namespace=target.cache_namespace,
+        concurrency=overrides.concurrency or suite.settings.concurrency,
+        retries=suite.settings.retries if overrides.retries is None else overrides.retries,
+        cache=overrides.cache or "off",
+        judge_model=overrides.judge_model or suite.settings.judge_model,
+        embedding_model=overrides.embedding_model or suite.settings.embedding_model,
+        suite_dir=suite.base_dir,
+        prices=suite.prices or None,
+        model_limits=suite_limits(suite, overrides.limits),
+        budget=overrides.budget,
+        notify=notify,
+        checks=suite.check_registry,
+    )
+
+
+def run_settings(options: RunOptions, target: Target, overrides: Overrides) -> dict[str, Any]:
+    """The settings worth keeping with a stored run (``glmeval show`` prints them)."""
+    settings: dict[str, Any] = {
+        "concurrency": options.concurrency,
+        "retries": options.retries,
+        "cache": options.cache,
+        "timeout": target.timeout,
+        "base_url": target.base_url if not target.local else "local",
+    }
+    if options.model_limits:
+        settings["limits"] = {
+            m: {k: v for k, v in vars(lim).items() if v is not None} for m, lim in options.model_limits.items()
+        }
+    if overrides.budget is not None:
+        settings["budget"] = {"max_cost": overrides.budget.max_cost, "max_tokens": overrides.budget.max_tokens}
+    if overrides.faults is not None:
+        settings["faults"] = {k: v for k, v in vars(overrides.faults).items() if v}
+    return settings
+
+
+def parse_limits(concurrency: tuple[str, ...], rpm: tuple[str, ...], tpm: tuple[str, ...]) -> dict[str, ModelLimit]:
+    """``--model-concurrency``/``--rpm``/``--tpm`` items into per-model limits (``*`` = every model)."""
+    try:
+        conc = parse_model_values(concurrency, "--model-concurrency", integer=True)
+        per_min = parse_model_values(rpm, "--rpm")
+        tokens = parse_model_values(tpm, "--tpm")
+    except ValueError as exc:
+        raise GlmevalError(str(exc)) from None
+    limits: dict[str, ModelLimit] = {}
+    for model in {*conc, *per_min, *tokens}:
+        c = conc.get(model)
+        limits[model] = ModelLimit(int(c) if c is not None else None, per_min.get(model), tokens.get(model))
+    return limits
+
+
+def suite_limits(suite: Suite, cli: dict[str, ModelLimit]) -> dict[str, ModelLimit]:
+    """Per-model limits: the suite's ``settings.limits`` (``{model: {concurrency, rpm, tpm}}``)
+    with the command line's on top."""
+    merged: dict[str, ModelLimit] = {}
+    for model, spec in suite.settings.limits.items():
+        merged[str(model)] = ModelLimit(spec.concurrency, spec.rpm, spec.tpm)
+    for model, limit in cli.items():
+        merged[model] = merged.get(model, ModelLimit()).merged(limit)
+    return merged
+
+
+def parse_faults(items: tuple[str, ...], seed: int | None, local: bool) -> FaultConfig | None:
+    """``--fault KIND=RATE`` items (and ``--fault-seed``) into the local server's FaultConfig."""
+    if not items and seed is None:
+        return None
+    if not local:
+        raise GlmevalError("--fault and --fault-seed inject faults at the local server: add --local")
+    from glmeval.simulator import FaultConfig
+
+    spec = ",".join(items)
+    if seed is not None:
+        spec += f",seed={seed}"
+    try:
+        return FaultConfig.parse(spec)
+    except ValueError as exc:
+        raise GlmevalError(f"--fault: {exc}") from None
+
+
+__all__ = [
+    "LOCAL_SPEED", "RUN_STATUSES", "is_status", "Target", "Resume", "find_resume", "run_plan",
+    "Overrides", "suite_options", "run_settings", "parse_limits", "suite_limits", "parse_faults",
+]

@@ -9,14 +9,25 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from glmeval.cli import main
+from glmeval.cli.group import main
 from glmeval.errors import GlmevalError, SuiteError
-from glmeval.run.ratelimit import Budget, ModelLimit, parse_model_values
-from glmeval.session import LOCAL_SPEED, Target, find_resume, run_plan
+from glmeval.run.ratelimit import Budget
+from glmeval.session import (
+    LOCAL_SPEED,
+    Overrides,
+    Target,
+    find_resume,
+    parse_faults,
+    parse_limits,
+    run_plan,
+    run_settings,
+    suite_options,
+)
 
 if TYPE_CHECKING:  # loaded inside the command, so `glmeval --help` needs no pydantic, SDK or pandas
+    from glmeval.afterrun import RunEnd
     from glmeval.records import Result
-    from glmeval.run.runner import RunCounts
+    from glmeval.run.runner import RunCounts, RunOutcome
 
 
 class Progress:
@@ -247,10 +258,8 @@ def run(
     if len(given) > 1:
         raise click.UsageError(f"{' and '.join(given)} contradict each other; give one of them")
     cache_mode = "use" if use_cache else "replay" if replay else "off" if no_cache else None
+    from glmeval.afterrun import AfterRun, after_run, check_gate, decide_exit, stop_line
     from glmeval.plan import build_plan
-    from glmeval.report import load_report_data, report_dir, write_reports
-    from glmeval.report.markdown import summary_table
-    from glmeval.run.runner import RunOptions
     from glmeval.store import Store
 
     # --- runner: flags checked before anything is loaded or spent ---
@@ -260,42 +269,42 @@ def run(
         raise click.UsageError("give at least one SUITE file")
     if resume is not None and resume != "latest" and len(suites) > 1:
         raise GlmevalError("--resume RUN continues one run: give only that run's suite")
-    model_limits = parse_limits(model_concurrency, rpm, tpm)
+    limits = parse_limits(model_concurrency, rpm, tpm)
     fault_config = parse_faults(faults, fault_seed, local)
-    budget = Budget(max_cost, max_tokens_budget) if (max_cost is not None or max_tokens_budget is not None) else None
+    overrides = Overrides(
+        concurrency=concurrency,
+        retries=retries,
+        cache=cache_mode,
+        judge_model=judge_model,
+        embedding_model=embedding_model,
+        limits=limits,
+        budget=Budget(max_cost, max_tokens_budget) if (max_cost is not None or max_tokens_budget is not None) else None,
+        faults=fault_config,
+    )
     # --- end runner ---
     loaded = _load_all(suites)
     plans = [build_plan(s, model_override=list(models) or None, mode_override=mode) for s in loaded]
-    # --- suite: warnings about the suites (values the SDK clamps...) before anything runs ---
-    if not dry_run:
-        from glmeval.cli.suites import print_warnings
-
-        for plan in plans:
-            print_warnings(plan)
-    # --- end suite ---
     if dry_run:
         from glmeval.cli.suites import print_plan
 
         for plan in plans:
             print_plan(plan)
         return
+    # --- suite: warnings about the suites (values the SDK clamps...) before anything runs ---
+    from glmeval.cli.suites import print_warnings
+
+    for plan in plans:
+        print_warnings(plan)
+    # --- end suite ---
     store = Store(db)
     # --- history: parse the rules and check --baseline before spending anything ---
-    from glmeval.analysis.gate import Trip, check_refs, gate_after_run, parse_rules
-
-    gate_rules = parse_rules(fail_on)
-    baseline = check_refs(store, baseline, gate_rules)
-    if baseline and baseline.startswith("latest~") and baseline.strip() != "latest~0":
-        # Only plain `latest` may be missing (a suite's first run); an explicit latest~N that
-        # does not exist is a mistake, and must not let the --fail-on gate pass silently.
-        for plan in plans:
-            store.resolve_run(baseline, suite=plan.suite.name)
-    gate_trips: list[Trip] = []
+    baseline, gate_rules = check_gate(store, baseline, fail_on, [p.suite.name for p in plans])
+    after = AfterRun(
+        baseline=baseline, rules=gate_rules, summary=True, report_dir=None if no_report else out, report_subdirs=True
+    )
     # --- end history ---
-    any_failed = False
-    interrupted = False
+    ends: list[RunEnd] = []
     aborted: str | None = None
-    max_concurrency = max((concurrency or p.suite.settings.concurrency) for p in plans)
     with Target(
         local=local,
         base_url=base_url,
@@ -304,41 +313,13 @@ def run(
         speed=local_speed,
         rules=rules,
         replay=cache_mode == "replay",
-        concurrency=max_concurrency,
+        concurrency=max((concurrency or p.suite.settings.concurrency) for p in plans),
         faults=fault_config,
     ) as target:
         for plan in plans:
             suite = plan.suite
-            options = RunOptions(
-                cache_namespace=target.cache_namespace,
-                concurrency=concurrency or suite.settings.concurrency,
-                retries=suite.settings.retries if retries is None else retries,
-                cache=cache_mode or "off",
-                judge_model=judge_model or suite.settings.judge_model,
-                embedding_model=embedding_model or suite.settings.embedding_model,
-                suite_dir=suite.base_dir,
-                prices=suite.prices or None,
-                model_limits=suite_limits(suite, model_limits),
-                budget=budget,
-                notify=lambda message: click.echo(f"\n{message}", err=True),
-                checks=suite.check_registry,
-            )
-            settings = {
-                "concurrency": options.concurrency,
-                "retries": options.retries,
-                "cache": options.cache,
-                "timeout": target.timeout,
-                "base_url": target.base_url if not local else "local",
-            }
-            # --- runner: settings worth keeping with the run, and --resume ---
-            if options.model_limits:
-                settings["limits"] = {
-                    m: {k: v for k, v in vars(lim).items() if v is not None} for m, lim in options.model_limits.items()
-                }
-            if budget is not None:
-                settings["budget"] = {"max_cost": budget.max_cost, "max_tokens": budget.max_tokens}
-            if fault_config is not None:
-                settings["faults"] = {k: v for k, v in vars(fault_config).items() if v}
+            options = suite_options(suite, target, overrides, notify=lambda message: click.echo(f"\n{message}", err=True))
+            # --- runner: --resume ---
             resumed = find_resume(store, plan, resume) if resume is not None else None
             if resumed is not None and not quiet:
                 click.echo(
@@ -353,21 +334,20 @@ def run(
                         err=True,
                     )
             # --- end runner ---
-            label = f"{suite.name}"
             if not quiet and resumed is None:
                 click.echo(
                     f"{suite.name}: {len(plan.jobs)} jobs, {len(plan.variants)} variant(s)"
                     + (" against the local GLM server" if local else ""),
                     err=True,
                 )
-            with Progress(len(plan.jobs), label, start=resumed.counts if resumed else None) as progress:
+            with Progress(len(plan.jobs), suite.name, start=resumed.counts if resumed else None) as progress:
                 outcome = run_plan(
                     plan,
                     store,
                     target,
                     options,
                     on_result=None if quiet else progress.update,
-                    settings=settings,
+                    settings=run_settings(options, target, overrides),
                     resume=resumed,
                 )
             # --- runner: a bad key or an empty balance stops everything with one line (exit 2) ---
@@ -375,99 +355,46 @@ def run(
                 aborted = outcome.abort_reason
                 break
             # --- end runner ---
-            data = load_report_data(store, outcome.run_id)
-            click.echo("")
-            click.echo(f"{suite.name}  run {outcome.run_id}  ({outcome.status})")
-            click.echo(summary_table(data.summary, tablefmt="simple"))
-            c = outcome.counts
-            if not quiet:
-                from glmeval.report.views import failure_lines
-
-                for line in failure_lines(data):
-                    click.echo(line)
-            planned = f" ({c.total} planned)" if c.total and c.done < c.total else ""
-            click.echo(f"{c.passed} passed, {c.failed} failed, {c.errors} errors of {c.done} jobs{planned}")
-            # --- history: compare with the baseline, check the --fail-on rules ---
-            gated = bool(baseline or gate_rules)
-            if gated:
-                gate_trips += gate_after_run(store, outcome.run_id, baseline, gate_rules, click.echo)
-            # --- end history ---
-            if not no_report:
-                # The gate records the run's baseline; load again after it so the reports
-                # carry the comparison (without a gate the summary's data is all they need).
-                report_data = load_report_data(store, outcome.run_id) if gated else data
-                for path in write_reports(
-                    store, outcome.run_id, report_dir(out, suite.name, outcome.run_id), ("md", "html"), data=report_data
-                ):
-                    click.echo(f"report: {path}")
-            if c.failed or c.errors or outcome.status != "complete":
-                any_failed = True
+            end = after_run(store, outcome.run_id, after, outcome)
+            ends.append(end)
+            _print_end(suite.name, outcome, end, quiet)
             # --- runner: how the run ended, and how to continue it ---
-            again = f"glmeval run --resume {outcome.run_id} {suite.path}"
-            if outcome.status == "interrupted":
-                click.echo(f"interrupted: {outcome.not_run} job(s) not run; resume with `{again}`", err=True)
-                interrupted = True
-                break
-            if outcome.status == "budget":
-                click.echo(f"{outcome.budget_message}; run the rest with `{again} --max-cost/--max-tokens ...`", err=True)
+            line = stop_line(outcome, suite.path)
+            if line is not None:
+                click.echo(line, err=True)
                 break
             # --- end runner ---
-    if aborted:
-        raise GlmevalError(f"run stopped: {aborted}")
-    if interrupted:
-        sys.exit(130)
-    # --- history: with --fail-on the rules (not individual failed checks) decide the exit code ---
-    if gate_rules:
-        for trip in gate_trips:
-            click.echo(trip.message, err=True)
-        if not gate_trips:
-            click.echo(f"fail-on: no rule tripped ({', '.join(r.text for r in gate_rules)})", err=True)
-        sys.exit(1 if gate_trips else 0)
-    # --- end history ---
-    sys.exit(1 if any_failed else 0)
+    decision = decide_exit(ends, gate_rules, aborted)
+    if decision.stopped:
+        raise GlmevalError(decision.stopped)
+    for line in decision.lines:
+        click.echo(line, err=True)
+    sys.exit(decision.code)
 
 
-def parse_limits(concurrency: tuple[str, ...], rpm: tuple[str, ...], tpm: tuple[str, ...]) -> dict[str, ModelLimit]:
-    """``--model-concurrency``/``--rpm``/``--tpm`` items into per-model limits (``*`` = every model)."""
-    try:
-        conc = parse_model_values(concurrency, "--model-concurrency", integer=True)
-        per_min = parse_model_values(rpm, "--rpm")
-        tokens = parse_model_values(tpm, "--tpm")
-    except ValueError as exc:
-        raise GlmevalError(str(exc)) from None
-    limits: dict[str, ModelLimit] = {}
-    for model in {*conc, *per_min, *tokens}:
-        c = conc.get(model)
-        limits[model] = ModelLimit(int(c) if c is not None else None, per_min.get(model), tokens.get(model))
-    return limits
+def _print_end(suite: str, outcome: RunOutcome, end: RunEnd, quiet: bool) -> None:
+    """One suite's summary, its comparison with the baseline and its report files, in the
+    order they were made; an error part way is raised after what came before it."""
+    if end.data is not None:
+        from glmeval.report.markdown import summary_table
 
+        click.echo("")
+        click.echo(f"{suite}  run {outcome.run_id}  ({outcome.status})")
+        click.echo(summary_table(end.data.summary, tablefmt="simple"))
+        if not quiet:
+            from glmeval.report.views import failure_lines
 
-def suite_limits(suite: Any, cli: dict[str, ModelLimit]) -> dict[str, ModelLimit]:
-    """Per-model limits: the suite's ``settings.limits`` (``{model: {concurrency, rpm, tpm}}``)
-    with the command line's on top."""
-    merged: dict[str, ModelLimit] = {}
-    for model, spec in suite.settings.limits.items():
-        merged[str(model)] = ModelLimit(spec.concurrency, spec.rpm, spec.tpm)
-    for model, limit in cli.items():
-        merged[model] = merged.get(model, ModelLimit()).merged(limit)
-    return merged
-
-
-def parse_faults(items: tuple[str, ...], seed: int | None, local: bool) -> Any:
-    """``--fault KIND=RATE`` items (and ``--fault-seed``) into the local server's FaultConfig."""
-    if not items and seed is None:
-        return None
-    if not local:
-        raise GlmevalError("--fault and --fault-seed inject faults at the local server: add --local")
-    from glmeval.simulator import FaultConfig
-
-    spec = ",".join(items)
-    if seed is not None:
-        spec += f",seed={seed}"
-    try:
-        return FaultConfig.parse(spec)
-    except ValueError as exc:
-        raise GlmevalError(f"--fault: {exc}") from None
+            for line in failure_lines(end.data):
+                click.echo(line)
+        c = outcome.counts
+        planned = f" ({c.total} planned)" if c.total and c.done < c.total else ""
+        click.echo(f"{c.passed} passed, {c.failed} failed, {c.errors} errors of {c.done} jobs{planned}")
+    for line in end.gate_lines:
+        click.echo(line)
+    for path in end.reports:
+        click.echo(f"report: {path}")
+    if end.error is not None:
+        raise end.error
 
 
 __all__ = ["run", "Progress", "parse_limits", "parse_faults"]

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from glmeval.records import MODES, CheckResult, CheckSpec, Completion, Job, Result
+from glmeval.afterrun import as_status
+from glmeval.pytest_plugin.verdict import excerpt
+from glmeval.records import MODES, CheckResult, CheckSpec, Completion, Job, Mode, Result
 
 if TYPE_CHECKING:
-    from glmeval.pytest_plugin import GlmevalState
+    from glmeval.pytest_plugin.state import GlmevalState
 
 # Request parameters that become part of the variant label (scalar knobs people compare).
 _VARIANT_PARAMS = ("temperature", "top_p", "max_tokens", "do_sample", "seed")
@@ -49,7 +51,7 @@ class Glm:
         self,
         messages: str | list[dict[str, Any]],
         model: str = "glm-4",
-        mode: str = "sync",
+        mode: Mode = "sync",
         **params: Any,
     ) -> Completion:
         """Send one chat request (a user message as text, or a full message list).
@@ -72,7 +74,7 @@ class Glm:
         self._results[id(result.completion)] = result
         return result.completion
 
-    def _job(self, messages: list[dict[str, Any]], model: str, mode: str, params: dict[str, Any]) -> Job:
+    def _job(self, messages: list[dict[str, Any]], model: str, mode: Mode, params: dict[str, Any]) -> Job:
         from glmeval.plan import cache_key, job_id, variant_label
 
         variant: dict[str, Any] = {"model": model}
@@ -115,7 +117,7 @@ class Glm:
         runner = Runner(state.target.client, state.store, options, on_result=lambda r, _c: got.append(r))
         outcome = runner.run([job], state.run_id, total=1)
         state.jobs_run += 1
-        state.statuses.append(outcome.status)
+        state.statuses.append(as_status(outcome.status))
         if not got:
             from glmeval.records import ErrorInfo
 
@@ -189,8 +191,6 @@ class Glm:
             stored.score = score
             self._state.store.add_result(self._state.run_id, stored)
         if not passed:
-            from glmeval.pytest_plugin import excerpt
-
             failed = [r for r in results if not r.passed]
             lines = [f"glm.check: {len(failed)} of {len(results)} check(s) failed"]
             lines += [f"  FAILED {r.label or r.type}: {r.reason}" for r in failed]
