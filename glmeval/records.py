@@ -10,10 +10,42 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-Mode = str  # "sync" | "stream" | "async"
-MODES: tuple[str, ...] = ("sync", "stream", "async")
+Mode = Literal["sync", "stream", "async"]
+"""How a call is made: one response, a server-sent event stream, or an async task polled for."""
+MODES: tuple[Mode, ...] = ("sync", "stream", "async")
+
+ResultStatus = Literal["pass", "fail", "error"]
+"""A job's verdict: its checks passed, failed, or there was no answer to check."""
+
+RunStatus = Literal["running", "complete", "interrupted", "aborted", "budget"]
+"""A stored run's state: ``running`` until the runner stores how it ended: ``complete``,
+``interrupted`` (Ctrl-C or a stop before every job had a result), ``aborted`` (a bad key, an
+empty balance or an unreachable server stopped it) or ``budget`` (stopped before a job would
+pass ``--max-cost`` / ``--max-tokens``)."""
+
+ErrorKind = Literal[
+    "auth",
+    "balance",
+    "rate_limit",
+    "server",
+    "bad_request",
+    "content_filter",
+    "timeout",
+    "connection",
+    "stream_cut",
+    "task_failed",
+    "replay_miss",
+    "cancelled",
+    "unreachable",
+    "unknown",
+]
+"""Why a call produced no answer. The client classifies what the endpoint did (``auth`` to
+``task_failed``, else ``unknown``); the runner adds ``replay_miss`` (``--replay`` and no cached answer),
+``cancelled`` (the run stopped first), ``unreachable`` (no call ever got through) and
+``unknown`` for an internal error. A budget stop is a run status, not an
+error: the jobs it keeps from starting get no result at all."""
 
 
 @dataclass(frozen=True)
@@ -117,11 +149,10 @@ class ToolCall:
 
 @dataclass
 class ErrorInfo:
-    """Why a call produced no answer. ``kind`` is one of the runner's error kinds
-    (auth, rate_limit, balance, server, bad_request, timeout, connection, stream_cut,
-    content_filter, task_failed, replay_miss, budget, cancelled, unknown)."""
+    """Why a call produced no answer; ``kind`` is one of :data:`ErrorKind`, which the retry
+    policy acts on (retry, give up on the job, or stop the run)."""
 
-    kind: str
+    kind: ErrorKind
     message: str
     status: int | None = None
     code: str | None = None
@@ -215,7 +246,7 @@ class Result:
     judge_cost: float = 0.0
 
     @property
-    def status(self) -> str:
+    def status(self) -> ResultStatus:
         """``pass``, ``fail`` or ``error`` (no answer to judge)."""
         if self.completion.error is not None:
             return "error"

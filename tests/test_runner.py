@@ -173,17 +173,68 @@ def test_limiter_rate_limit_reports_the_wait_and_settles_tokens() -> None:
     limiter.release(permit, actual_tokens=2)  # estimate 10, used 2: 8 come back
 
 
-def test_blocking_acquire_goes_before_new_jobs() -> None:
-    limiter = Limiter(1)
-    held, _ = limiter.try_acquire("glm-4")
+class WatchedClock(Clock):
+    """A fake clock that also says when a given thread has read it: :meth:`Limiter.acquire`
+    (without a timeout) first reads the clock inside its wait loop, after it registered as a
+    waiter, so the test knows the waiter is queued without sleeping and hoping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched: threading.Thread | None = None
+        self.read = threading.Event()
+
+    def __call__(self) -> float:
+        if threading.current_thread() is self.watched:
+            self.read.set()
+        return self.now
+
+
+def blocked_waiter(limiter: Limiter, clock: WatchedClock, model: str, tokens: int, stop: threading.Event) -> tuple[threading.Thread, list[object]]:
+    """A thread blocked in ``limiter.acquire(model, tokens)`` (as a judge call is), once this returns."""
     got: list[object] = []
-    waiter = threading.Thread(target=lambda: got.append(limiter.acquire("glm-4", timeout=5)))
+    waiter = threading.Thread(target=lambda: got.append(limiter.acquire(model, tokens, stop=stop)), daemon=True)
+    clock.watched = waiter
     waiter.start()
-    time.sleep(0.05)
-    limiter.release(held)  # type: ignore[arg-type]
-    waiter.join(5)
-    assert got and got[0] is not None
-    assert limiter.try_acquire("glm-4") == (None, None)
+    assert clock.read.wait(5), "the waiter never reached acquire()'s wait loop"
+    assert not got  # it is waiting, not served
+    return waiter, got
+
+
+def test_blocking_acquire_goes_before_new_jobs() -> None:
+    """A blocked judge call goes before new jobs: while it waits, a new job gets neither a free
+    global slot nor its model's turn. In each case the waiter is held back by a limit the new
+    job is not (its model's cap; a larger token estimate), so the slot is free *for the new
+    job* at the moment it asks: only the precedence rule can refuse it, and no race between
+    the threads decides the outcome."""
+    stop = threading.Event()
+    try:
+        # The global slot: 2 slots, model b capped at 1. a and b hold one each; the waiter wants b.
+        clock = WatchedClock()
+        limiter = Limiter(2, {"b": ModelLimit(concurrency=1)}, clock=clock)
+        a_held, _ = limiter.try_acquire("a")
+        b_held, _ = limiter.try_acquire("b")
+        assert a_held is not None and b_held is not None
+        waiter, got = blocked_waiter(limiter, clock, "b", 0, stop)
+        limiter.release(a_held)  # a global slot frees; the waiter still cannot use it (b's cap)
+        assert limiter.try_acquire("a") == (None, None)  # kept for the waiter, not given to a new job
+        limiter.release(b_held)
+        waiter.join(5)
+        assert got and got[0] is not None  # the waiter got it
+
+        # The model's turn: glm-4 at 10 tokens/s (bucket of 10), drained; the waiter needs 8 tokens.
+        clock = WatchedClock()
+        limiter = Limiter(4, {"glm-4": ModelLimit(tpm=600)}, clock=clock)
+        drained, _ = limiter.try_acquire("glm-4", tokens=10)
+        assert drained is not None
+        waiter, got = blocked_waiter(limiter, clock, "glm-4", 8, stop)
+        clock.now += 0.2  # 2 tokens back: enough for a new job of 1, not for the waiter
+        assert limiter.try_acquire("glm-4", tokens=1) == (None, None)  # glm-4's turn is the waiter's
+        assert limiter.try_acquire("other", tokens=1)[0] is not None  # other models are not held up
+        clock.now += 1.0
+        waiter.join(5)
+        assert got and got[0] is not None
+    finally:
+        stop.set()
 
 
 def test_budget_reserves_and_settles() -> None:
@@ -239,16 +290,36 @@ def test_per_model_limit_does_not_starve_other_models(server: LocalServer, clien
 
 
 def test_rate_limit_time_is_queue_time_not_latency(server: LocalServer, client: GLMClient, store: Store) -> None:
-    """Honest timing: waiting for the RPM bucket goes to queue_ms, latency stays the call's own."""
+    """Honest timing: waiting for the RPM bucket goes to queue_ms, latency stays the call's own.
+
+    No bound depends on how fast this machine is (under ``pytest -n 2`` on two busy cores one
+    loopback call can take hundreds of ms): latency is measured against the server's configured
+    latency, and against when each result arrived. A job's wait and its call are disjoint
+    stretches between the run's start and its result, so they fit in that span; a latency that
+    also counted the wait would count the wait twice, and the jobs held back by the bucket
+    (half a second, whatever the load) would not fit.
+    """
+    server.fixed_latency_ms = latency = 30.0
+    arrived: dict[str, float] = {}
+
+    def on_result(result: Any, counts: Any) -> None:
+        arrived[result.job.id] = time.perf_counter()
+
     started = time.perf_counter()
-    _, outcome, run_id = run(store, client, make_jobs(30), concurrency=30, model_limits={"glm-4": ModelLimit(rpm=1200)})
+    _, outcome, run_id = run(
+        store, client, make_jobs(30), on_result, concurrency=30, model_limits={"glm-4": ModelLimit(rpm=1200)}
+    )
     elapsed = time.perf_counter() - started
     assert outcome.status == "complete"
     assert calls(server) == 30
     assert elapsed >= 0.4  # 20 at once (one second's worth), then 20/s
     stored = rows(store, run_id)
-    assert max(r["queue_ms"] for r in stored) >= 300
-    assert max(r["latency_ms"] for r in stored) < 100
+    assert max(r["queue_ms"] for r in stored) >= 300  # the last ones waited ~0.5 s for the bucket
+    for r in stored:
+        assert r["retry_ms"] == 0
+        assert r["latency_ms"] >= latency, r  # the call itself, the server's time included
+        span_ms = (arrived[r["job_id"]] - started) * 1000
+        assert r["queue_ms"] + r["latency_ms"] <= span_ms, r  # the wait is not in the latency
 
 
 def test_tokens_per_minute_paces_by_actual_usage(server: LocalServer, client: GLMClient, store: Store) -> None:

@@ -18,14 +18,14 @@ from typing import Any
 import httpx
 
 from glmeval.errors import GlmevalError
-from glmeval.records import Completion, ErrorInfo, ToolCall
+from glmeval.records import Completion, ErrorInfo, ErrorKind, Mode, ToolCall
 
 DEFAULT_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
 KEY_VARS = ("ZHIPUAI_API_KEY", "ZHIPU_API_KEY")
 
 # Retryable error kinds; everything else is final for the job (or the whole run: FATAL_KINDS).
-RETRYABLE_KINDS = frozenset({"rate_limit", "server", "timeout", "connection", "stream_cut"})
-FATAL_KINDS = frozenset({"auth", "balance"})
+RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset({"rate_limit", "server", "timeout", "connection", "stream_cut"})
+FATAL_KINDS: frozenset[ErrorKind] = frozenset({"auth", "balance"})
 
 
 def find_api_key() -> str | None:
@@ -131,6 +131,7 @@ def classify(exc: BaseException, secret: str | None = None) -> CallError:
         except (ValueError, AttributeError):
             message = exc.response.text[:300] if exc.response is not None else str(exc)
         retry_after = _retry_after(exc.response.headers if exc.response is not None else None)
+        kind: ErrorKind
         if status == 401:
             kind = "auth"
         elif status == 429 and code == "1113":
@@ -257,7 +258,7 @@ class GLMClient:
     def close(self) -> None:
         self._http.close()
 
-    def attempt(self, model: str, mode: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
+    def attempt(self, model: str, mode: Mode, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
         """One attempt. Returns a Completion on success; raises CallError otherwise."""
         start = time.perf_counter()
         try:
