@@ -1,91 +1,20 @@
 """The ``glmeval`` command line.
 
-Each command group lives in its own module and registers itself on :data:`main`. Every user
-error surfaces as one line on stderr and exit code 2; ``--debug`` shows the traceback.
+Each command group lives in its own module and registers itself on :data:`main`
+(:mod:`glmeval.cli.group`) as it is imported; importing this package loads them all. They
+import only click and light helpers at module level (heavy libraries load inside the commands),
+so ``--version`` and ``--help`` start quickly: ``tests/test_layout.py`` holds them to that.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-from typing import Any
+from glmeval.cli import history, info, report, serve, suites
+from glmeval.cli import run as run_command
 
-import click
+# Importing the submodule ``glmeval.cli.run`` bound the name ``run`` to it; this import, last,
+# makes ``glmeval.cli.run`` the console entry point (pyproject.toml: ``glmeval.cli:run``).
+from glmeval.cli.group import main, run
 
-from glmeval.version import __version__
-from glmeval.errors import GlmevalError
+COMMAND_MODULES = (run_command, suites, serve, history, report, info)
 
-COMMAND_MODULES = ("run", "suites", "serve", "history", "report", "info")
-
-
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        debug = bool(ctx.params.get("debug"))
-        try:
-            return super().invoke(ctx)
-        except GlmevalError as exc:
-            if debug:
-                raise
-            for line in str(exc).splitlines() or ["error"]:
-                click.echo(f"error: {line}" if not line.startswith(("error", "  ")) else line, err=True)
-            ctx.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, BrokenPipeError):
-            raise
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
-        except Exception as exc:
-            if debug:
-                raise
-            click.echo(
-                f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback and report it)",
-                err=True,
-            )
-            ctx.exit(2)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="glmeval")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
-    """Prompt evaluation and regression testing for ZhipuAI GLM models."""
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
-
-
-for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(f"glmeval.cli.{_name}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"glmeval.cli.{_name}":
-            raise
-
-
-def run() -> None:
-    """Console entry point: click's usage errors become one line and exit 2, like ours."""
-    try:
-        code = main.main(prog_name="glmeval", standalone_mode=False)
-    except click.UsageError as exc:
-        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        click.echo(f"error: {exc.format_message()}{hint}", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        # Output piped into `head` and closed: stop quietly, as other command-line tools do.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-if __name__ == "__main__":
-    run()
+__all__ = ["main", "run", "COMMAND_MODULES"]

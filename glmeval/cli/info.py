@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import click
-from tabulate import tabulate
 
-from glmeval.cli import main
+from glmeval.cli.group import main
 
 
 @main.command("checks")
 def list_checks() -> None:
     """List every check type (built-in and from plugins) with its one-line description."""
+    from tabulate import tabulate
+
     from glmeval.checks import load_builtin
 
     registry = load_builtin()
@@ -27,6 +28,8 @@ def list_checks() -> None:
 @main.command("models")
 def list_models() -> None:
     """List the models glmeval knows: context window, max output and price per 1M tokens."""
+    from tabulate import tabulate
+
     from glmeval.catalogue import prices
     from glmeval.catalogue.models import MODELS
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from glmeval.cli import main
+from glmeval.cli.group import main
 
 
 @main.command()

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from tabulate import tabulate
 
-from glmeval.cli import main
+from glmeval.cli.group import main
 from glmeval.errors import SuiteError
-from glmeval.plan import Plan, build_plan
-from glmeval.suite import load_suite
+
+if TYPE_CHECKING:  # the suite loader (pydantic, jinja2) loads when a command runs, not for --help
+    from glmeval.plan import Plan
 
 
 def print_warnings(plan: Plan) -> None:
@@ -25,6 +26,8 @@ def print_plan(plan: Plan) -> None:
     """Jobs per variant with an estimate of their tokens and cost: the prompt counted locally,
     the answer by the prior ``--max-cost``/``--max-tokens`` use before the first answers
     arrive (:func:`glmeval.run.runner.estimate_job`), so the plan says what a budget must cover."""
+    from tabulate import tabulate
+
     from glmeval.run.runner import DEFAULT_COMPLETION_ESTIMATE, estimate_job
 
     per_variant: Counter[str] = Counter(j.variant_id for j in plan.jobs)
@@ -66,6 +69,9 @@ def print_plan(plan: Plan) -> None:
 @click.argument("suites", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(suites: tuple[Path, ...]) -> None:
     """Check suite files without calling anything; print every problem of every file."""
+    from glmeval.plan import build_plan
+    from glmeval.suite import load_suite
+
     problems: list[str] = []
     for path in suites:
         try:
@@ -85,6 +91,9 @@ def validate(suites: tuple[Path, ...]) -> None:
 @click.option("--mode", type=click.Choice(["sync", "stream", "async"]), help="Override the call mode.")
 def plan_cmd(suite: Path, models: tuple[str, ...], mode: str | None) -> None:
     """List the jobs a run would make, per variant, with a token and cost estimate."""
+    from glmeval.plan import build_plan
+    from glmeval.suite import load_suite
+
     print_plan(build_plan(load_suite(suite), model_override=list(models) or None, mode_override=mode))
 
 
