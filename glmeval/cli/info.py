@@ -27,16 +27,15 @@ def list_checks() -> None:
 
 @main.command("models")
 def list_models() -> None:
-    """List the models glmeval knows: context window, max output and price per 1M tokens."""
+    """List the models glmeval knows, current ones first: family, limits, thinking, prices and status."""
     from tabulate import tabulate
 
-    from glmeval.catalogue import prices
-    from glmeval.catalogue.models import MODELS
+    from glmeval.catalogue.listing import HEADERS, display_rows
+    from glmeval.catalogue.models import CATALOGUE_DATE
 
-    rows = []
-    for name, spec in MODELS.items():
-        price = prices.price_for(name)
-        shown = "–" if price is None else f"{price[0]:g} / {price[1]:g}"
-        rows.append([name, getattr(spec, "context_window", ""), getattr(spec, "max_output", ""), shown])
-    click.echo(tabulate(rows, headers=["model", "context", "max output", "¥ in / out per 1M"], tablefmt="simple"))
-    click.echo("Prices are indicative (see glmeval/catalogue/ for sources and dates); override them in a suite's prices:.")
+    rows = [row.cells() for row in display_rows()]
+    click.echo(tabulate(rows, headers=list(HEADERS), tablefmt="simple", disable_numparse=True))
+    click.echo(
+        f"Catalogue as of {CATALOGUE_DATE}; ? = not known. Prices are indicative (sources and dates in "
+        "glmeval/catalogue/models.py); override them in a suite's prices:."
+    )
