@@ -5,135 +5,38 @@ tell which jobs already have results) and a cache key (so the same request is ne
 Its ``params`` are what the SDK puts on the wire, after the SDK's own clamping, so the store
 records the temperature the model really got.
 
-Templates render in Jinja2's sandbox with strict undefined variables: a suite is often copied
-from someone else, and a template must not reach Python internals (``''.__class__.__mro__``)
-or quietly render a missing variable as nothing. Every template problem of every case is
-collected and reported at once, each with the file and line of the message or check.
+Templates render in the sandbox of :mod:`glmeval.suite.templating`. Every template problem of
+every case is collected and reported at once, each with the file and line of the message or
+check.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import hashlib
 import itertools
 import json
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
-from jinja2.exceptions import SecurityError
-from jinja2.runtime import Undefined
-from jinja2.sandbox import SandboxedEnvironment
-from markupsafe import Markup
-
+from glmeval.catalogue.models import lookup
 from glmeval.errors import SuiteError
-from glmeval.records import CheckSpec, Job
-from glmeval.suite import (
-    MAX_JOBS,
-    MAX_VARIANTS,
-    REQUEST_PARAMS,
-    Case,
-    Message,
-    Suite,
-    model_spec,
-    sdk_params,
-    show_value,
-    templated_check_args,
-)
+from glmeval.records import MODES, CheckSpec, Job, Mode
+from glmeval.suite import MAX_JOBS, MAX_VARIANTS, REQUEST_PARAMS, Case, Message, Suite, sdk_params, show_value
+from glmeval.suite.templating import TemplateProblem, render, render_value, templated_check_args
 from glmeval.suite.yamlsrc import Origin
 
-MAX_TEMPLATE_OUTPUT = 1_000_000
-_PRINTABLE = (str, int, float, bool, list, dict, tuple, dt.date, dt.datetime, dt.time, Markup, Undefined)
-
-
-class TemplateProblem(Exception):
-    """A template that cannot be compiled or rendered; ``str()`` says why in plain words."""
-
-
-def _finalize(value: Any) -> Any:
-    """Refuse to print functions, classes and other objects: their repr leaks internals."""
-    if value is None or isinstance(value, _PRINTABLE):
-        return value
-    raise SecurityError(f"a template may print text, numbers, lists and mappings, not a {type(value).__name__}")
-
-
-class _Sandbox(SandboxedEnvironment):
-    """The sandbox, plus limits on ``*`` and ``**`` so ``{{ 'x' * 10**10 }}`` cannot eat the memory."""
-
-    intercepted_binops = frozenset(["*", "**"])
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_TEMPLATE_OUTPUT:
-                    raise SecurityError(f"a template may not build a value longer than {MAX_TEMPLATE_OUTPUT:,}")
-        if operator == "**" and isinstance(right, (int, float)) and isinstance(left, (int, float)):
-            if abs(right) > 10_000 or (abs(left) > 1 and abs(right) * math.log10(abs(left)) > 10_000):
-                raise SecurityError("a template may not compute numbers that large")
-        return super().call_binop(context, operator, left, right)
-
-
-_env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
-_UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
-
-
-def has_template_markup(text: str) -> bool:
-    """Whether Jinja2 would treat the text as more than a literal (``{{``, ``{%`` or ``{#``)."""
-    return "{{" in text or "{%" in text or "{#" in text
-
-
-@functools.lru_cache(maxsize=4096)
-def _compile(text: str) -> Template:
-    return _env.from_string(text)
-
-
-def compile_template(text: str) -> Template | None:
-    """The compiled template, or None for plain text; syntax errors become TemplateProblem."""
-    if not has_template_markup(text):
-        return None
-    try:
-        return _compile(text)
-    except TemplateSyntaxError as exc:
-        where = f" (template line {exc.lineno})" if "\n" in text.strip() and exc.lineno else ""
-        raise TemplateProblem(
-            f"template syntax error: {exc.message}{where}; to send {{{{ or {{% literally, write {{{{ '{{{{' }}}}, "
-            "wrap the text in {% raw %}...{% endraw %}, or set template: false"
-        ) from None
-    except (TemplateError, RecursionError, MemoryError, ValueError, OverflowError) as exc:
-        raise TemplateProblem(f"template error: {exc}") from None
-
-
-def render(template: str, variables: dict[str, Any]) -> str:
-    """Render one template string; plain text skips the engine. Problems become TemplateProblem."""
-    compiled = compile_template(template)
-    if compiled is None:
-        return template
-    try:
-        return compiled.render(variables)
-    except SecurityError as exc:
-        raise TemplateProblem(f"the template tried something the sandbox forbids: {exc}") from None
-    except UndefinedError as exc:
-        raise TemplateProblem(_undefined_text(str(exc.message or exc), variables)) from None
-    except TemplateError as exc:
-        raise TemplateProblem(f"template error: {exc}") from None
-    except RecursionError:
-        raise TemplateProblem("template error: recursion too deep") from None
-    except Exception as exc:
-        raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}") from None
-
-
-def _undefined_text(message: str, variables: dict[str, Any]) -> str:
-    names = sorted(str(k) for k in variables)
-    shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-    defined = f"; defined here: {shown}" if names else "; no variables are defined here"
-    match = _UNDEFINED_NAME.match(message)
-    if match:
-        return f"undefined variable {match.group(1)!r}{defined}"
-    return f"undefined value: {message}{defined}"
+__all__ = [
+    "Plan",
+    "TemplateProblem",
+    "build_plan",
+    "cache_key",
+    "expand_grid",
+    "job_id",
+    "render",
+    "variant_label",
+]
 
 
 def variant_label(variant: dict[str, Any]) -> str:
@@ -302,16 +205,6 @@ def _render_call(call: dict[str, Any], variables: dict[str, Any]) -> dict[str, A
     return {**call, "function": {**function, "arguments": render(function["arguments"], variables)}}
 
 
-def _render_value(value: Any, variables: dict[str, Any]) -> Any:
-    if isinstance(value, str):
-        return render(value, variables)
-    if isinstance(value, list):
-        return [_render_value(v, variables) for v in value]
-    if isinstance(value, dict):
-        return {k: _render_value(v, variables) for k, v in value.items()}
-    return value
-
-
 def _render_check(spec: CheckSpec, variables: dict[str, Any], templating: bool, where: str = "") -> CheckSpec:
     """A check with its string arguments rendered (code and judge-prompt templates excepted)."""
     if not templating:
@@ -319,7 +212,7 @@ def _render_check(spec: CheckSpec, variables: dict[str, Any], templating: bool, 
     args = dict(spec.args)
     for key in templated_check_args(spec):
         try:
-            args[key] = _render_value(args[key], variables)
+            args[key] = render_value(args[key], variables)
         except TemplateProblem as exc:
             raise SuiteError([f"{where}: check {spec.type}: {exc}"]) from None
     return CheckSpec(spec.type, args, spec.negate, spec.weight, spec.metric, spec.threshold, spec.line)
@@ -435,7 +328,7 @@ def build_plan(suite: Suite, model_override: list[str] | None = None, mode_overr
             if messages is None or specs is None:
                 continue
             model = str(variant.get("model") or suite.default_model)
-            mode = str(variant.get("mode", mode_override or suite.mode))
+            mode = _mode(variant.get("mode", mode_override or suite.mode))
             params = _params(suite, case, variant)
             _check_limits(suite, model, params, problems)
             sent, _ = sdk_params(params)
@@ -469,6 +362,14 @@ def build_plan(suite: Suite, model_override: list[str] | None = None, mode_overr
     return Plan(suite=suite, jobs=jobs, variants=labels, warnings=list(dict.fromkeys(warnings)), skipped=skipped)
 
 
+def _mode(value: Any) -> Mode:
+    """The call mode of a job: the grid's, --mode's or the suite's (each already one of MODES)."""
+    for mode in MODES:
+        if value == mode:
+            return mode
+    raise SuiteError([f"unknown call mode {value!r}; use one of {', '.join(MODES)}"])
+
+
 def _params(suite: Suite, case: Case, variant: dict[str, Any]) -> dict[str, Any]:
     """Request parameters by precedence: suite, suite tools, case, case tools, then the grid."""
     params: dict[str, Any] = dict(suite.params)
@@ -487,7 +388,7 @@ def _check_limits(suite: Suite, model: str, params: dict[str, Any], problems: _P
     """max_tokens against the model actually used (loading checked the suite's own models;
     this catches a --model override)."""
     value = params.get("max_tokens")
-    spec = model_spec(model)
+    spec = lookup(model)
     limit = getattr(spec, "max_output", 0) if spec is not None else 0
     if isinstance(value, int) and limit and value > limit:
         problems.add(f"{suite.path}: max_tokens {value} is more than {model} can write (at most {limit} tokens)")

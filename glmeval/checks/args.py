@@ -8,7 +8,7 @@ from typing import Any
 from glmeval.hints import did_you_mean
 from glmeval.records import CheckSpec
 
-__all__ = ["did_you_mean", "file_beside", "flag_problem", "got", "has_template", "is_template", "number_problem", "unknown_args"]
+__all__ = ["did_you_mean", "file_beside", "flag_problem", "got", "has_template", "is_template", "number_problem", "short", "unknown_args"]
 
 
 def file_beside(name: str, suite_dir: str | Path) -> tuple[Path, bool]:
@@ -39,11 +39,15 @@ def has_template(value: Any) -> bool:
     return False
 
 
+def short(value: Any) -> str:
+    """``'abc'``: a value's repr cut to 40 characters, so a long value cannot drown the sentence."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def got(value: Any) -> str:
     """``got str 'abc'``: what the suite gave, for a problem sentence."""
-    text = repr(value)
-    text = text if len(text) <= 40 else text[:37] + "..."
-    return f"got {type(value).__name__} {text}"
+    return f"got {type(value).__name__} {short(value)}"
 
 
 def unknown_args(spec: CheckSpec, allowed: Any) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from glmeval.checks.args import short
 from glmeval.errors import SuiteError
 
 
@@ -37,9 +38,7 @@ class _Loader(yaml.SafeLoader):
 
 
 def _node_text(node: yaml.Node) -> str:
-    value = node.value if isinstance(node, yaml.ScalarNode) else "..."
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return short(node.value if isinstance(node, yaml.ScalarNode) else "...")
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
