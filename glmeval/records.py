@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Mode = Literal["sync", "stream", "async"]
+# A request's thinking state: "auto" is glm-4.6's default, where the model decides.
+Thinking = Literal["on", "off", "auto"]
+THINKING_STATES: tuple[Thinking, ...] = ("on", "off", "auto")
 """How a call is made: one response, a server-sent event stream, or an async task polled for."""
 MODES: tuple[Mode, ...] = ("sync", "stream", "async")
 
@@ -95,7 +98,9 @@ class Job:
     model and messages. ``cache_key`` hashes everything that determines the answer.
     ``threshold`` is the case's minimum pass rate across repeats (default: every repeat
     passes); ``min_score`` lets one answer pass on its weighted check score instead of
-    requiring every check to pass.
+    requiring every check to pass. ``thinking`` is the thinking state the request runs with:
+    what the suite asked for, else the model's default from the catalogue (``None`` for a model
+    that does not think or is not in the catalogue), so it is recorded even when nothing is sent.
     """
 
     id: str
@@ -115,6 +120,7 @@ class Job:
     min_score: float | None = None
     cache_key: str = ""
     description: str | None = None
+    thinking: Thinking | None = None
 
     @property
     def tools(self) -> list[dict[str, Any]] | None:
@@ -170,6 +176,14 @@ class Completion:
     ``latency_ms`` is the duration of the attempt that produced the answer; ``queue_ms`` the
     time waiting for a concurrency or rate-limit slot and ``retry_ms`` the time spent in failed
     attempts and backoff, so a rate-limited run does not look like a slow model.
+
+    ``text`` is the answer alone; a thinking model's ``reasoning`` (``reasoning_content`` on the
+    wire) is kept apart, with ``reasoning_tokens`` from ``usage.completion_tokens_details``
+    (part of ``completion_tokens``), or estimated from the text when the API gives none
+    (``reasoning_estimated``). ``ttft_ms`` is the time to the first *answer* token (content or a
+    tool call); ``ttfr_ms`` the time to the first reasoning token (streams only).
+    ``cached_tokens`` is ``usage.prompt_tokens_details.cached_tokens``; ``web_search`` the
+    response's ``web_search`` results when the web_search tool was used.
     """
 
     text: str = ""
@@ -188,6 +202,12 @@ class Completion:
     queue_ms: float = 0.0
     retry_ms: float = 0.0
     raw: dict[str, Any] | None = None
+    reasoning: str = ""
+    reasoning_tokens: int | None = None
+    reasoning_estimated: bool = False
+    ttfr_ms: float | None = None
+    cached_tokens: int | None = None
+    web_search: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
