@@ -51,12 +51,20 @@ ErrorKind = Literal[
 error: the jobs it keeps from starting get no result at all."""
 
 
+CheckTarget = Literal["answer", "reasoning"]
+"""What a text check judges: the answer (``Completion.text``) or a thinking model's reasoning."""
+CHECK_TARGETS: tuple[CheckTarget, ...] = ("answer", "reasoning")
+
+
 @dataclass(frozen=True)
 class CheckSpec:
     """One check as the suite states it, already normalised.
 
     ``args`` holds the check's own arguments (``value`` for the one-argument shorthand
     ``- contains: 北京``); the common options every check takes live in their own fields.
+    ``on`` points a text check at the reasoning instead of the answer; it is left out of
+    ``to_dict`` and the label while it is the default, so specs stored before it existed
+    read back equal and keep their labels.
     """
 
     type: str
@@ -66,22 +74,29 @@ class CheckSpec:
     metric: str | None = None
     threshold: float | None = None
     line: int | None = None
+    on: CheckTarget = "answer"
 
     @property
     def value(self) -> Any:
         return self.args.get("value")
 
     def label(self) -> str:
-        """A short human name for reports: ``contains 北京``, ``not regex ^\\d+$``."""
+        """A short human name for reports: ``contains 北京``, ``not regex ^\\d+$``,
+        ``contains 北京 on reasoning``."""
         if self.metric:
             return self.metric
         value = self.args.get("value")
         shown = "" if value is None else f" {value}" if not isinstance(value, (dict, list)) else f" {value!r}"
         text = f"{'not ' if self.negate else ''}{self.type}{shown}"
-        return text if len(text) <= 60 else text[:57] + "..."
+        suffix = "" if self.on == "answer" else f" on {self.on}"
+        limit = 60 - len(suffix)
+        return (text if len(text) <= limit else text[: limit - 3] + "...") + suffix
 
     def to_dict(self) -> dict[str, Any]:
-        return _shallow(self)
+        data = _shallow(self)
+        if self.on == "answer":
+            del data["on"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckSpec:

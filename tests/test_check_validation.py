@@ -105,6 +105,11 @@ BAD: list[tuple[str, str, str]] = [
     ("llm-rubric", "{llm-rubric: 回答礼貌, max_tokens: 0}", "max_tokens must be at least 1"),
     ("similar", "{type: similar}", "needs a reference text"),
     ("similar", "{similar: 北京是中国的首都, modle: embedding-3}", "unknown argument 'modle' (did you mean 'model'?)"),
+    ("reasoning-contains", "{type: reasoning-contains}", "needs a value, e.g. `reasoning-contains: 北京`"),
+    ("max-reasoning-tokens", "{max-reasoning-tokens: -1}", "value must be at least 0"),
+    ("no-reasoning", "{no-reasoning: 5}", "no-reasoning takes no value"),
+    ("web-search-used", "{web-search-used: {min: 0}}", "min must be at least 1"),
+    ("cites-search", "{cites-search: ref_1}", "cites-search takes no value"),
 ]
 
 

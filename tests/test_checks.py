@@ -178,6 +178,8 @@ def test_every_builtin_check_is_covered_by_a_passing_and_a_failing_case() -> Non
 _EXTRA_PASS = {
     "finish-reason", "json-schema", "tool-call", "no-tool-call", "max-latency-ms", "max-ttft-ms",
     "max-completion-tokens", "max-total-tokens", "max-cost", "python", "llm-rubric", "similar",
+    # reasoning and web search: tests/test_checks_reasoning.py
+    "reasoning-contains", "max-reasoning-tokens", "no-reasoning", "web-search-used", "cites-search",
 }
 _EXTRA_FAIL = _EXTRA_PASS
 

@@ -49,7 +49,7 @@ def test_every_check_runs_and_the_reports_give_each_failure_its_reason(tmp_path:
     page = next(out.rglob("report.html")).read_text(encoding="utf-8")
     markdown = next(out.rglob("report.md")).read_text(encoding="utf-8")
     failed = [r for r in rows if not r["passed"]]
-    assert len(failed) == 35
+    assert len(failed) == 39
     for row in failed:
         shown = shown_reason(CheckRow(row["label"], row["type"], False, None, row["reason"], False))
         reason = shown.split(": ", 1)[1] if shown.startswith(f"{row['label']}: ") else shown

@@ -2,7 +2,8 @@
 
 The pieces: :mod:`~glmeval.checks.registry` (layered registries and ``@register``),
 :mod:`~glmeval.checks.builtin` (the built-in layer: :mod:`text`, :mod:`structured`,
-:mod:`metrics`, :mod:`custom`, :mod:`graded`, plus entry-point plugins),
+:mod:`metrics`, :mod:`reasoning`, :mod:`search`, :mod:`custom`, :mod:`graded`, plus
+entry-point plugins),
 :mod:`~glmeval.checks.context` (what a check sees), :mod:`~glmeval.checks.evaluate` (verdicts)
 and :mod:`~glmeval.checks.args` (helpers for argument validators). This module is the public
 face; called, ``glmeval.checks(db=..., run=...)`` returns the check-results frame.

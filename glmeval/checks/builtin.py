@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 
-from glmeval.checks import custom, graded, metrics, structured, text
+from glmeval.checks import custom, graded, metrics, reasoning, search, structured, text
 from glmeval.checks.registry import BUILTIN, CheckRegistry, load_entry_points
 
 __all__ = ["BUILTIN_MODULES", "load_builtin"]
 
 # Importing these modules registered their checks in BUILTIN.
-BUILTIN_MODULES = (text, structured, metrics, custom, graded)
+BUILTIN_MODULES = (text, structured, metrics, reasoning, search, custom, graded)
 
 _loaded = False
 _lock = threading.Lock()

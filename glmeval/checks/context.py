@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from glmeval.checks.registry import CheckRegistry
-from glmeval.records import Completion, Job
+from glmeval.records import CheckTarget, Completion, Job
 
 __all__ = ["CheckContext", "Grader"]
 
@@ -29,7 +29,9 @@ class CheckContext:
     alone and append each judge or embedding call to ``grader_usage`` as ``{check, kind, model,
     prompt_tokens, completion_tokens, cost}``, so the runner can count grading spend apart.
     ``registry`` resolves check names: the suite's own (its check files over the built-ins);
-    ``None`` means the built-ins and plugins alone.
+    ``None`` means the built-ins and plugins alone. ``subject`` is what the completion's text
+    holds while a check runs: the answer, or the reasoning for a check with ``on: reasoning``;
+    the built-in text checks name it in their reasons (``reasoning was '...'``).
     Use one context per job.
     """
 
@@ -42,6 +44,7 @@ class CheckContext:
     cost: float = 0.0
     grader_usage: list[dict[str, Any]] = field(default_factory=list)
     registry: CheckRegistry | None = None
+    subject: CheckTarget = "answer"
 
     @property
     def vars(self) -> dict[str, Any]:

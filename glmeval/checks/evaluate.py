@@ -3,13 +3,14 @@
 A check function takes ``(completion, spec, ctx)`` and returns a :class:`CheckResult`, a bool,
 a float score in [0, 1], a ``(passed, reason)`` / ``(score, reason)`` tuple or a
 ``{pass, score, reason}`` dict; :func:`evaluate` normalises that and applies the options every
-check shares (``not``, ``weight``, ``metric``, ``threshold``). Checks never open a connection:
+check shares (``not``, ``weight``, ``metric``, ``threshold``, ``on``). Checks never open a connection:
 a model-graded check asks ``ctx.grader``, which the runner provides, so judge calls share the
 client, cache, retries and rate limits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from glmeval.checks.builtin import load_builtin
@@ -46,13 +47,27 @@ def _normalise(raw: Any, spec: CheckSpec) -> CheckResult:
     )
 
 
-def evaluate(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
-    """Run one check and apply ``not``, ``threshold``, ``weight`` and ``metric``.
+def _judged(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[Completion, CheckContext]:
+    """What a check looks at: the completion as it is, or, for ``on: reasoning``, one whose
+    text is the reasoning (and without tool calls, which belong to the answer). The context
+    is copied with its ``subject`` set but shares ``grader_usage``, so judge spend still counts."""
+    if spec.on == "answer":
+        return completion, ctx
+    return (
+        dataclasses.replace(completion, text=completion.reasoning, tool_calls=[]),
+        dataclasses.replace(ctx, subject=spec.on),
+    )
 
-    Order: the check runs; a ``threshold`` then decides pass/fail from the score (so
-    ``threshold: 0.6`` on a similarity makes 0.62 pass, and on a plain check 1/0 decides as
-    before); ``not`` then flips the verdict and the score. A check that raises, or that had no
-    answer to look at, is an error: it fails, and ``not`` does not turn it into a pass.
+
+def evaluate(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> CheckResult:
+    """Run one check and apply ``on``, ``not``, ``threshold``, ``weight`` and ``metric``.
+
+    Order: ``on: reasoning`` hands a text check the reasoning as its text; the check runs; a
+    ``threshold`` then decides pass/fail from the score (so ``threshold: 0.6`` on a similarity
+    makes 0.62 pass, and on a plain check 1/0 decides as before); ``not`` then flips the verdict
+    and the score. A check that raises, or that had no answer to look at, is an error: it fails,
+    and ``not`` does not turn it into a pass. So is ``on: reasoning`` on a check that does not
+    judge text (the suite loader refuses it; a spec built in code can still carry it).
     """
     registry = ctx.registry if ctx.registry is not None else load_builtin()
     definition = registry.get(spec.type)
@@ -60,9 +75,13 @@ def evaluate(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> Chec
         result = CheckResult(spec.type, False, 0.0, unknown_type_message(spec.type, registry), error=True)
     elif definition.needs_answer and completion.error is not None:
         result = CheckResult(spec.type, False, 0.0, f"no answer to check: {completion.error}", error=True)
+    elif spec.on != "answer" and not definition.text_check:
+        reason = f"on: {spec.on} applies to text checks only; {spec.type} does not judge the text"
+        result = CheckResult(spec.type, False, 0.0, reason, error=True)
     else:
         try:
-            result = _normalise(definition.fn(completion, spec, ctx), spec)
+            judged, judged_ctx = _judged(completion, spec, ctx)
+            result = _normalise(definition.fn(judged, spec, judged_ctx), spec)
             if spec.threshold is not None and not result.error:
                 passed = result.score >= spec.threshold
                 if passed != result.passed:

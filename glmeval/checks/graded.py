@@ -342,7 +342,7 @@ def similar(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> Check
     threshold = spec.threshold if spec.threshold is not None else 0.8
     answer = completion.text.strip()
     if not answer:
-        return CheckResult(spec.type, False, 0.0, "similar: the answer is empty; nothing to compare")
+        return CheckResult(spec.type, False, 0.0, f"similar: the {ctx.subject} is empty; nothing to compare")
     model = str(spec.args.get("model") or ctx.embedding_model or "embedding-3")
     try:
         vectors = ctx.grader.embed(model, [answer, *references])
@@ -359,5 +359,5 @@ def similar(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> Check
         f"cosine similarity {similarity:.3f} {'>=' if ok else '<'} {threshold:g} to {_excerpt(references[best], 60)} ({model})"
     )
     if not ok:
-        reason += f"; answer was {_excerpt(answer, 80)}"
+        reason += f"; {ctx.subject} was {_excerpt(answer, 80)}"
     return CheckResult(spec.type, ok, max(0.0, min(1.0, similarity)), reason)

@@ -44,7 +44,7 @@ def _validate_limit(spec: CheckSpec, suite_dir: Path, tools: list[Any] | None) -
     return problems + ([problem] if problem else [])
 
 
-@register("max-latency-ms", needs_answer=False, validate=_validate_limit)
+@register("max-latency-ms", needs_answer=False, validate=_validate_limit, text_check=False)
 def max_latency_ms(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The call took at most N milliseconds (the attempt that answered, not queueing or retries)."""
     limit = _limit(spec)
@@ -56,7 +56,7 @@ def max_latency_ms(completion: Completion, spec: CheckSpec, ctx: CheckContext) -
     return ok, f"latency {completion.latency_ms:.0f} ms {'<=' if ok else '>'} {limit:g} ms"
 
 
-@register("max-ttft-ms", needs_answer=False, validate=_validate_limit)
+@register("max-ttft-ms", needs_answer=False, validate=_validate_limit, text_check=False)
 def max_ttft_ms(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The first token arrived within N milliseconds (measured in stream mode only)."""
     limit = _limit(spec)
@@ -70,7 +70,7 @@ def max_ttft_ms(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> t
     return ok, f"time to first token {completion.ttft_ms:.0f} ms {'<=' if ok else '>'} {limit:g} ms"
 
 
-@register("max-completion-tokens", needs_answer=False, validate=_validate_limit)
+@register("max-completion-tokens", needs_answer=False, validate=_validate_limit, text_check=False)
 def max_completion_tokens(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer used at most N completion tokens (as the API reported usage)."""
     limit = _limit(spec)
@@ -78,7 +78,7 @@ def max_completion_tokens(completion: Completion, spec: CheckSpec, ctx: CheckCon
     return ok, f"completion tokens {completion.completion_tokens} {'<=' if ok else '>'} {limit:g}"
 
 
-@register("max-total-tokens", needs_answer=False, validate=_validate_limit)
+@register("max-total-tokens", needs_answer=False, validate=_validate_limit, text_check=False)
 def max_total_tokens(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """Prompt plus completion used at most N tokens (as the API reported usage)."""
     limit = _limit(spec)
@@ -90,7 +90,7 @@ def max_total_tokens(completion: Completion, spec: CheckSpec, ctx: CheckContext)
     )
 
 
-@register("max-cost", needs_answer=False, validate=_validate_limit)
+@register("max-cost", needs_answer=False, validate=_validate_limit, text_check=False)
 def max_cost(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The call cost at most N yuan, by glmeval's price table or the suite's prices."""
     limit = _limit(spec)

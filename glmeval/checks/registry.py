@@ -40,12 +40,17 @@ Validator = Callable[[CheckSpec, Path, "list[Any] | None"], list[str]]
 
 @dataclass(frozen=True)
 class CheckDef:
+    """A registered check type. ``text_check``: it judges ``completion.text``, so ``on: reasoning``
+    may point it at the reasoning; checks on measurements, tool calls or the reasoning itself
+    clear it, and a suite giving them ``on: reasoning`` is an error when it loads."""
+
     name: str
     fn: CheckFn
     doc: str = ""
     needs_answer: bool = True
     graded: bool = False
     validate: Validator | None = None
+    text_check: bool = True
 
 
 class CheckRegistry(MutableMapping[str, CheckDef]):
@@ -105,20 +110,27 @@ _target: contextvars.ContextVar[CheckRegistry] = contextvars.ContextVar("glmeval
 
 
 def register(
-    name: str, *aliases: str, needs_answer: bool = True, graded: bool = False, validate: Validator | None = None
+    name: str,
+    *aliases: str,
+    needs_answer: bool = True,
+    graded: bool = False,
+    validate: Validator | None = None,
+    text_check: bool = True,
 ) -> Callable[[CheckFn], CheckFn]:
     """Register ``fn`` under ``name`` (and aliases) in the registry being filled.
 
     Later registrations replace earlier ones, so a suite's local checks can override a
     built-in on purpose (and do not inherit its argument validator). ``validate`` checks the
-    arguments when a suite loads; see :data:`Validator` and :func:`validator`."""
+    arguments when a suite loads; see :data:`Validator` and :func:`validator`. A check that
+    does not judge ``completion.text`` passes ``text_check=False`` so ``on: reasoning`` is
+    refused for it (a plugin's check reads the text unless it says otherwise)."""
 
     def wrap(fn: CheckFn) -> CheckFn:
         target = _target.get()
         doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         for key in (name, *aliases):
             check_validator = validate or target.pending_validators.pop(key, None)
-            target[key] = CheckDef(key, fn, doc, needs_answer, graded, check_validator)
+            target[key] = CheckDef(key, fn, doc, needs_answer, graded, check_validator, text_check)
         return fn
 
     return wrap

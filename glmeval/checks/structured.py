@@ -83,6 +83,11 @@ def extract_json(text: str, strict: bool = False) -> tuple[bool, Any, str]:
     return False, None, first_error
 
 
+def _place(where: str, subject: str) -> str:
+    """Where :func:`extract_json` found JSON, worded for what was judged (the answer or the reasoning)."""
+    return where.replace("the whole answer", f"the whole {subject}")
+
+
 def _kind(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number"
@@ -101,10 +106,11 @@ def is_json(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple
     """The answer is or contains valid JSON (in a ```json fence or a {...} block unless strict)."""
     strict = bool(spec.args.get("strict", False))
     found, value, where = extract_json(completion.text, strict)
+    subject = ctx.subject
     if found:
-        return True, f"valid JSON {_kind(value)} in {where}"
-    scope = "the whole answer to be JSON" if strict else "JSON in the answer"
-    return False, f"expected {scope}; none parsed ({where}); answer was {_excerpt(completion.text)}"
+        return True, f"valid JSON {_kind(value)} in {_place(where, subject)}"
+    scope = f"the whole {subject} to be JSON" if strict else f"JSON in the {subject}"
+    return False, f"expected {scope}; none parsed ({where}); {subject} was {_excerpt(completion.text)}"
 
 
 def _load_schema(value: Any, ctx: CheckContext, check: str) -> dict[str, Any]:
@@ -225,11 +231,11 @@ def json_schema(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> t
     schema = _load_schema(_schema_arg(spec.args), ctx, "json-schema")
     found, value, where = extract_json(completion.text, bool(spec.args.get("strict", False)))
     if not found:
-        return False, f"json-schema: expected JSON; none parsed ({where}); answer was {_excerpt(completion.text)}"
+        return False, f"json-schema: expected JSON; none parsed ({where}); {ctx.subject} was {_excerpt(completion.text)}"
     errors = schema_errors(value, schema)
     if errors:
         return False, f"json-schema: {_schema_reason(errors)}"
-    return True, f"JSON in {where} matches the schema"
+    return True, f"JSON in {_place(where, ctx.subject)} matches the schema"
 
 
 _PATH_TOKEN = re.compile(r"\.?([^.\[\]\s]+)|\[\s*(-?\d+)\s*\]|\[\s*(['\"])(.*?)\3\s*\]")
@@ -429,7 +435,7 @@ def json_field(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tu
     if not found:
         first = conditions[0].get("path", conditions[0].get("field")) if conditions else None
         path = _format_path(parse_path(str(first))) if first else "$"
-        return False, f"json-field {path}: expected JSON; none parsed ({where}); answer was {_excerpt(completion.text)}"
+        return False, f"json-field {path}: expected JSON; none parsed ({where}); {ctx.subject} was {_excerpt(completion.text)}"
     reasons = []
     for condition in conditions:
         ok, reason = _field_verdict(data, condition)
@@ -565,7 +571,7 @@ def _validate_tool_call(spec: CheckSpec, suite_dir: Path, tools: list[Any] | Non
     return problems
 
 
-@register("tool-call", validate=_validate_tool_call)
+@register("tool-call", validate=_validate_tool_call, text_check=False)
 def tool_call(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The model called the named function, with matching arguments valid against the tool's declared schema."""
     name = spec.args.get("name", spec.args.get("value"))
@@ -594,7 +600,7 @@ def _validate_no_tool_call(spec: CheckSpec, suite_dir: Path, tools: list[Any] | 
     return problems
 
 
-@register("no-tool-call", validate=_validate_no_tool_call)
+@register("no-tool-call", validate=_validate_no_tool_call, text_check=False)
 def no_tool_call(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The model answered in text and called no function."""
     if not completion.tool_calls:
@@ -623,7 +629,7 @@ def _validate_finish_reason(spec: CheckSpec, suite_dir: Path, tools: list[Any] |
     return problems
 
 
-@register("finish-reason", validate=_validate_finish_reason)
+@register("finish-reason", validate=_validate_finish_reason, text_check=False)
 def finish_reason(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The call ended for the given reason (stop, length, tool_calls, sensitive, network_error)."""
     value = spec.args.get("value")

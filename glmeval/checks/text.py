@@ -195,11 +195,11 @@ def equals(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[
     got = completion.text.strip()
     icase = _ignore_case(spec)
     if _fold(got, icase) == _fold(expected, icase):
-        return True, f"answer equals {_excerpt(expected)}"
-    return False, f"expected exactly {_excerpt(expected)}; answer was {_excerpt(got)}"
+        return True, f"{ctx.subject} equals {_excerpt(expected)}"
+    return False, f"expected exactly {_excerpt(expected)}; {ctx.subject} was {_excerpt(got)}"
 
 
-def _contains_all(completion: Completion, spec: CheckSpec, ignore_case: bool) -> tuple[bool, str]:
+def _contains_all(completion: Completion, spec: CheckSpec, ignore_case: bool, subject: str) -> tuple[bool, str]:
     values = _values(spec)
     text = _fold(completion.text, ignore_case)
     missing = [v for v in values if _fold(v, ignore_case) not in text]
@@ -207,51 +207,51 @@ def _contains_all(completion: Completion, spec: CheckSpec, ignore_case: bool) ->
     if not missing:
         return True, f"found {_quoted(values)}{how}"
     if len(values) == 1:
-        return False, f"expected to contain {_quoted(missing)}{how}; answer was {_excerpt(completion.text)}"
+        return False, f"expected to contain {_quoted(missing)}{how}; {subject} was {_excerpt(completion.text)}"
     return False, (
         f"expected to contain all of {_quoted(values)}{how}, missing {_quoted(missing)}; "
-        f"answer was {_excerpt(completion.text)}"
+        f"{subject} was {_excerpt(completion.text)}"
     )
 
 
-def _contains_any(completion: Completion, spec: CheckSpec, ignore_case: bool) -> tuple[bool, str]:
+def _contains_any(completion: Completion, spec: CheckSpec, ignore_case: bool, subject: str) -> tuple[bool, str]:
     values = _values(spec)
     text = _fold(completion.text, ignore_case)
     how = " (ignoring case)" if ignore_case else ""
     found = [v for v in values if _fold(v, ignore_case) in text]
     if found:
         return True, f"found {found[0]!r}{how}"
-    return False, f"expected any of {_quoted(values)}{how}; answer was {_excerpt(completion.text)}"
+    return False, f"expected any of {_quoted(values)}{how}; {subject} was {_excerpt(completion.text)}"
 
 
 @register("contains", validate=validate_text_values)
 def contains(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer contains the value (every value, when given a list)."""
-    return _contains_all(completion, spec, _ignore_case(spec))
+    return _contains_all(completion, spec, _ignore_case(spec), ctx.subject)
 
 
 @register("contains-all", validate=validate_text_values)
 def contains_all(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer contains every one of the values."""
-    return _contains_all(completion, spec, _ignore_case(spec))
+    return _contains_all(completion, spec, _ignore_case(spec), ctx.subject)
 
 
 @register("icontains", "icontains-all", validate=validate_text_values)
 def icontains(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer contains the value (every value, when a list), ignoring upper/lower case."""
-    return _contains_all(completion, spec, True)
+    return _contains_all(completion, spec, True, ctx.subject)
 
 
 @register("contains-any", validate=validate_text_values)
 def contains_any(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer contains at least one of the values."""
-    return _contains_any(completion, spec, _ignore_case(spec))
+    return _contains_any(completion, spec, _ignore_case(spec), ctx.subject)
 
 
 @register("icontains-any", validate=validate_text_values)
 def icontains_any(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer contains at least one of the values, ignoring upper/lower case."""
-    return _contains_any(completion, spec, True)
+    return _contains_any(completion, spec, True, ctx.subject)
 
 
 @register("not-contains", validate=validate_text_values)
@@ -262,7 +262,7 @@ def not_contains(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> 
     found = [v for v in _values(spec) if _fold(v, icase) in text]
     if not found:
         return True, f"does not contain {_quoted(_values(spec))}"
-    return False, f"expected not to contain {_quoted(found)}; answer was {_excerpt(completion.text)}"
+    return False, f"expected not to contain {_quoted(found)}; {ctx.subject} was {_excerpt(completion.text)}"
 
 
 @register("starts-with", validate=validate_text_values)
@@ -274,7 +274,7 @@ def starts_with(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> t
     for v in values:
         if text.startswith(_fold(v, icase)):
             return True, f"starts with {v!r}"
-    return False, f"expected to start with {' or '.join(map(repr, values))}; answer was {_excerpt(completion.text.lstrip())}"
+    return False, f"expected to start with {' or '.join(map(repr, values))}; {ctx.subject} was {_excerpt(completion.text.lstrip())}"
 
 
 @register("ends-with", validate=validate_text_values)
@@ -288,7 +288,7 @@ def ends_with(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tup
         if text.endswith(_fold(v, icase)):
             return True, f"ends with {v!r}"
     tail = stripped[-60:]
-    return False, f"expected to end with {' or '.join(map(repr, values))}; answer ended with {_excerpt(tail)}"
+    return False, f"expected to end with {' or '.join(map(repr, values))}; {ctx.subject} ended with {_excerpt(tail)}"
 
 
 @register("regex", validate=_validate_regex)
@@ -304,58 +304,58 @@ def regex(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[b
         raise ValueError(f"invalid regular expression /{pattern}/: {exc}") from None
     if match:
         return True, f"matched /{pattern}/ at {_excerpt(match.group(0), 40)}"
-    return False, f"expected to match /{pattern}/; answer was {_excerpt(completion.text)}"
+    return False, f"expected to match /{pattern}/; {ctx.subject} was {_excerpt(completion.text)}"
 
 
 def _counted(n: int, unit: str) -> str:
     return f"{n} {unit if n == 1 else unit + 's'}"
 
 
-def _length_check(spec: CheckSpec, unit: str, count: int, text: str, is_max: bool) -> tuple[bool, str]:
+def _length_check(spec: CheckSpec, unit: str, count: int, text: str, is_max: bool, subject: str) -> tuple[bool, str]:
     limit = _limit(spec)
     ok = count <= limit if is_max else count >= limit
     bound = "at most" if is_max else "at least"
     if ok:
         return True, f"{_counted(count, unit)} ({bound} {limit})"
-    return False, f"expected {bound} {_counted(limit, unit)}, got {count}; answer was {_excerpt(text)}"
+    return False, f"expected {bound} {_counted(limit, unit)}, got {count}; {subject} was {_excerpt(text)}"
 
 
 @register("min-chars", "min-length", validate=_validate_limit)
 def min_chars(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at least N characters (a Chinese character counts 1, not 3 bytes)."""
     text = completion.text.strip()
-    return _length_check(spec, "character", len(text), text, is_max=False)
+    return _length_check(spec, "character", len(text), text, is_max=False, subject=ctx.subject)
 
 
 @register("max-chars", "max-length", validate=_validate_limit)
 def max_chars(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at most N characters (a Chinese character counts 1, not 3 bytes)."""
     text = completion.text.strip()
-    return _length_check(spec, "character", len(text), text, is_max=True)
+    return _length_check(spec, "character", len(text), text, is_max=True, subject=ctx.subject)
 
 
 @register("min-words", validate=_validate_limit)
 def min_words(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at least N words (each Chinese character counts as one word)."""
-    return _length_check(spec, "word", count_words(completion.text), completion.text, is_max=False)
+    return _length_check(spec, "word", count_words(completion.text), completion.text, is_max=False, subject=ctx.subject)
 
 
 @register("max-words", validate=_validate_limit)
 def max_words(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at most N words (each Chinese character counts as one word)."""
-    return _length_check(spec, "word", count_words(completion.text), completion.text, is_max=True)
+    return _length_check(spec, "word", count_words(completion.text), completion.text, is_max=True, subject=ctx.subject)
 
 
 @register("min-sentences", validate=_validate_limit)
 def min_sentences(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at least N sentences (ended by 。！？!?, a full stop or a line break)."""
-    return _length_check(spec, "sentence", len(split_sentences(completion.text)), completion.text, is_max=False)
+    return _length_check(spec, "sentence", len(split_sentences(completion.text)), completion.text, is_max=False, subject=ctx.subject)
 
 
 @register("max-sentences", validate=_validate_limit)
 def max_sentences(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> tuple[bool, str]:
     """The answer has at most N sentences (ended by 。！？!?, a full stop or a line break)."""
-    return _length_check(spec, "sentence", len(split_sentences(completion.text)), completion.text, is_max=True)
+    return _length_check(spec, "sentence", len(split_sentences(completion.text)), completion.text, is_max=True, subject=ctx.subject)
 
 
 @register("levenshtein", validate=_validate_levenshtein)
@@ -371,7 +371,7 @@ def levenshtein(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> C
     ok = distance <= limit
     reason = f"edit distance {distance} {'<=' if ok else '>'} {limit} from {_excerpt(expected, 40)}"
     if not ok:
-        reason += f"; answer was {_excerpt(got)}"
+        reason += f"; {ctx.subject} was {_excerpt(got)}"
     return CheckResult(spec.type, ok, score, reason)
 
 
@@ -390,7 +390,7 @@ def similarity(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> Ch
     ok = best >= threshold
     reason = f"similarity {best:.2f} {'>=' if ok else '<'} {threshold:g} to {_excerpt(best_ref, 40)}"
     if not ok:
-        reason += f"; answer was {_excerpt(completion.text)}"
+        reason += f"; {ctx.subject} was {_excerpt(completion.text)}"
     return CheckResult(spec.type, ok, best, reason)
 
 
@@ -419,10 +419,10 @@ def language(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> Chec
     total = cjk + latin
     counts = f"{_counted(cjk, 'Chinese character')}, {_counted(latin, 'Latin word')}"
     if total == 0:
-        return CheckResult(spec.type, False, 0.0, f"expected {wanted}; answer has no letters ({_excerpt(completion.text)})")
+        return CheckResult(spec.type, False, 0.0, f"expected {wanted}; {ctx.subject} has no letters ({_excerpt(completion.text)})")
     share = (cjk if wanted == "zh" else latin) / total
     ok = share >= threshold
     reason = f"{share:.0%} {wanted} ({counts}), {'>=' if ok else '<'} {threshold:.0%}"
     if not ok:
-        reason = f"expected {wanted}: {reason}; answer was {_excerpt(completion.text)}"
+        reason = f"expected {wanted}: {reason}; {ctx.subject} was {_excerpt(completion.text)}"
     return CheckResult(spec.type, ok, share, reason)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from glmeval.checks import CheckRegistry, file_beside, known_types, load_local_checks, validate_check
+from glmeval.checks import CheckRegistry, file_beside, known_types, load_builtin, load_local_checks, validate_check
 from glmeval.checks.args import got, short
 from glmeval.hints import did_you_mean
-from glmeval.records import CheckSpec
+from glmeval.records import CHECK_TARGETS, CheckSpec, CheckTarget
 from glmeval.suite.problems import Problems, is_number
 from glmeval.suite.templating import check_template, template_strings, templated_check_args
 from glmeval.suite.yamlsrc import Origin
@@ -29,7 +29,24 @@ __all__ = [
     "parse_checks",
 ]
 
-COMMON_CHECK_OPTIONS = {"type", "not", "weight", "metric", "threshold"}
+COMMON_CHECK_OPTIONS = {"type", "not", "weight", "metric", "threshold", "on", "target"}
+
+
+def _pop_target(item: dict[Any, Any], where: str) -> CheckTarget:
+    """``on: reasoning`` (or ``target: reasoning``). YAML 1.1 reads a bare ``on`` key as the
+    boolean true, so that key counts as ``on`` too."""
+    given = [(name, item.pop(key)) for key, name in (("on", "on"), (True, "on"), ("target", "target")) if key in item]
+    if len(given) > 1:
+        raise ValueError(f"{where}: give on or target, not both")
+    if not given:
+        return "answer"
+    name, value = given[0]
+    text = value.strip().lower() if isinstance(value, str) else None
+    for target in CHECK_TARGETS:
+        if text == target:
+            return target
+    hint = did_you_mean(text, CHECK_TARGETS) if text else ""
+    raise ValueError(f"{where}: {name} must be answer or reasoning; {got(value)}{hint}")
 
 
 def parse_check(item: Any, where: str, line: int | None, registry: CheckRegistry | None = None) -> CheckSpec:
@@ -37,8 +54,9 @@ def parse_check(item: Any, where: str, line: int | None, registry: CheckRegistry
 
     Accepted shapes: ``{type: contains, value: x}``, the shorthand ``{contains: x}``, a
     shorthand with a mapping (``{tool-call: {name: f}}``), a bare name (``- is-json``), and
-    ``not-<type>`` for negation. Common options (not, weight, metric, threshold) may sit beside
-    either form. ``registry`` is the suite's (its check files over the built-ins).
+    ``not-<type>`` for negation. Common options (not, weight, metric, threshold, and on /
+    target, which points a text check at the reasoning) may sit beside either form.
+    ``registry`` is the suite's (its check files over the built-ins).
     """
 
     if isinstance(item, str):
@@ -50,6 +68,7 @@ def parse_check(item: Any, where: str, line: int | None, registry: CheckRegistry
     weight = item.pop("weight", 1.0)
     metric = item.pop("metric", None)
     threshold = item.pop("threshold", None)
+    on = _pop_target(item, where)
     if "type" in item:
         ctype = item.pop("type")
         args = item
@@ -80,8 +99,15 @@ def parse_check(item: Any, where: str, line: int | None, registry: CheckRegistry
     bad_keys = [k for k in args if not isinstance(k, str)]
     if bad_keys:
         raise ValueError(f"{where}: check arguments must be named by text; got {short(bad_keys[0])}")
+    definition = (registry if registry is not None else load_builtin()).get(ctype)
+    if on != "answer" and definition is not None and not definition.text_check:
+        raise ValueError(
+            f"{where}: check {ctype} does not judge text, so on: {on} does not apply to it; it works on text checks "
+            "(contains, regex, max-chars, is-json, llm-rubric, ...), and reasoning-contains, max-reasoning-tokens "
+            "and no-reasoning look at the reasoning themselves"
+        )
     return CheckSpec(
-        type=ctype, args=args, negate=negate, weight=float(weight), metric=metric, threshold=threshold, line=line
+        type=ctype, args=args, negate=negate, weight=float(weight), metric=metric, threshold=threshold, line=line, on=on
     )
 
 
