@@ -167,8 +167,9 @@ def test_the_simulator_serves_every_catalogue_model() -> None:
     assert SIMULATED["glm-4.7"].latency_ms(100, 100)[1] < SIMULATED["glm-5.3"].latency_ms(100, 100)[1]
     for name in ("glm-4.7", "glm-5", "glm-5.1", "glm-5.2", "glm-5.3", "glm-4.7-flash", "glm-z1-air"):
         assert SIMULATED[name].thinking and SIMULATED[name].thinking_default, name
-    for name in ("glm-4.5", "glm-4.5-air", "glm-4.6"):  # the 2024 simulator reasoned only when asked
-        assert SIMULATED[name].thinking and not SIMULATED[name].thinking_default, name
+    for name in ("glm-4.5", "glm-4.5-air"):  # thinking on by default, as the catalogue says
+        assert SIMULATED[name].thinking and SIMULATED[name].thinking_default, name
+    assert SIMULATED["glm-4.6"].thinking and not SIMULATED["glm-4.6"].thinking_default  # "auto": decides not to
     assert not SIMULATED["glm-4"].thinking and SIMULATED["glm-4.6v"].vision and not SIMULATED["glm-4.7"].vision
     assert SIMULATED["glm-z1-air"].thinking_always and SIMULATED["glm-5.2"].reasoning_effort
 

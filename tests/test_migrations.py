@@ -15,7 +15,7 @@ import pytest
 
 from glmeval.errors import GlmevalError
 from glmeval.store import MIGRATIONS, SCHEMA_VERSION, Store, migrate
-from glmeval.store.migrations import LEGACY_SCHEMA_VERSION, MIGRATIONS_TABLE, applied_migrations
+from glmeval.store.migrations import LEGACY_SCHEMA_VERSION, MIGRATIONS_TABLE, applied_migrations, schema_state
 
 DATA = Path(__file__).resolve().parent / "data"
 NAMES = [m.name for m in MIGRATIONS]
@@ -119,13 +119,16 @@ def test_v3_database_is_read_as_having_run_the_first_three(tmp_path: Path) -> No
     old = build(tmp_path / "v3.db", "schema_v3.sql")
     before = {t: rows(old, t) for t in ("runs", "results", "checks", "cache")}
 
-    # Read-only: nothing is pending, so it opens as it is and writes nothing (not even the names).
-    with Store(old, create=False) as store:
-        assert store.schema_version == 3
-        assert [r.id for r in store.list_runs()] == ["20250302-120000-v3bbbb", "20250301-120000-v3aaaa"]
+    # Version 3 without a names table reads as the first three migrations, so only the later
+    # ones are pending (running m001..m003 again would fail on ALTER TABLE).
+    conn = sqlite3.connect(old)
+    state = schema_state(conn, old)
+    conn.close()
+    assert (state.version, state.applied, state.recorded) == (3, tuple(NAMES[:3]), False)
+    assert [m.name for m in state.pending] == NAMES[3:]
     assert MIGRATIONS_TABLE not in shape(old)
 
-    # Read-write: the names are recorded; no migration runs again (its ALTER TABLE would fail).
+    # Opening records the names and runs only the pending migrations.
     with Store(old) as store:
         assert store.require_run("20250302-120000-v3bbbb").baseline == "20250301-120000-v3aaaa"
         loaded = [store.load_result(row) for row in store.iter_results("20250301-120000-v3aaaa")]
@@ -133,11 +136,19 @@ def test_v3_database_is_read_as_having_run_the_first_three(tmp_path: Path) -> No
     conn = sqlite3.connect(old)
     applied = applied_migrations(conn)
     conn.close()
-    assert [name for name, _ in applied][:3] == NAMES[:3]
-    assert all(at is None for _, at in applied[:3])
+    assert [name for name, _ in applied] == NAMES
+    assert all(at is None for _, at in applied[:3]) and all(isinstance(at, float) for _, at in applied[3:])
     assert shape(old) == shape(fresh(tmp_path / "fresh.db"))
+    v3_columns = {t: [c[0] for c in spec["columns"]] for t, spec in shape(build(tmp_path / "v3-again.db", "schema_v3.sql")).items()}
     for table, old_rows in before.items():
-        assert rows(old, table) == old_rows, table
+        assert rows(old, table, v3_columns[table]) == old_rows, table
+
+    # Now current: a read-only open reads it as it is and writes nothing.
+    once = dump(old)
+    with Store(old, create=False) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert [r.id for r in store.list_runs()] == ["20250302-120000-v3bbbb", "20250301-120000-v3aaaa"]
+    assert dump(old) == once
 
 
 @pytest.mark.parametrize("version", range(1, LEGACY_SCHEMA_VERSION + 1))

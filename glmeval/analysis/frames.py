@@ -20,6 +20,7 @@ RESULT_COLUMNS = [
     "output", "tool_calls", "finish_reason", "prompt_tokens", "completion_tokens", "total_tokens",
     "latency_ms", "ttft_ms", "queue_ms", "retry_ms", "cost", "error_kind", "error_status", "error_code",
     "error_message", "attempts", "cached", "request_id", "judge_tokens", "judge_cost",
+    "reasoning", "reasoning_tokens", "reasoning_estimated", "ttfr_ms", "cached_tokens", "web_search", "thinking",
 ]
 # Columns results_frame adds to the stored ones (before the per-parameter columns).
 EXTRA_COLUMNS = ["suite", "threshold", "tags"]
@@ -46,6 +47,13 @@ def results_frame(db: str | Path | StoreReader | None = None, run: str | None = 
     per grid axis (``temperature``, ``prompt``...) and per scalar request parameter
     (``max_tokens``, ``top_p``...), so ``df.groupby("temperature")`` works without parsing
     JSON. ``run`` is any reference :meth:`Store.resolve_run` accepts (default ``latest``).
+
+    A thinking model's ``reasoning`` is its own column (``output`` is the answer alone), with
+    ``reasoning_tokens`` (part of ``completion_tokens``; NaN where unknown, as in runs recorded
+    before glmeval kept it), ``reasoning_estimated``, ``ttfr_ms`` (time to the first reasoning
+    token, streams only; ``ttft_ms`` is the first *answer* token), ``cached_tokens``,
+    ``web_search`` (JSON text, like ``tool_calls``) and ``thinking`` (on/off/auto, None for a
+    model that does not think).
     """
     store, opened = _open(db)
     try:
@@ -77,6 +85,10 @@ def results_frame(db: str | Path | StoreReader | None = None, run: str | None = 
     frame = pd.DataFrame.from_records(records, columns=None if records else RESULT_COLUMNS + EXTRA_COLUMNS)
     frame["passed"] = frame["passed"].astype(bool)
     frame["cached"] = frame["cached"].astype(bool)
+    frame["reasoning"] = frame["reasoning"].fillna("").astype(str)
+    frame["reasoning_estimated"] = frame["reasoning_estimated"].fillna(0).astype(bool)
+    for column in ("reasoning_tokens", "ttfr_ms", "cached_tokens"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     frame["threshold"] = pd.to_numeric(frame["threshold"], errors="coerce").astype(float)
     return frame
 
@@ -146,9 +158,18 @@ def case_frame(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
+def _numeric(results: pd.DataFrame, column: str) -> pd.Series:
+    """``column`` as floats, all NaN when the frame has no such column (a frame built by hand
+    or by an older glmeval)."""
+    if column not in results.columns:
+        return pd.Series(float("nan"), index=results.index, dtype=float)
+    return pd.to_numeric(results[column], errors="coerce").astype(float)
+
+
 SUMMARY_COLUMNS = [
     "variant", "model", "jobs", "passed", "failed", "errors", "pass_rate", "latency_p50_ms",
     "latency_p95_ms", "ttft_p50_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "cached", "judge_cost",
+    "reasoning_tokens_mean", "reasoning_tokens_total", "ttfr_p50_ms",
     "pass_rate_lo", "pass_rate_hi", "cases", "cases_passed", "case_pass_rate",
 ]
 
@@ -165,6 +186,12 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
     aggregate repeats per case by the case's threshold (the same rule as :func:`case_frame`),
     which is what comparisons and gates count. Grouped aggregations keep a 10,000-result run
     well under a second.
+
+    ``reasoning_tokens_mean`` / ``reasoning_tokens_total`` are over the answers whose reasoning
+    tokens are known (already inside the completion-token figures, never added to them), and
+    ``ttfr_p50_ms`` is the median time to the first reasoning token of fresh streamed answers;
+    each is NaN for a variant that has none: a model that does not think, thinking off, a run
+    recorded before glmeval kept them (so a glm-4 summary shows no reasoning at all).
     """
     if results.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -190,6 +217,8 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
             "judge_cost": pd.to_numeric(results["judge_cost"], errors="coerce") if "judge_cost" in results.columns else 0.0,
             "cached": results["cached"].astype(int),
             "threshold": pd.to_numeric(results["threshold"], errors="coerce") if "threshold" in results.columns else float("nan"),
+            "rt": _numeric(results, "reasoning_tokens").where(answered),
+            "ttfr": _numeric(results, "ttfr_ms").where(fresh),
         }
     )
     g = frame.groupby("variant", sort=False)
@@ -201,6 +230,10 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
     agg["latency_p50_ms"] = g["lat"].quantile(0.5)
     agg["latency_p95_ms"] = g["lat"].quantile(0.95)
     agg["ttft_p50_ms"] = g["ttft"].median()
+    reasoned = g["rt"].max() > 0
+    agg["reasoning_tokens_mean"] = g["rt"].mean().where(reasoned)
+    agg["reasoning_tokens_total"] = g["rt"].sum(min_count=1).where(reasoned)
+    agg["ttfr_p50_ms"] = g["ttfr"].median()
     cases = frame.groupby(["variant", "case"], sort=False).agg(passes=("ok", "sum"), n=("ok", "size"), threshold=("threshold", "first"))
     need = cases["threshold"].fillna(1.0)
     cases["passed"] = (cases["passes"] / cases["n"]) >= need - 1e-9
@@ -233,6 +266,9 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
                 "cases": int(per_case.at[variant, "size"]),
                 "cases_passed": int(per_case.at[variant, "sum"]),
                 "case_pass_rate": float(per_case.at[variant, "mean"]),
+                "reasoning_tokens_mean": float(a["reasoning_tokens_mean"]),
+                "reasoning_tokens_total": float(a["reasoning_tokens_total"]),
+                "ttfr_p50_ms": float(a["ttfr_p50_ms"]),
             }
         )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

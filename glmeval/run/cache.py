@@ -28,6 +28,10 @@ class ResponseCache:
     (``"url:..."``) apart from the real API's (``""``), so a simulated answer is never replayed
     as a real one. ``lock`` is the run's store lock: the store's connection is shared by the
     coordinator (results) and the workers (judge replies).
+
+    An answer is kept whole (:meth:`Completion.to_dict`: the reasoning apart from the text, its
+    tokens and whether they were estimated, both first-token times, cache-hit tokens, web_search
+    results), so a replayed answer is judged, stored and reported like the call it replays.
     """
 
     def __init__(self, store: Store, lock: threading.Lock, namespace: str, mode: str) -> None:

@@ -9,14 +9,18 @@ stop at once on a bad key or an empty balance. The API key never appears in any 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from glmeval.catalogue.tokens import count_tokens
 from glmeval.errors import GlmevalError
 from glmeval.records import Completion, ErrorInfo, ErrorKind, Mode, ToolCall
 
@@ -180,6 +184,54 @@ def _task_failed(task_id: str, result: Any) -> CallError:
     return CallError(ErrorInfo("task_failed", text, None, code), retryable=code in (None, "500"))
 
 
+def _get(obj: Any, name: str) -> Any:
+    """A field of an SDK object, of a plain dict, or one the SDK's type does not declare.
+
+    The zhipuai types lag the API (the sync ``CompletionUsage`` has no ``*_details``, no type
+    has the top-level ``web_search``); their pydantic models keep unknown fields in
+    ``model_extra``, and nested unknown fields arrive there as plain dicts.
+    """
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    value = getattr(obj, name, None)
+    if value is None:
+        extra = getattr(obj, "model_extra", None)
+        if isinstance(extra, Mapping):
+            value = extra.get(name)
+    return value
+
+
+def _text(obj: Any, *names: str) -> str:
+    """The first of ``names`` that holds a non-empty string (``""`` if none does)."""
+    for name in names:
+        value = _get(obj, name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+# Where a thinking model's reasoning arrives: ``reasoning_content`` on Zhipu's endpoint;
+# ``reasoning`` is OpenRouter's name for it (a --base-url may point there).
+_REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+
+def _as_dict(item: Any) -> dict[str, Any] | None:
+    if isinstance(item, Mapping):
+        return dict(item)
+    dump = getattr(item, "model_dump", None)
+    return dump() if callable(dump) else None
+
+
+def _web_search(resp: Any) -> list[dict[str, Any]]:
+    """The response's top-level ``web_search`` results, as plain dicts."""
+    raw = _get(resp, "web_search")
+    if not isinstance(raw, list):
+        return []
+    return [d for d in (_as_dict(item) for item in raw) if d is not None]
+
+
 def _tool_calls(raw: Any) -> list[ToolCall]:
     calls = []
     for call in raw or []:
@@ -193,14 +245,106 @@ def _tool_calls(raw: Any) -> list[ToolCall]:
     return calls
 
 
+def _stream_tool_calls(calls: list[ToolCall], by_index: dict[int, ToolCall], raw: Any) -> bool:
+    """Add one delta's tool calls to ``calls``; True when the delta carried any.
+
+    Without ``tool_stream`` each call arrives whole in one delta. With it, a call's later
+    deltas carry only its ``index`` and a fragment of the arguments (no name, no new id):
+    those are appended to the call opened at that index instead of becoming calls of their own.
+    """
+    seen = False
+    for call in raw or []:
+        fn = getattr(call, "function", None)
+        if fn is None:
+            continue
+        seen = True
+        index = getattr(call, "index", None)
+        call_id = getattr(call, "id", None)
+        name = getattr(fn, "name", None)
+        args = fn.arguments
+        if args is not None and not isinstance(args, str):
+            args = json.dumps(args, ensure_ascii=False)
+        open_call = by_index.get(index) if index is not None else None
+        if open_call is not None and not name and call_id in (None, open_call.id):
+            open_call.arguments += args or ""
+            continue
+        made = ToolCall(name=name or "", arguments=args or "", id=call_id, type=getattr(call, "type", None) or "function")
+        calls.append(made)
+        if index is not None:
+            by_index[index] = made
+    return seen
+
+
 def _usage(completion: Completion, usage: Any) -> None:
+    """Token counts from a ``usage`` block, with its reasoning and cache-hit details.
+
+    ``completion_tokens`` *includes* ``completion_tokens_details.reasoning_tokens`` on the
+    wire (89 = 61 reasoning + 28 visible in the 2026 captures), which is how cost counts
+    reasoning as output. A block whose reasoning tokens exceed its completion tokens cannot
+    include them; such a count (never seen) gets them added, once, so completion_tokens means
+    the same thing everywhere and cost neither drops nor double counts them.
+    """
     if usage is None:
         return
-    completion.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-    completion.total_tokens = int(getattr(usage, "total_tokens", 0) or 0) or (
-        completion.prompt_tokens + completion.completion_tokens
-    )
+    completion.prompt_tokens = int(_get(usage, "prompt_tokens") or 0)
+    completion.completion_tokens = int(_get(usage, "completion_tokens") or 0)
+    total = int(_get(usage, "total_tokens") or 0)
+    reasoning = _get(_get(usage, "completion_tokens_details"), "reasoning_tokens")
+    if reasoning is not None:
+        completion.reasoning_tokens = int(reasoning)
+        completion.reasoning_estimated = False
+        if completion.reasoning_tokens > completion.completion_tokens:
+            if total == completion.prompt_tokens + completion.completion_tokens:
+                total += completion.reasoning_tokens
+            completion.completion_tokens += completion.reasoning_tokens
+    cached = _get(_get(usage, "prompt_tokens_details"), "cached_tokens")
+    if cached is not None:
+        completion.cached_tokens = int(cached)
+    completion.total_tokens = total or (completion.prompt_tokens + completion.completion_tokens)
+
+
+def _settle_reasoning(completion: Completion) -> None:
+    """``reasoning_tokens`` once the whole answer is read: the API's count, else an estimate
+    from the reasoning text (marked ``reasoning_estimated``; never more than the completion
+    tokens it is part of), else 0: there was no reasoning."""
+    if completion.reasoning_tokens is not None:
+        return
+    if not completion.reasoning:
+        completion.reasoning_tokens = 0
+        return
+    estimate = count_tokens(completion.reasoning)
+    if completion.completion_tokens > 0:
+        estimate = min(estimate, completion.completion_tokens)
+    completion.reasoning_tokens = estimate
+    completion.reasoning_estimated = True
+
+
+@functools.lru_cache(maxsize=8)
+def _keywords(create: Callable[..., Any]) -> frozenset[str]:
+    """The keyword arguments an SDK ``create()`` takes (besides model, messages, extra_body)."""
+    return frozenset(inspect.signature(create).parameters) - {"self", "model", "messages", "extra_body"}
+
+
+def _call_args(create: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` as keyword arguments for ``create``: what its signature takes goes as is,
+    the rest (``reasoning_effort``, ``tool_stream``... which zhipuai's ``create()`` has no
+    argument for and would refuse with a TypeError) goes in ``extra_body``, merged into the
+    request body. ``stream`` is left out: the call mode decides it."""
+    known = _keywords(getattr(create, "__func__", create))
+    args: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None or key == "stream":
+            continue
+        if key == "extra_body" and isinstance(value, Mapping):
+            extra.update(value)
+        elif key in known:
+            args[key] = value
+        else:
+            extra[key] = value
+    if extra:
+        args["extra_body"] = extra
+    return args
 
 
 class GLMClient:
@@ -276,11 +420,9 @@ class GLMClient:
         completion.model = completion.model or model
         return completion
 
-    def _args(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in params.items() if v is not None}
-
     def _sync(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
-        resp = self.sdk.chat.completions.create(model=model, messages=messages, **self._args(params))
+        create = self.sdk.chat.completions.create
+        resp = create(model=model, messages=messages, **_call_args(create, params))
         return self._from_response(resp)
 
     def _from_response(self, resp: Any) -> Completion:
@@ -291,14 +433,18 @@ class GLMClient:
         if choices:
             choice = choices[0]
             message = choice.message
-            completion.text = getattr(message, "content", None) or ""
+            completion.text = _text(message, "content")
+            completion.reasoning = _text(message, *_REASONING_FIELDS)
             completion.tool_calls = _tool_calls(getattr(message, "tool_calls", None))
             completion.finish_reason = choice.finish_reason
         _usage(completion, getattr(resp, "usage", None))
+        completion.web_search = _web_search(resp)
+        _settle_reasoning(completion)
         return completion
 
     def _stream(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any], start: float) -> Completion:
-        stream = self.sdk.chat.completions.create(model=model, messages=messages, stream=True, **self._args(params))
+        create = self.sdk.chat.completions.create
+        stream = create(model=model, messages=messages, stream=True, **_call_args(create, params))
         try:
             return self._read_stream(stream, start)
         finally:
@@ -309,41 +455,61 @@ class GLMClient:
                 response.close()
 
     def _read_stream(self, stream: Any, start: float) -> Completion:
+        """Assemble a stream: answer and reasoning deltas apart, and when each began.
+
+        ``ttft_ms`` is the first *answer* delta (content or a tool call), ``ttfr_ms`` the first
+        reasoning delta; a thinking model sends all its reasoning first, so its TTFT includes
+        the thinking. A stream with neither (an empty answer) keeps TTFT at its first chunk, as
+        it always was for models that do not think.
+        """
         completion = Completion()
         parts: list[str] = []
-        got_any = False
+        thoughts: list[str] = []
+        by_index: dict[int, ToolCall] = {}
+        first_chunk: float | None = None
         deadline = start + self.timeout
         for chunk in stream:
-            got_any = True
             now = time.perf_counter()
             if now > deadline:
                 # httpx's read timeout bounds each read, not the whole stream: a server that
                 # trickles chunks forever would otherwise never time out.
                 raise CallError(ErrorInfo("timeout", f"the stream ran past the {self.timeout:g} s call timeout"))
-            if completion.ttft_ms is None:
-                completion.ttft_ms = (now - start) * 1000
+            first_chunk = first_chunk if first_chunk is not None else now
             completion.request_id = completion.request_id or getattr(chunk, "id", None)
             completion.model = completion.model or getattr(chunk, "model", None)
             for choice in getattr(chunk, "choices", None) or []:
                 delta = choice.delta
                 if delta is not None:
-                    if getattr(delta, "content", None):
-                        parts.append(delta.content)
-                    completion.tool_calls.extend(_tool_calls(getattr(delta, "tool_calls", None)))
+                    thought = _text(delta, *_REASONING_FIELDS)
+                    if thought:
+                        thoughts.append(thought)
+                        if completion.ttfr_ms is None:
+                            completion.ttfr_ms = (now - start) * 1000
+                    content = _text(delta, "content")
+                    if content:
+                        parts.append(content)
+                    called = _stream_tool_calls(completion.tool_calls, by_index, _get(delta, "tool_calls"))
+                    if (content or called) and completion.ttft_ms is None:
+                        completion.ttft_ms = (now - start) * 1000
                 if getattr(choice, "finish_reason", None):
                     completion.finish_reason = choice.finish_reason
             _usage(completion, getattr(chunk, "usage", None))
-        if not got_any:
+            if not completion.web_search:
+                completion.web_search = _web_search(chunk)
+        if first_chunk is None:
             raise CallError(ErrorInfo("server", "the stream ended without any chunk"))
         if completion.finish_reason is None:
             raise CallError(ErrorInfo("stream_cut", "the stream ended before its final chunk (no finish_reason)"))
+        if completion.ttft_ms is None and completion.ttfr_ms is None:
+            completion.ttft_ms = (first_chunk - start) * 1000
         completion.text = "".join(parts)
+        completion.reasoning = "".join(thoughts)
+        _settle_reasoning(completion)
         return completion
 
     def _async(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any], start: float) -> Completion:
-        args = self._args(params)
-        args.pop("stream", None)
-        task = self.sdk.chat.asyncCompletions.create(model=model, messages=messages, **args)
+        create = self.sdk.chat.asyncCompletions.create
+        task = create(model=model, messages=messages, **_call_args(create, params))
         task_id = task.id
         deadline = start + self.poll_timeout
         delay = self.poll_interval

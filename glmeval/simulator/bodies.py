@@ -2,7 +2,9 @@
 
 Shaping applies what the API applies after the model speaks (response_format json_object,
 stop words, max_tokens, thinking); the body helpers produce the exact key sets the real API
-sends, so the zhipuai SDK parses them as it parses production answers.
+sends, so the zhipuai SDK parses them as it parses production answers: the 2024 shapes for the
+models that never think, the 2026 ones (``"object"``, reasoning tokens in ``usage``) for the
+others (``ModelSpec.wire``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,18 @@ from .models import ModelSpec
 from .phrasing import reasoning_for
 from .protocol import ChatRequest
 
-__all__ = ["Outcome", "as_json_text", "chat_message", "dumps", "new_id", "shape", "tool_calls_json", "usage_json"]
+__all__ = [
+    "Outcome",
+    "as_json_text",
+    "chat_body",
+    "chat_message",
+    "dumps",
+    "new_id",
+    "shape",
+    "tool_calls_json",
+    "usage_for",
+    "usage_json",
+]
 
 
 def dumps(payload: Any) -> bytes:
@@ -36,13 +49,17 @@ def new_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A reply after response_format, stop and max_tokens were applied."""
+    """A reply after response_format, stop and max_tokens were applied.
+
+    ``completion_tokens`` includes ``reasoning_tokens``, as the API counts them (89 = 61 + 28, §2.2).
+    """
 
     content: str | None
     reasoning: str | None
     tool_calls: tuple[ToolCall, ...]
     finish_reason: str
     completion_tokens: int
+    reasoning_tokens: int = 0
 
 
 def as_json_text(content: str) -> str:
@@ -64,12 +81,22 @@ def as_json_text(content: str) -> str:
 
 
 def shape(request: ChatRequest, reply: Reply) -> Outcome:
-    """Apply thinking, json_object, stop words and max_tokens to a rule's reply, and count its tokens."""
-    reasoning = reasoning_for(request.conversation, reply) if request.thinking else None
+    """Apply thinking, json_object, stop words and max_tokens to a rule's reply, and count its tokens.
+
+    ``max_tokens`` bounds reasoning and answer together: reasoning first, the answer gets what
+    is left (and ``finish_reason`` ``length`` when that is not enough).
+    """
+    reasoning = None
+    if request.thinking:
+        reasoning = reasoning_for(
+            request.conversation, reply, effort=request.effort, pictures=len(request.pictures),
+            searched=bool(request.search_results),
+        )
+        reasoning = truncate_to_tokens(reasoning, request.max_tokens)
     reasoning_tokens = count_tokens(reasoning) if reasoning else 0
     if reply.tool_calls:
         tokens = sum(count_tokens(c.name) + count_tokens(c.arguments) + 4 for c in reply.tool_calls)
-        return Outcome(None, reasoning, reply.tool_calls, "tool_calls", tokens + reasoning_tokens)
+        return Outcome(None, reasoning, reply.tool_calls, "tool_calls", tokens + reasoning_tokens, reasoning_tokens)
     content = reply.content or ""
     finish = reply.finish_reason
     if request.json_mode and content:
@@ -79,11 +106,12 @@ def shape(request: ChatRequest, reply: Reply) -> Outcome:
         if cut >= 0:
             content = content[:cut]
     tokens = count_tokens(content)
-    if tokens > request.max_tokens:
-        content = truncate_to_tokens(content, request.max_tokens)
+    budget = request.max_tokens - reasoning_tokens
+    if tokens > budget:
+        content = truncate_to_tokens(content, budget)
         tokens = count_tokens(content)
         finish = "length"
-    return Outcome(content, reasoning, (), finish, tokens + reasoning_tokens)
+    return Outcome(content, reasoning, (), finish, tokens + reasoning_tokens, reasoning_tokens)
 
 
 def usage_json(prompt: int, completion: int, details: bool = True) -> dict[str, Any]:
@@ -96,6 +124,42 @@ def usage_json(prompt: int, completion: int, details: bool = True) -> dict[str, 
             "total_tokens": prompt + completion,
         }
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def usage_for(request: ChatRequest, completion: int, reasoning: int, *, order: str = "sync") -> dict[str, Any]:
+    """The ``usage`` of a 2026-wire model, with ``cached_tokens`` and ``reasoning_tokens``.
+
+    ``order``: ``sync`` sorts keys as the sync capture does (§2.2); ``stream`` follows the final
+    chunk of the stream capture (§2.3); ``async`` is the sync shape (no capture exists). A
+    2024-wire model gets :func:`usage_json`, as it always has.
+    """
+    prompt = request.prompt_tokens
+    if request.model.wire != "2026":
+        return usage_json(prompt, completion, details=order != "async")
+    cached = {"cached_tokens": request.cached_tokens}
+    thought = {"reasoning_tokens": reasoning}
+    if order == "stream":
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+                "prompt_tokens_details": cached, "completion_tokens_details": thought}
+    return {"completion_tokens": completion, "completion_tokens_details": thought, "prompt_tokens": prompt,
+            "prompt_tokens_details": cached, "total_tokens": prompt + completion}
+
+
+def chat_body(request: ChatRequest, outcome: Outcome, ident: str, created: int) -> dict[str, Any]:
+    """The sync response; keys sorted as the captures have them, ``object`` and ``web_search`` when due."""
+    body: dict[str, Any] = {
+        "choices": [{"finish_reason": outcome.finish_reason, "index": 0, "message": chat_message(request.model, outcome)}],
+        "created": created,
+        "id": ident,
+        "model": request.model.name,
+    }
+    if request.model.wire == "2026":
+        body["object"] = "chat.completion"
+    body["request_id"] = request.request_id or ident
+    body["usage"] = usage_for(request, outcome.completion_tokens, outcome.reasoning_tokens)
+    if request.search_results:
+        body["web_search"] = list(request.search_results)
+    return body
 
 
 def tool_calls_json(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from glmeval.catalogue.tokens import count_tokens
 
-from .bodies import Outcome, chat_message, dumps, new_id, shape, usage_json
+from .bodies import Outcome, chat_body, chat_message, dumps, new_id, shape, usage_for
 from .embeddings import embed
 from .faults import FaultDecision
 from .protocol import (
@@ -34,6 +34,7 @@ from .protocol import (
     validate_chat,
     validate_embeddings,
 )
+from .replies import answer
 from .sse import Timeline, stream_timeline
 from .state import SimState
 from .tasks import Task
@@ -287,7 +288,7 @@ class Handler(BaseHTTPRequestHandler):
     def _chat(self, raw: bytes, started: float) -> None:
         request = validate_chat(parse_json_body(raw))
         self._fly(request.model.name)
-        reply = self.sim.rules.respond(request.conversation, request.model, request.sampling)
+        reply = answer(request, self.sim.rules)
         fault = self.sim.decide(raw, _JUDGE_FAULTS if reply.action == "judge" else None)
         outcome = shape(request, reply)
         first, total = self.sim.delays(request.model, request.prompt_tokens, outcome.completion_tokens, fault)
@@ -301,14 +302,7 @@ class Handler(BaseHTTPRequestHandler):
             self._stream(request, outcome, ident, created, started + first, started + total, fault.kind)
             return
         self._wait_until(started + total)
-        self._send_json(200, {
-            "choices": [{"finish_reason": outcome.finish_reason, "index": 0, "message": chat_message(request.model, outcome)}],
-            "created": created,
-            "id": ident,
-            "model": request.model.name,
-            "request_id": request.request_id or ident,
-            "usage": usage_json(request.prompt_tokens, outcome.completion_tokens),
-        })
+        self._send_json(200, chat_body(request, outcome, ident, created))
 
     def _stream(
         self,
@@ -364,7 +358,7 @@ class Handler(BaseHTTPRequestHandler):
     def _async_create(self, raw: bytes, started: float) -> None:
         request = validate_chat(parse_json_body(raw), async_mode=True)
         self._fly(request.model.name)
-        reply = self.sim.rules.respond(request.conversation, request.model, request.sampling)
+        reply = answer(request, self.sim.rules)
         fault = self.sim.decide(raw, _JUDGE_FAULTS if reply.action == "judge" else None)
         outcome = shape(request, reply)
         ident = new_id()
@@ -391,8 +385,10 @@ class Handler(BaseHTTPRequestHandler):
                 "created": int(time.time() + total),
                 "choices": [{"index": 0, "finish_reason": outcome.finish_reason,
                              "message": chat_message(request.model, outcome, explicit_null_tools=True)}],
-                "usage": usage_json(request.prompt_tokens, outcome.completion_tokens, details=False),
+                "usage": usage_for(request, outcome.completion_tokens, outcome.reasoning_tokens, order="async"),
             }
+            if request.search_results:
+                result["web_search"] = list(request.search_results)
         self.sim.tasks.add(Task(ident, request_id, request.model.name, started + total, result))
         self._send_json(200, {"id": ident, "request_id": request_id, "model": request.model.name,
                               "task_status": "PROCESSING"})

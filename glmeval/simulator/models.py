@@ -33,7 +33,14 @@ class ModelSpec:
     ``reasoning_content``). ``thinking_default``: it reasons when the request says nothing;
     ``thinking_always``: ``thinking.type: disabled`` does not stop it. ``reasoning_effort``: it
     takes top-level ``reasoning_effort`` (``effort_levels``, default ``default_effort``).
-    ``vision``: it accepts image parts. Prices are None when the catalogue does not know them.
+    ``vision``: it accepts image parts. Prices are None when the catalogue does not know them
+    (0 / 0 for the models it lists as free).
+
+    ``wire``: which captures the server's JSON follows. ``"2026"`` (every model that can think):
+    ``"object"`` keys, ``completion_tokens_details.reasoning_tokens``, a cache-hit estimate, and
+    the 2026 stream order (zhipu-api-2026.md §2.3). ``"2024"`` (the models that never think:
+    glm-4, glm-3-turbo, glm-4-plus...): byte for byte what this server has always sent for them
+    (zhipu-api.md §1.3-§1.5), so suites and tests written against them see no change.
     """
 
     name: str
@@ -57,6 +64,7 @@ class ModelSpec:
     effort_levels: tuple[str, ...] = ()
     default_effort: str | None = None
     vision: bool = False
+    wire: Literal["2024", "2026"] = "2024"
 
     @property
     def default_dimensions(self) -> int:
@@ -137,9 +145,9 @@ _GUESSED_LIMITS: dict[str, tuple[int, int]] = {
     "charglm-4": (8192, 4095),
 }
 
-# The 2024 table's thinking models reasoned in the simulator only when asked; they keep that
-# (the catalogue says the API thinks by default on glm-4.5 and auto-decides on glm-4.6).
-_THINK_WHEN_ASKED = frozenset({"glm-4.5", "glm-4.5-air", "glm-4.6"})
+# glm-4.6's default is "auto" (the model decides whether to think); the simulator decides not to,
+# so it reasons only when asked. Every other model follows the catalogue's thinking_default.
+_THINK_WHEN_ASKED = frozenset({"glm-4.6"})
 # Thinking the catalogue does not know (glm-5.3-flash): simulated like its glm-5.x siblings.
 _ASSUMED_THINKING = frozenset({"glm-5.3-flash"})
 _ASSUMED_EFFORT: dict[str, tuple[tuple[str, ...], str]] = {"glm-5.3": (("high", "max"), "max")}  # as glm-5.2
@@ -156,7 +164,7 @@ def _thinking(info: ModelInfo) -> tuple[bool, bool, bool]:
 
 def _spec(info: ModelInfo, name: str | None = None) -> ModelSpec:
     latency, style = _SPEED.get(info.name, _DEFAULT_SPEED)
-    price = info.price or (info.tiers[0].price if info.tiers else None)
+    price = info.price or (info.tiers[0].price if info.tiers else None) or ((0.0, 0.0) if info.free else None)
     guess = _GUESSED_LIMITS.get(info.name)
     context = info.context_window if info.context_window is not None else (guess[0] if guess else 8192)
     max_output = info.max_output if info.max_output is not None else (guess[1] if guess else 4095)
@@ -187,6 +195,7 @@ def _spec(info: ModelInfo, name: str | None = None) -> ModelSpec:
         effort_levels=effort[0],
         default_effort=effort[1],
         vision=info.modality == "vision",
+        wire="2026" if thinks else "2024",
     )
 
 

@@ -155,10 +155,42 @@ def fallback_reply(conv: Conversation, model: ModelSpec, sampling: Sampling) -> 
     return f"（模拟回复）关于“{snippet}”：" + "".join(chosen)
 
 
-def reasoning_for(conv: Conversation, reply: Reply) -> str:
-    """The short ``reasoning_content`` a thinking model shows before answering."""
+def reasoning_for(
+    conv: Conversation, reply: Reply, *, effort: str | None = None, pictures: int = 0, searched: bool = False
+) -> str:
+    """The ``reasoning_content`` a thinking model shows before answering.
+
+    Deterministic and short; it never repeats the answer, so a check can tell the two apart.
+    It names what the model works from (pictures, search results, a tool) and, at effort
+    ``max``, adds a checking step, so higher effort costs more reasoning tokens.
+    """
     snippet = " ".join(conv.last_user.split())[:30]
+    english = bool(snippet) and CJK.search(conv.last_user) is None
+    if english:
+        parts = [f"The user asks: \u201c{snippet}\u201d."]
+        if pictures:
+            parts.append(f"There {'is one picture' if pictures == 1 else f'are {pictures} pictures'}; "
+                         "I look at the size and the main colour first.")
+        if searched:
+            parts.append("I read the web search results and will cite the ones I use.")
+        if reply.tool_calls:
+            names = ", ".join(call.name for call in reply.tool_calls)
+            parts.append(f"I need to call {names} before I can answer.")
+        else:
+            parts.append("I should understand the question, then give an accurate, concise and helpful answer.")
+        if effort == "max":
+            parts.append("Before answering I go over each step once more to make sure nothing is missing.")
+        return " ".join(parts)
+    parts = [f"用户的问题是“{snippet}”。"]
+    if pictures:
+        parts.append(f"用户附上了{pictures}张图片，我先看图片的尺寸和主色调。")
+    if searched:
+        parts.append("我先阅读联网搜索的结果，回答时标注引用的来源。")
     if reply.tool_calls:
         names = "、".join(call.name for call in reply.tool_calls)
-        return f"用户的问题是“{snippet}”。我需要调用工具 {names} 获取信息后再回答。"
-    return f"用户的问题是“{snippet}”。我需要理解问题，然后给出准确、简洁、有帮助的回答。"
+        parts.append(f"我需要调用工具 {names} 获取信息后再回答。")
+    else:
+        parts.append("我需要理解问题，然后给出准确、简洁、有帮助的回答。")
+    if effort == "max":
+        parts.append("回答之前，我再逐步检查一遍推理，确认没有遗漏。")
+    return "".join(parts)

@@ -3,7 +3,10 @@
 Kept apart from the HTTP plumbing so the rules are readable in one place and match
 /work/shared/zhipu-api.md: which status and business code each mistake earns, what the SDK
 actually sends (``null`` for response_format and thinking, a float request_id), and which
-limits come from the model table.
+limits come from the model table. The 2026 additions (zhipu-api-2026.md §2-§3) are here too:
+whether a request thinks (``thinking``, ``reasoning_effort``), image parts (1210 on a text
+model, 1213 for a vision message without text), the ``web_search`` tool, and an object
+``tool_choice``. Unknown top-level fields are tolerated, as the 2026 captures show.
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from glmeval.catalogue.tokens import count_prompt_tokens, count_tokens
+from glmeval.catalogue.models import EFFECTIVE_EFFORT, REASONING_EFFORT_VALUES
+from glmeval.catalogue.tokens import MESSAGE_OVERHEAD_TOKENS, content_text, count_prompt_tokens, count_tokens
 
 from .conversation import Conversation, Sampling
 from .models import MODELS, ModelSpec
+from .phrasing import CJK
+from .search import WebSearch, parse_web_search, result_tokens, search_results
+from .vision import IMAGE_TOKENS, ImageError, Picture, is_text_part, part_type, read_picture
 
 __all__ = [
     "ApiError",
@@ -37,6 +44,13 @@ __all__ = [
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
 _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PARAM_ERROR = "API 调用参数有误，请检查文档。"
+# The bigmodel message for an image part sent to a text model (zhipu-api-2026.md §3, §5).
+_TEXT_ONLY = 'messages.content.type 参数非法，取值范围 ["text"]'
+# A vision model's types; the message for another type there is [unconfirmed] (modelled on _TEXT_ONLY).
+_VISION_TYPES = ("text", "image_url")
+_VISION_ONLY = 'messages.content.type 参数非法，取值范围 ["text", "image_url"]'
+_NO_PROMPT = "未正常接收到prompt参数。"  # 1213, glm-4v-flash with an image-only message (§3)
+_BAD_IMAGE = "图片输入格式/解析错误"  # 1210, as glm-5.3-flash words it (§3) [envelope differs there]
 
 
 class ApiError(Exception):
@@ -163,6 +177,20 @@ class ChatRequest:
     thinking: bool
     prompt_tokens: int
     conversation: Conversation
+    effort: str | None = None
+    pictures: tuple[Picture, ...] = ()
+    search: WebSearch | None = None
+    search_results: tuple[dict[str, str], ...] = ()
+    cached_tokens: int = 0
+
+    @property
+    def english(self) -> bool:
+        """The last user message is English (no CJK), so generated wording is English too."""
+        return _is_english(self.conversation.last_user)
+
+
+def _is_english(text: str) -> bool:
+    return bool(text.strip()) and CJK.search(text) is None
 
 
 def _check_messages(messages: Any) -> list[dict[str, Any]]:
@@ -189,6 +217,109 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
     if not has_user:
         raise _invalid("messages")
     return messages
+
+
+def _check_parts(messages: list[dict[str, Any]], model: ModelSpec) -> tuple[tuple[Picture, ...], int]:
+    """Content parts: (the last user message's pictures, images in the whole request).
+
+    A text model answers 400/1210 for any part that is not text; a vision model reads its
+    images and wants a text part in every user message whose content is a list (400/1213).
+    """
+    last: tuple[Picture, ...] = ()
+    total = 0
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, list):
+            if message.get("role") == "user":
+                last = ()
+            continue
+        kinds = [part_type(part) for part in content]
+        if not model.vision and any(kind != "text" for kind in kinds):
+            raise _bad_value(_TEXT_ONLY)
+        if not model.vision:
+            continue
+        if any(kind not in _VISION_TYPES for kind in kinds):
+            raise _bad_value(_VISION_ONLY)
+        if message.get("role") == "user" and not any(is_text_part(part) for part in content):
+            raise ApiError(400, "1213", _NO_PROMPT)
+        try:
+            pictures = tuple(read_picture(part) for part, kind in zip(content, kinds) if kind == "image_url")
+        except ImageError:
+            raise _bad_value(_BAD_IMAGE) from None
+        total += len(pictures)
+        if message.get("role") == "user":
+            last = pictures
+    return last, total
+
+
+def _think(body: Mapping[str, Any], model: ModelSpec) -> tuple[bool, str | None]:
+    """(does the request think, the effort level in effect) for this model.
+
+    The model's default when the request says nothing; ``thinking.type`` switches a hybrid
+    model; ``reasoning_effort`` none/minimal turns thinking off on the models that take it
+    (others ignore it: CAP26 saw glm-4.7-flash accept "high"), low/medium act as high and
+    xhigh as max (zhipu-api-2026.md §2.1).
+    """
+    thinking_type = _check_type_object(body.get("thinking"), "thinking", ("enabled", "disabled"))
+    effort = body.get("reasoning_effort")
+    if model.reasoning_effort and effort is not None and effort not in REASONING_EFFORT_VALUES:
+        # The real message for a bad value is [unconfirmed].
+        raise _bad_value(f"reasoning_effort参数非法：取值范围为 {', '.join(REASONING_EFFORT_VALUES)}")
+    if not model.thinking:
+        return False, None
+    if model.thinking_always:
+        on = True
+    elif thinking_type is not None:
+        on = thinking_type == "enabled"
+    else:
+        on = model.thinking_default
+    if not model.reasoning_effort:
+        return on, None
+    level = EFFECTIVE_EFFORT[effort] if effort is not None else model.default_effort
+    if level is None:
+        return False, None
+    return on, level if on else None
+
+
+def _check_tool_choice(tool_choice: Any) -> None:
+    """``auto`` (the documented value) or the object form CAP26 saw accepted (not enforced here)."""
+    if tool_choice is None or tool_choice == "auto":
+        return
+    if isinstance(tool_choice, dict) and tool_choice.get("type") == "function":
+        function = tool_choice.get("function")
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            return
+    raise _bad_value("tool_choice参数非法：目前仅支持 auto")
+
+
+def _web_search(tools: list[dict[str, Any]] | None) -> WebSearch | None:
+    """The request's web search, if a ``web_search`` tool asks for one (a retrieval tool wins, §3 old ref)."""
+    if not tools or any(tool.get("type") == "retrieval" for tool in tools):
+        return None
+    for tool in tools:
+        if tool.get("type") == "web_search":
+            try:
+                search = parse_web_search(tool)
+            except ValueError as exc:
+                raise _invalid(str(exc)) from None
+            if search.enabled:
+                return search
+    return None
+
+
+def _cached_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, prompt_tokens: int) -> int:
+    """The cache-hit estimate: the leading system messages and the tool definitions.
+
+    That is the prefix every case of a suite repeats, which is what the real API's implicit
+    prefix cache hits (169 of 173 prompt tokens on a repeated system + tools prefix, §4). It is
+    computed from the request alone, never from earlier requests, so it is the same every run.
+    """
+    cached = count_tokens(json.dumps(tools, ensure_ascii=False)) if tools else 0
+    for message in messages:
+        if message.get("role") != "system":
+            break
+        cached += MESSAGE_OVERHEAD_TOKENS + count_tokens(content_text(message.get("content")))
+    return min(cached, max(0, prompt_tokens - 1))
 
 
 def _check_tools(tools: Any) -> tuple[list[dict[str, Any]] | None, frozenset[str]]:
@@ -248,10 +379,9 @@ def validate_chat(body: Mapping[str, Any], *, async_mode: bool = False) -> ChatR
     if model is None or model.kind != "chat":
         raise ApiError(400, "1211", "模型不存在，请检查模型代码。")
     messages = _check_messages(body.get("messages"))
+    pictures, image_count = _check_parts(messages, model)
     tools, tool_names = _check_tools(body.get("tools"))
-    tool_choice = body.get("tool_choice")
-    if tool_choice is not None and tool_choice != "auto":
-        raise _bad_value("tool_choice参数非法：目前仅支持 auto")
+    _check_tool_choice(body.get("tool_choice"))
 
     temperature = body.get("temperature")
     if temperature is None:
@@ -283,13 +413,18 @@ def validate_chat(body: Mapping[str, Any], *, async_mode: bool = False) -> ChatR
     elif not isinstance(stream, bool):
         raise _bad_value("stream参数非法：必须为布尔值")
     response_type = _check_type_object(body.get("response_format"), "response_format", ("text", "json_object"))
-    thinking_type = _check_type_object(body.get("thinking"), "thinking", ("enabled", "disabled"))
+    thinking, effort = _think(body, model)
     request_id = _request_id(body)
     user_id = body.get("user_id")
     if user_id is not None and not isinstance(user_id, str):
         raise _invalid("user_id")
 
-    prompt_tokens = count_prompt_tokens(messages, tools)
+    conversation = Conversation(messages, tool_names)
+    search = _web_search(tools)
+    results: list[dict[str, str]] = []
+    if search is not None:
+        results = search_results(search, conversation.last_user, _is_english(conversation.last_user))
+    prompt_tokens = count_prompt_tokens(messages, tools) + image_count * IMAGE_TOKENS + result_tokens(results)
     if prompt_tokens > model.context_window:
         raise ApiError(400, "1261", "Prompt 超长")
     return ChatRequest(
@@ -302,9 +437,14 @@ def validate_chat(body: Mapping[str, Any], *, async_mode: bool = False) -> ChatR
         stream=stream,
         request_id=request_id,
         json_mode=response_type == "json_object",
-        thinking=model.thinking and thinking_type == "enabled",
+        thinking=thinking,
         prompt_tokens=prompt_tokens,
-        conversation=Conversation(messages, tool_names),
+        conversation=conversation,
+        effort=effort,
+        pictures=pictures,
+        search=search,
+        search_results=tuple(results) if search is not None and search.show_results else (),
+        cached_tokens=_cached_tokens(messages, tools, prompt_tokens) if model.wire == "2026" else 0,
     )
 
 

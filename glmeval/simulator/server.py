@@ -46,7 +46,9 @@ class LocalServer:
     ``max_stream_chunks`` caps the content chunks of one stream (tokens are grouped to fit).
     The real API sends about one token per chunk, but the zhipuai SDK spends ~2 ms of CPU
     parsing each chunk, so a realistic chunk count would make SDK-driven load tests
-    CPU-bound on the client; 8 keeps streams multi-chunk and tests fast.
+    CPU-bound on the client; 8 keeps streams multi-chunk and tests fast. ``0`` sends one
+    token per chunk, as the real API does. A thinking model's reasoning always streams one
+    token per chunk (zhipu-api-2026.md §9), whatever the cap.
     """
 
     def __init__(
@@ -64,6 +66,8 @@ class LocalServer:
             raise ValueError("speed must be >= 0")
         if fixed_latency_ms is not None and fixed_latency_ms < 0:
             raise ValueError("fixed_latency_ms must be >= 0")
+        if max_stream_chunks < 0:
+            raise ValueError("max_stream_chunks must be >= 0 (0: one token per chunk)")
         self.host = host
         self._requested_port = port
         self._sim = SimState(
@@ -166,9 +170,10 @@ def serve_forever(
     faults: FaultConfig | None = None,
     api_key: str | None = DEFAULT_API_KEY,
     fixed_latency_ms: float | None = None,
+    max_stream_chunks: int = 8,
 ) -> None:
     """Run in the foreground until Ctrl-C (or SIGTERM); prints one line saying how to connect."""
-    server = LocalServer(host, port, rules_path, speed, faults, api_key, fixed_latency_ms).start()
+    server = LocalServer(host, port, rules_path, speed, faults, api_key, fixed_latency_ms, max_stream_chunks).start()
     # Only the built-in demo key is printed: a key given on the command line may be a real one,
     # and this banner ends up in CI logs.
     key = "<any key>" if api_key is None else api_key if api_key == DEFAULT_API_KEY else "<the --api-key you gave>"

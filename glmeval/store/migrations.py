@@ -180,6 +180,27 @@ ALTER TABLE results ADD COLUMN judge_cost REAL NOT NULL DEFAULT 0;
     )
 
 
+@migration
+def m004_reasoning(conn: sqlite3.Connection) -> None:
+    """What thinking models and the 2026 API add to a result: the reasoning kept apart from the
+    answer, its tokens (part of ``completion_tokens``; ``reasoning_estimated`` when counted
+    from the text because the API gave none), the time to the first reasoning token, the
+    prompt's cache-hit tokens, the ``web_search`` results (JSON, NULL when none) and the
+    thinking state the request ran with. Older rows keep NULL: nothing was recorded then."""
+    run_script(
+        conn,
+        """
+ALTER TABLE results ADD COLUMN reasoning TEXT;
+ALTER TABLE results ADD COLUMN reasoning_tokens INTEGER;
+ALTER TABLE results ADD COLUMN reasoning_estimated INTEGER;
+ALTER TABLE results ADD COLUMN ttfr_ms REAL;
+ALTER TABLE results ADD COLUMN cached_tokens INTEGER;
+ALTER TABLE results ADD COLUMN web_search TEXT;
+ALTER TABLE results ADD COLUMN thinking TEXT;
+""",
+    )
+
+
 # -- running them ------------------------------------------------------------------------------
 
 # The number of migrations this glmeval knows; a database with all of them is current.

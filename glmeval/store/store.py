@@ -46,6 +46,7 @@ _RESULT_COLUMNS = (
     "output", "tool_calls", "finish_reason", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms",
     "ttft_ms", "queue_ms", "retry_ms", "cost", "error_kind", "error_status", "error_code", "error_message",
     "attempts", "cached", "request_id", "job", "created_at", "tags", "judge_tokens", "judge_cost",
+    "reasoning", "reasoning_tokens", "reasoning_estimated", "ttfr_ms", "cached_tokens", "web_search", "thinking",
 )
 _CHECK_COLUMNS = ("run_id", "job_id", "idx", "type", "label", "metric", "passed", "score", "weight", "reason", "error")
 
@@ -326,6 +327,13 @@ class Store:
                     json.dumps(list(job.tags), ensure_ascii=False) if job.tags else None,
                     result.judge_tokens,
                     result.judge_cost,
+                    c.reasoning,
+                    c.reasoning_tokens,
+                    int(c.reasoning_estimated),
+                    c.ttfr_ms,
+                    c.cached_tokens,
+                    json.dumps(c.web_search, ensure_ascii=False, default=str) if c.web_search else None,
+                    job.thinking,
                 ),
             )
             self.conn.execute("DELETE FROM checks WHERE run_id = ? AND job_id = ?", (run_id, job.id))
@@ -347,8 +355,16 @@ class Store:
         return iter(self.conn.execute(f"SELECT * FROM results WHERE run_id = ? ORDER BY {ROWID}", (run_id,)))
 
     def load_result(self, row: Row) -> Result:
-        """Rebuild a Result (job, completion, checks) from a stored row."""
+        """Rebuild a Result (job, completion, checks) from a stored row.
+
+        The columns of ``m004_reasoning`` are read only where the row has them, so a row
+        built by hand or from an older export (a dict) still loads."""
         job = Job.from_dict(json.loads(row["job"]))
+        keys = set(row.keys())
+
+        def optional(column: str) -> Any:
+            return row[column] if column in keys else None
+
         error = (
             ErrorInfo(row["error_kind"], row["error_message"] or "", row["error_status"], row["error_code"])
             if row["error_kind"]
@@ -370,6 +386,12 @@ class Store:
             error=error,
             attempts=row["attempts"] or 1,
             cached=bool(row["cached"]),
+            reasoning=optional("reasoning") or "",
+            reasoning_tokens=optional("reasoning_tokens"),
+            reasoning_estimated=bool(optional("reasoning_estimated")),
+            ttfr_ms=optional("ttfr_ms"),
+            cached_tokens=optional("cached_tokens"),
+            web_search=json.loads(optional("web_search") or "[]"),
         )
         checks = [
             CheckResult(r["type"], bool(r["passed"]), r["score"], r["reason"], r["metric"], r["weight"], r["label"], bool(r["error"]))

@@ -33,7 +33,8 @@ FORMAT = "glmeval-run"
 FORMAT_VERSION = 1
 
 # Columns stored as JSON text; the export holds them as JSON values so the file is readable.
-_JSON_COLUMNS = {"runs": ("settings", "variants"), "results": ("variant", "tool_calls", "job", "tags")}
+# An export made before a column existed simply lacks it; the import leaves it NULL.
+_JSON_COLUMNS = {"runs": ("settings", "variants"), "results": ("variant", "tool_calls", "job", "tags", "web_search")}
 _REQUIRED = {
     "runs": ("id", "suite", "started_at", "status"),
     "results": ("job_id", "case_id", "variant_id", "variant", "repeat", "model", "mode", "status", "passed", "job", "created_at"),
@@ -203,11 +204,12 @@ def results_table_text(store: Store, run: str, fmt: str) -> str:
     lines = []
     for raw in frame.to_dict("records"):
         rec = _clean(raw)
-        if rec.get("tool_calls"):
-            try:
-                rec["tool_calls"] = json.loads(rec["tool_calls"])
-            except (TypeError, ValueError):
-                pass
+        for column in ("tool_calls", "web_search"):
+            if rec.get(column):
+                try:
+                    rec[column] = json.loads(rec[column])
+                except (TypeError, ValueError):
+                    pass
         rec["checks"] = by_job.get(rec["job_id"], [])
         lines.append(json.dumps(rec, ensure_ascii=False, default=str))
     return "\n".join(lines) + ("\n" if lines else "")
