@@ -69,6 +69,25 @@ def memo(data: ReportData, key: str, build: Callable[[], T]) -> T:
     return result
 
 
+def numeric_column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column as numbers, or all NaN when the frame lacks it (a run stored before it existed)."""
+    if name in frame.columns:
+        return pd.to_numeric(frame[name], errors="coerce")
+    return pd.Series(float("nan"), index=frame.index, dtype=float)
+
+
+def has_reasoning(frame: pd.DataFrame) -> bool:
+    """Whether any row of a results frame has reasoning text or reasoning tokens above zero:
+    what decides if the reports show reasoning at all, so glm-4-only runs look as before."""
+    if frame.empty:
+        return False
+    if bool((numeric_column(frame, "reasoning_tokens") > 0).any()):
+        return True
+    if "reasoning" in frame.columns:
+        return any(isinstance(t, str) and t for t in frame["reasoning"].tolist())
+    return False
+
+
 def variant_order(data: ReportData) -> list[str]:
     """Variants as the plan listed them, then any others found in the results."""
     order = [v for v in data.summary["variant"].tolist()] if not data.summary.empty else []
@@ -79,4 +98,4 @@ def variant_order(data: ReportData) -> list[str]:
     return order
 
 
-__all__ = ["ReportData", "is_missing", "clean", "memo", "variant_order"]
+__all__ = ["ReportData", "is_missing", "clean", "memo", "variant_order", "numeric_column", "has_reasoning"]

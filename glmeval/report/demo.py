@@ -3,7 +3,10 @@
 A report is a view of stored data, so the honest way to exercise it is to put plain records
 in a real :class:`~glmeval.store.Store` and render that: no runner, no server, no mocking.
 The numbers are deterministic (seeded) and shaped like real runs: models differ in quality,
-latency and length; temperature adds variance; a few calls fail with errors.
+latency and length; temperature adds variance; a few calls fail with errors. With
+``thinking=("on", "off")`` thinking is a grid axis too: thinking-on answers of the thinking
+models come with reasoning text, reasoning tokens (part of the completion tokens, a few
+marked estimated) and a time to first reasoning token before the first answer token.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import random
 from typing import Any
 
 from glmeval.plan import variant_label
-from glmeval.records import CheckResult, CheckSpec, Completion, ErrorInfo, Job, Result, ToolCall
+from glmeval.records import CheckResult, CheckSpec, Completion, ErrorInfo, Job, Result, Thinking, ToolCall
 from glmeval.store import Store
 
 MODEL_PROFILE: dict[str, dict[str, float]] = {
@@ -22,7 +25,19 @@ MODEL_PROFILE: dict[str, dict[str, float]] = {
     "glm-3-turbo": {"quality": 0.72, "latency": 420.0, "tokens": 45.0, "price": 5.0},
     "glm-4-flash": {"quality": 0.8, "latency": 260.0, "tokens": 50.0, "price": 0.0},
     "glm-4-plus": {"quality": 0.93, "latency": 700.0, "tokens": 70.0, "price": 5.0},
+    # thinking models: "reasoning" is the mean reasoning tokens of a thinking-on answer
+    "glm-4.7": {"quality": 0.86, "latency": 650.0, "tokens": 55.0, "price": 8.0, "reasoning": 320.0},
+    "glm-5": {"quality": 0.9, "latency": 800.0, "tokens": 60.0, "price": 18.0, "reasoning": 480.0},
+    "glm-4.5-flash": {"quality": 0.76, "latency": 300.0, "tokens": 50.0, "price": 0.0, "reasoning": 220.0},
 }
+THINKING_GAIN = 0.07  # pass probability a thinking-on answer gains
+REASONING_MS_PER_TOKEN = 2.5
+
+REASONING = [
+    "用户问的是中国的首都。中国的首都是北京，这是常识。回答要简短、直接。",
+    "先确认问题：问首都。北京是中华人民共和国的首都。不需要额外解释，直接回答即可。",
+    "Let me think. The question asks for the capital of China, which is Beijing (北京). Answer in Chinese, briefly.",
+]
 
 ANSWERS = [
     "你好！很高兴见到你，有什么可以帮你的吗？",
@@ -46,16 +61,24 @@ def synth_run(
     quality_shift: float = 0.0,
     outputs: dict[str, str] | None = None,
     error_rate: float = 0.03,
+    thinking: tuple[Thinking, ...] = (),
+    reasoning_outputs: dict[str, str] | None = None,
 ) -> str:
     """Store one synthesised run and return its id.
 
     ``outputs`` forces the answer text of chosen cases (``{case_id: text}``), which is how the
-    tests plant markup and ``<script>`` in model output. ``quality_shift`` moves every pass
-    probability, to make a later run better or worse than a baseline.
+    tests plant markup and ``<script>`` in model output; ``reasoning_outputs`` does the same
+    for the reasoning of thinking-on answers. ``quality_shift`` moves every pass probability,
+    to make a later run better or worse than a baseline. ``thinking`` (e.g. ``("on", "off")``)
+    adds a thinking axis; models without a reasoning profile (glm-4...) never reason. Without
+    it the run is exactly what earlier versions made (same random draws, same variants).
     """
     rng = random.Random(seed)
-    grid = [(m, t) for m in models for t in temperatures]
-    variants: list[dict[str, Any]] = [{"model": m, "temperature": t} for m, t in grid]
+    states: tuple[Thinking | None, ...] = tuple(thinking) or (None,)
+    grid = [(m, t, th) for m in models for t in temperatures for th in states]
+    variants: list[dict[str, Any]] = [
+        {"model": m, "temperature": t} if th is None else {"model": m, "temperature": t, "thinking": th} for m, t, th in grid
+    ]
     labels = [variant_label(v) for v in variants]
     run_id = store.start_run(
         suite,
@@ -66,8 +89,9 @@ def synth_run(
         variants=labels,
     )
     case_ids = [f"case-{i:04d}" for i in range(cases)]
-    if outputs:
-        case_ids = list(outputs) + case_ids[len(outputs):]
+    planted = list(dict.fromkeys([*(outputs or {}), *(reasoning_outputs or {})]))
+    if planted:
+        case_ids = planted + case_ids[len(planted):]
     specs = [CheckSpec("contains", {"value": "北京"}), CheckSpec("max-chars", {"value": 200}),
              CheckSpec("max-latency-ms", {"value": 3000})]
     for ci, case_id in enumerate(case_ids):
@@ -76,8 +100,12 @@ def synth_run(
             {"role": "system", "content": "你是一个乐于助人的中文助手。"},
             {"role": "user", "content": f"问题 {ci}: 中国的首都是哪里？"},
         ]
-        for (model, temperature), variant, label in zip(grid, variants, labels):
+        for (model, temperature, state), variant, label in zip(grid, variants, labels):
             prof = MODEL_PROFILE.get(model, MODEL_PROFILE["glm-4"])
+            reasons = state == "on" and prof.get("reasoning", 0.0) > 0
+            params: dict[str, Any] = {"temperature": temperature, "max_tokens": 512}
+            if state in ("on", "off"):
+                params["thinking"] = {"type": "enabled" if state == "on" else "disabled"}
             for r in range(repeats):
                 job = Job(
                     id=f"{ci:05d}-{labels.index(label):02d}-{r}",
@@ -89,11 +117,14 @@ def synth_run(
                     model=model,
                     mode="stream",
                     messages=messages,
-                    params={"temperature": temperature, "max_tokens": 512},
+                    params=dict(params),
                     checks=specs,
                     vars={"i": ci},
+                    thinking=state if "reasoning" in prof else None,
                 )
                 p_pass = prof["quality"] + difficulty + quality_shift - 0.12 * (temperature - 0.2)
+                if reasons:
+                    p_pass += THINKING_GAIN
                 ok = rng.random() < p_pass
                 latency = prof["latency"] * rng.lognormvariate(0, 0.35)
                 completion_tokens = max(1, int(rng.gauss(prof["tokens"] * (1 + temperature * 0.3), 12)))
@@ -109,6 +140,16 @@ def synth_run(
                     text, completion_tokens, prompt_tokens = "", 0, 0
                 elif ci % 9 == 4:
                     tool_calls = [ToolCall("get_weather", json.dumps({"city": "北京"}, ensure_ascii=False), id=f"call_{ci}_{r}")]
+                thought: dict[str, Any] = {}
+                if reasons and not error:
+                    thought = _reasoning(rng, prof, case_id, ci, latency, reasoning_outputs)
+                elif state == "off" and "reasoning" in prof and not error:
+                    thought = {"reasoning_tokens": 0}  # what the API reports with thinking disabled
+                ttft = None if error else latency * rng.uniform(0.15, 0.35)
+                if thought.get("reasoning_tokens"):
+                    completion_tokens += thought["reasoning_tokens"]
+                    latency += thought["reasoning_tokens"] * REASONING_MS_PER_TOKEN
+                    ttft = (ttft or 0.0) + thought["reasoning_tokens"] * REASONING_MS_PER_TOKEN
                 completion = Completion(
                     text=text,
                     tool_calls=tool_calls,
@@ -117,10 +158,11 @@ def synth_run(
                     completion_tokens=completion_tokens,
                     total_tokens=prompt_tokens + completion_tokens,
                     latency_ms=None if error else latency,
-                    ttft_ms=None if error else latency * rng.uniform(0.15, 0.35),
+                    ttft_ms=ttft,
                     model=model,
                     error=error,
                     attempts=3 if error else 1,
+                    **thought,
                 )
                 if error:
                     checks: list[CheckResult] = []
@@ -141,4 +183,19 @@ def synth_run(
     return run_id
 
 
-__all__ = ["synth_run", "MODEL_PROFILE"]
+def _reasoning(
+    rng: random.Random, prof: dict[str, float], case_id: str, ci: int, latency: float, planted: dict[str, str] | None
+) -> dict[str, Any]:
+    """The reasoning fields of one thinking-on answer: text, tokens (every fifth case's marked
+    estimated, as when the API gives no count) and a first reasoning token well before the answer."""
+    text = (planted or {}).get(case_id) or rng.choice(REASONING)
+    tokens = max(8, int(rng.gauss(prof["reasoning"], prof["reasoning"] * 0.2)))
+    return {
+        "reasoning": text,
+        "reasoning_tokens": tokens,
+        "reasoning_estimated": ci % 5 == 3,
+        "ttfr_ms": latency * rng.uniform(0.04, 0.1),
+    }
+
+
+__all__ = ["synth_run", "MODEL_PROFILE", "REASONING", "THINKING_GAIN"]

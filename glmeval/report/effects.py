@@ -1,8 +1,10 @@
-"""Parameter effects: what each grid axis (temperature, prompt...) did to pass rate, latency,
-length and cost, per model.
+"""Parameter effects: what each grid axis (temperature, prompt, thinking...) did to pass rate,
+latency, length, reasoning and cost, per model.
 
 One ``pandas.pivot_table`` per metric and axis; the Markdown table and the HTML charts are
-both drawn from the same :class:`Effect`, memoised on ``data.cache``.
+both drawn from the same :class:`Effect`, memoised on ``data.cache``. The reasoning-tokens
+metric is shown only for runs that have reasoning, so a glm-4 report reads as it always did;
+the thinking axis also gets a direct "on against off" contrast per model.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from glmeval.report.data import ReportData, clean, memo, variant_order
+from glmeval.report.data import ReportData, clean, has_reasoning, memo, numeric_column, variant_order
 
 EFFECT_METRICS: list[tuple[str, str]] = [
     ("pass_rate", "pass rate"),
     ("latency_p50_ms", "latency p50 (ms)"),
     ("completion_tokens", "completion tokens (mean)"),
+    ("reasoning_tokens", "reasoning tokens (mean)"),
     ("cost", "cost per call (¥)"),
 ]
+REASONING_METRICS = {"reasoning_tokens"}  # shown only when the run has reasoning
+THINKING_AXIS = "thinking"
 
 
 @dataclass
@@ -33,19 +38,53 @@ class Effect:
     tables: dict[str, pd.DataFrame]
     numeric: bool
     counts: pd.DataFrame
+    reasoning: bool = False
+
+    @property
+    def metrics(self) -> list[tuple[str, str]]:
+        """The metrics this report shows: every one, less reasoning tokens for a run without any."""
+        return [(k, label) for k, label in EFFECT_METRICS if self.reasoning or k not in REASONING_METRICS]
+
+    def value_at(self, key: str, value: str, model: str) -> Any:
+        t = self.tables[key]
+        return clean(t.at[value, model]) if (value in t.index and model in t.columns) else None
+
+    def contrast(self, high: str = "on", low: str = "off") -> list[dict[str, Any]]:
+        """Per model with both values: each shown metric as ``(at low, at high, high - low)``,
+        the shape :func:`glmeval.report.markdown.delta_cell` reads as ``low → high (change)``.
+
+        For the thinking axis this is "thinking off → on": what the reasoning bought in pass
+        rate and what it cost in latency, tokens and money. Empty for any other axis.
+        """
+        if self.axis != THINKING_AXIS or high not in self.values or low not in self.values:
+            return []
+        rows = []
+        for model in self.models:
+            n_high, n_low = self.count(high, model), self.count(low, model)
+            if not n_high or not n_low:
+                continue
+            row: dict[str, Any] = {"model": model, "high": high, "low": low, "n_high": n_high, "n_low": n_low}
+            for key, _ in self.metrics:
+                a, b = self.value_at(key, low, model), self.value_at(key, high, model)
+                row[key] = (a, b, None if a is None or b is None else b - a)
+            rows.append(row)
+        return rows
+
+    def count(self, value: str, model: str) -> int:
+        n = clean(self.counts.at[value, model]) if (value in self.counts.index and model in self.counts.columns) else None
+        return int(n) if n else 0
 
     def long_rows(self) -> list[dict[str, Any]]:
         """Model × value rows with every metric: the compact table form for Markdown."""
         rows = []
         for model in self.models:
             for value in self.values:
-                n = clean(self.counts.at[value, model]) if (value in self.counts.index and model in self.counts.columns) else None
+                n = self.count(value, model)
                 if not n:
                     continue
-                row: dict[str, Any] = {"model": model, "value": value, "n": int(n)}
+                row: dict[str, Any] = {"model": model, "value": value, "n": n}
                 for key, _ in EFFECT_METRICS:
-                    t = self.tables[key]
-                    row[key] = clean(t.at[value, model]) if (value in t.index and model in t.columns) else None
+                    row[key] = self.value_at(key, value, model)
                 rows.append(row)
         return rows
 
@@ -64,12 +103,33 @@ def grid_axes(data: ReportData) -> list[str]:
     return [k for k, values in seen.items() if len(values) > 1]
 
 
+_THINKING_WORDS = {"enabled": "on", "disabled": "off", "true": "on", "false": "off"}
+
+
+def axis_value_label(axis: str, value: Any) -> str:
+    """How an axis value reads in tables and charts; thinking always reads on/off/auto, even
+    from a run that stored a boolean or the wire form ``{type: enabled}``."""
+    if value is None:
+        return "—"
+    if axis == THINKING_AXIS:
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, dict) and isinstance(value.get("type"), str):
+            value = value["type"]
+        if isinstance(value, str) and value.lower() in _THINKING_WORDS:
+            return _THINKING_WORDS[value.lower()]
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
 def effects(data: ReportData) -> list[Effect]:
     """Per grid axis, ``pandas.pivot_table`` of each metric by axis value and model.
 
     Pass rate is the share of passing answers; latency is the median of fresh (uncached,
-    successful) calls, like the summary; completion tokens is the mean over answers; cost is
-    per call, so axes with unequal numbers of calls still compare.
+    successful) calls, like the summary; completion and reasoning tokens are means over
+    answers (reasoning tokens are part of completion tokens); cost is per call, so axes with
+    unequal numbers of calls still compare. ``thinking`` (on/off) is an axis like any other.
     """
 
     def build() -> list[Effect]:
@@ -85,15 +145,14 @@ def effects(data: ReportData) -> list[Effect]:
                 "pass_rate": (res["status"] == "pass").astype(float),
                 "latency_p50_ms": res["latency_ms"].where(~res["cached"] & (res["status"] != "error")),
                 "completion_tokens": res["completion_tokens"].where(res["status"] != "error"),
+                "reasoning_tokens": numeric_column(res, "reasoning_tokens").where(res["status"] != "error"),
                 "cost": res["cost"].fillna(0.0),
             }
         )
+        reasoning = has_reasoning(res)
         for axis in grid_axes(data):
             raw = {vid: (v.get(axis) if axis in v else None) for vid, v in variant_of.items()}
-            labels = {
-                vid: ("—" if val is None else json.dumps(val, ensure_ascii=False, sort_keys=True) if isinstance(val, (dict, list)) else str(val))
-                for vid, val in raw.items()
-            }
+            labels = {vid: axis_value_label(axis, val) for vid, val in raw.items()}
             frame = base.copy()
             frame["value"] = frame["variant_id"].map(labels).fillna("—")
             numeric_vals = {lab: raw[vid] for vid, lab in labels.items()}
@@ -109,10 +168,10 @@ def effects(data: ReportData) -> list[Effect]:
                 tables[key] = t.reindex(index=order, columns=model_order)
             counts = pd.pivot_table(frame, index="value", columns="model", values="pass_rate", aggfunc="count")
             counts = counts.reindex(index=order, columns=model_order)
-            out.append(Effect(axis, order, model_order, tables, numeric, counts))
+            out.append(Effect(axis, order, model_order, tables, numeric, counts, reasoning))
         return out
 
     return memo(data, "effects", build)
 
 
-__all__ = ["EFFECT_METRICS", "Effect", "grid_axes", "effects"]
+__all__ = ["EFFECT_METRICS", "REASONING_METRICS", "THINKING_AXIS", "Effect", "grid_axes", "effects", "axis_value_label"]

@@ -9,13 +9,16 @@ Nothing here marks model output ``|safe``.
 
 Every matrix cell is a ``<details>`` whose body is a full-screen sheet (CSS only: it opens
 without JavaScript); the script adds filtering by variant, pass/fail and case name, sortable
-summary columns and Escape to close.
+summary columns and Escape to close. In a sheet, a thinking model's reasoning sits collapsed
+above each answer, web search results below it; a conversation's images are thumbnails of
+their inline ``data:`` URLs (the only images the page's CSP allows), an http(s) image a link.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -23,6 +26,7 @@ from markupsafe import Markup
 
 import glmeval.report.views as views
 from glmeval.report.charts import bar_chart, default_fmt, hbar_chart, line_chart, pct_fmt
+from glmeval.report.content import is_multimodal
 from glmeval.report.data import ReportData
 from glmeval.report.markdown import DELTA_METRICS, delta_cell, fmt_ci, fmt_cost, fmt_ms, fmt_num, fmt_p, fmt_pct
 
@@ -39,8 +43,16 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ms=fmt_ms, pct=fmt_pct, num=fmt_num, cost=fmt_cost, when=_when, clip=_clip, msgtext=views.message_text)
+    env.filters.update(ms=fmt_ms, pct=fmt_pct, num=fmt_num, cost=fmt_cost, when=_when, clip=_clip, msgtext=views.message_text,
+                       parts=views.message_parts, reasoning=views.clip_reasoning, pretty=_pretty)
+    env.tests["multimodal"] = is_multimodal
+    env.globals["reasoning_label"] = views.reasoning_label
     return env
+
+
+def _pretty(value: Any) -> str:
+    """JSON for reading (tool calls in a multimodal message); the template escapes it."""
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
 def _when(ts: float | None) -> str:
@@ -75,9 +87,14 @@ def _variant_parts(data: ReportData, variant_id: str) -> tuple[str, str]:
 
 
 def summary_rows(data: ReportData) -> list[dict[str, Any]]:
-    """Display and sort values for each summary cell, with the best ones flagged."""
+    """Display and sort values for each summary cell, with the best ones flagged.
+
+    The TTFR and reasoning-tokens cells are there only when :func:`summary_headers` shows
+    their columns (some variant has them), so a glm-4 report reads as it always did.
+    """
     s = data.summary
     best = views.best_variants(s)
+    ttfr, reasoning = views.shows_ttfr(s), views.shows_reasoning(s)
     rows = []
     for r in s.to_dict("records"):
         v = r["variant"]
@@ -86,28 +103,30 @@ def summary_rows(data: ReportData) -> list[dict[str, Any]]:
             return {"text": text, "sort": _sort_value(sort), "best": v in best.get(col, set())}
 
         checks_total = r.get("checks_total") or 0
-        rows.append(
-            {
-                "variant": v,
-                "parts": _variant_parts(data, v),
-                "cells": [
-                    {**cell("pass_rate", fmt_pct(r["pass_rate"]), r["pass_rate"]),
-                     "sub": fmt_ci(r.get("pass_lo"), r.get("pass_hi")), "bar": views.clean(r["pass_rate"]) or 0.0},
-                    {**cell("case_pass_rate", f"{r['cases_passed']}/{r['cases']}" if r.get("cases") else "–", r.get("case_pass_rate")),
-                     "sub": fmt_pct(r.get("case_pass_rate")) if r.get("cases") else ""},
-                    {**cell("checks_rate", f"{r.get('checks_passed', 0)}/{checks_total}" if checks_total else "–", r.get("checks_rate")),
-                     "sub": fmt_pct(r.get("checks_rate")) if checks_total else ""},
-                    cell("latency_p50_ms", fmt_ms(r["latency_p50_ms"]), r["latency_p50_ms"]),
-                    cell("latency_p95_ms", fmt_ms(r["latency_p95_ms"]), r["latency_p95_ms"]),
-                    cell("ttft_p50_ms", fmt_ms(r["ttft_p50_ms"]), r["ttft_p50_ms"]),
-                    cell("prompt_tokens", fmt_num(r["prompt_tokens"]), r["prompt_tokens"]),
-                    cell("completion_tokens", fmt_num(r["completion_tokens"]), r["completion_tokens"]),
-                    cell("cost", fmt_cost(r["cost"]), r["cost"]),
-                    {**cell("errors", str(r["errors"]), r["errors"]), "bad": bool(r["errors"])},
-                ],
-                "jobs": r["jobs"],
-            }
-        )
+        cells = [
+            {**cell("pass_rate", fmt_pct(r["pass_rate"]), r["pass_rate"]),
+             "sub": fmt_ci(r.get("pass_lo"), r.get("pass_hi")), "bar": views.clean(r["pass_rate"]) or 0.0},
+            {**cell("case_pass_rate", f"{r['cases_passed']}/{r['cases']}" if r.get("cases") else "–", r.get("case_pass_rate")),
+             "sub": fmt_pct(r.get("case_pass_rate")) if r.get("cases") else ""},
+            {**cell("checks_rate", f"{r.get('checks_passed', 0)}/{checks_total}" if checks_total else "–", r.get("checks_rate")),
+             "sub": fmt_pct(r.get("checks_rate")) if checks_total else ""},
+            cell("latency_p50_ms", fmt_ms(r["latency_p50_ms"]), r["latency_p50_ms"]),
+            cell("latency_p95_ms", fmt_ms(r["latency_p95_ms"]), r["latency_p95_ms"]),
+            cell("ttft_p50_ms", fmt_ms(r["ttft_p50_ms"]), r["ttft_p50_ms"]),
+        ]
+        if ttfr:
+            cells.append(cell("ttfr_p50_ms", fmt_ms(r.get("ttfr_p50_ms")), r.get("ttfr_p50_ms")))
+        cells += [
+            cell("prompt_tokens", fmt_num(r["prompt_tokens"]), r["prompt_tokens"]),
+            cell("completion_tokens", fmt_num(r["completion_tokens"]), r["completion_tokens"]),
+        ]
+        if reasoning:
+            cells.append(cell("reasoning_tokens_mean", fmt_num(r.get("reasoning_tokens_mean")), r.get("reasoning_tokens_mean")))
+        cells += [
+            cell("cost", fmt_cost(r["cost"]), r["cost"]),
+            {**cell("errors", str(r["errors"]), r["errors"]), "bad": bool(r["errors"])},
+        ]
+        rows.append({"variant": v, "parts": _variant_parts(data, v), "cells": cells, "jobs": r["jobs"]})
     return rows
 
 
@@ -117,27 +136,46 @@ SUMMARY_HEADERS: list[tuple[str, str]] = [
     ("checks", "checks passed / checks run"),
     ("p50 ms", "median latency of fresh (uncached) calls"),
     ("p95 ms", "95th percentile latency of fresh calls"),
-    ("TTFT p50", "median time to first token (streamed calls)"),
+    ("TTFT p50", "median time to first answer token (streamed calls)"),
     ("prompt tok", "mean prompt tokens per call"),
     ("compl. tok", "mean completion tokens per call"),
     ("cost", "estimated cost of the run's calls (CNY)"),
     ("errors", "calls that produced no answer"),
 ]
+TTFR_HEADER = ("TTFR p50", "median time to first reasoning token (streamed calls of thinking models)")
+REASONING_HEADER = ("reason. tok", "mean reasoning tokens per answer (part of the completion tokens)")
+
+
+def summary_headers(data: ReportData) -> list[tuple[str, str]]:
+    """The summary's column headers, with TTFR after TTFT and reasoning tokens after the
+    completion tokens when some variant has them (the same rule as :func:`summary_rows`)."""
+    headers = list(SUMMARY_HEADERS)
+    labels = [label for label, _ in SUMMARY_HEADERS]
+    if views.shows_reasoning(data.summary):  # the later column first, so the earlier index still holds
+        headers.insert(labels.index("compl. tok") + 1, REASONING_HEADER)
+    if views.shows_ttfr(data.summary):
+        headers.insert(labels.index("TTFT p50") + 1, TTFR_HEADER)
+    return headers
 
 
 def _cost_fmt(value: float) -> str:
     return "¥" + default_fmt(value)
 
 
-METRIC_FMT = {"pass_rate": pct_fmt, "latency_p50_ms": default_fmt, "completion_tokens": default_fmt, "cost": _cost_fmt}
+METRIC_FMT = {"pass_rate": pct_fmt, "latency_p50_ms": default_fmt, "completion_tokens": default_fmt,
+              "reasoning_tokens": default_fmt, "cost": _cost_fmt}
+EFFECT_COLUMNS = {"pass_rate": ("pass rate", fmt_pct), "latency_p50_ms": ("p50 ms", fmt_ms),
+                  "completion_tokens": ("completion tok", fmt_num), "reasoning_tokens": ("reasoning tok", fmt_num),
+                  "cost": ("cost/call", fmt_cost)}
 
 
 def effect_blocks(data: ReportData) -> list[dict[str, Any]]:
-    """Per grid axis: one chart per metric (series = models) and the table behind them."""
+    """Per grid axis: one chart per shown metric (series = models), the table behind them and,
+    for the thinking axis, the off → on contrast per model."""
     blocks = []
     for eff in views.effects(data):
         charts: list[Markup] = []
-        for key, label in views.EFFECT_METRICS:
+        for key, label in eff.metrics:
             table = eff.tables[key]
             series = {m: [views.clean(table.at[val, m]) for val in eff.values] for m in eff.models}
             kwargs: dict[str, Any] = {"title": f"{label} by {eff.axis}", "fmt": METRIC_FMT[key],
@@ -146,7 +184,16 @@ def effect_blocks(data: ReportData) -> list[dict[str, Any]]:
                 charts.append(line_chart(eff.values, series, **kwargs))
             else:
                 charts.append(bar_chart(eff.values, series, **kwargs))
-        blocks.append({"axis": eff.axis, "charts": charts, "rows": eff.long_rows()})
+        keys = [k for k, _ in eff.metrics]
+        rows = [[r["model"], r["value"], str(r["n"])] + [EFFECT_COLUMNS[k][1](r[k]) for k in keys] for r in eff.long_rows()]
+        contrast = [[r["model"]] + [delta_cell(k, r[k]) for k in keys] for r in eff.contrast()]
+        blocks.append({
+            "axis": eff.axis,
+            "charts": charts,
+            "headers": [EFFECT_COLUMNS[k][0] for k in keys],
+            "rows": rows,
+            "contrast": contrast,
+        })
     return blocks
 
 
@@ -238,7 +285,7 @@ def render_html(data: ReportData) -> str:
         models=views.models(data),
         settings=run.settings or {},
         notes=data.notes,
-        summary_headers=SUMMARY_HEADERS,
+        summary_headers=summary_headers(data),
         summary_rows=summary_rows(data),
         pass_chart=pass_chart,
         matrix=m,

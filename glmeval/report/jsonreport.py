@@ -46,6 +46,32 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): views.clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
 
 
+def _search_list(raw: Any) -> list[Any]:
+    if isinstance(raw, list):
+        return raw
+    if isinstance(raw, str) and raw:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return []
+        return parsed if isinstance(parsed, list) else []
+    return []
+
+
+def _thinking_fields(r: dict[str, Any]) -> None:
+    """Every result carries the reasoning fields, whatever the run: ``reasoning`` (text, ``""``
+    when none), ``reasoning_tokens``, ``reasoning_estimated``, ``ttfr_ms``, ``cached_tokens``,
+    ``thinking`` (``null`` when unknown) and ``web_search`` (a list, parsed from the store's
+    JSON text), so a consumer need not test which glmeval stored the run."""
+    r["reasoning"] = r.get("reasoning") or ""
+    for key in ("reasoning_tokens", "cached_tokens"):
+        r[key] = None if r.get(key) is None else int(r[key])
+    r["reasoning_estimated"] = bool(r.get("reasoning_estimated"))
+    r["ttfr_ms"] = r.get("ttfr_ms")
+    r["thinking"] = r.get("thinking")
+    r["web_search"] = _search_list(r.get("web_search"))
+
+
 def report_dict(data: ReportData) -> dict[str, Any]:
     """The JSON report as a Python dict (what :func:`render_json` serialises)."""
     m = views.matrix(data)
@@ -54,6 +80,7 @@ def report_dict(data: ReportData) -> dict[str, Any]:
         job = data.jobs.get(r["job_id"], {})
         raw_calls = r.pop("tool_calls", None)
         r["tool_calls"] = json.loads(raw_calls) if isinstance(raw_calls, str) and raw_calls else []
+        _thinking_fields(r)
         r["variant"] = data.variants.get(r["variant_id"], {})
         r["request"] = {"messages": job.get("messages"), "params": job.get("params")}  # already plain JSON
         results.append(r)

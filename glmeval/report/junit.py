@@ -51,12 +51,17 @@ def _cell_details(cell: views.Cell) -> str:
 
 
 def _answers(cell: views.Cell) -> str:
+    """Each repeat's answer; for a failing cell, a failing repeat's reasoning follows its answer
+    (apart, so the answer reads as the checks saw it): often it shows why the answer went wrong."""
     parts = []
     for a in cell.attempts:
         body = a.output or ""
         if a.tool_calls:
             body += ("\n" if body else "") + "\n".join(f"tool call {t['name']}: {t['arguments']}" for t in a.tool_calls)
         parts.append(f"--- repeat {a.repeat + 1} ({a.status}) ---\n{xml_text(body, MAX_OUT)}")
+        if a.reasoning and not cell.passed and a.status != "pass":
+            tokens = "" if a.reasoning_tokens is None else f", {a.reasoning_tokens} tokens{' (estimated)' if a.reasoning_estimated else ''}"
+            parts.append(f"--- reasoning of repeat {a.repeat + 1}{tokens} ---\n{xml_text(a.reasoning, MAX_OUT)}")
     return "\n".join(parts)
 
 

@@ -124,12 +124,15 @@ def summary_table(summary: pd.DataFrame, tablefmt: str = "github", highlight: bo
     """Per variant: pass rate with its 95% interval, checks, latency, tokens, cost, errors.
 
     The best value of each column is bold when ``highlight`` (default: for Markdown formats,
-    not for a terminal's ``simple`` table, where asterisks would be noise).
+    not for a terminal's ``simple`` table, where asterisks would be noise). A TTFR column
+    (time to the first reasoning token) and a reasoning-tokens column (mean per answer) are
+    added only when some variant has them, so a run without thinking models reads as before.
     """
     if highlight is None:
         highlight = tablefmt in ("github", "pipe")
     summary = views.enrich_summary(summary, pd.DataFrame())
     best = views.best_variants(summary) if highlight else {}
+    ttfr, reasoning = views.shows_ttfr(summary), views.shows_reasoning(summary)
 
     def mark(col: str, variant: str, text: str) -> str:
         return _bold_if(text, variant in best.get(col, set()))
@@ -141,25 +144,25 @@ def summary_table(summary: pd.DataFrame, tablefmt: str = "github", highlight: bo
         ci = fmt_ci(r.get("pass_lo"), r.get("pass_hi"))
         checks = f"{r.get('checks_passed', 0)}/{r.get('checks_total', 0)}" if r.get("checks_total") else "–"
         cases = f"{r['cases_passed']}/{r['cases']}" if r.get("cases") else "–"
-        rows.append(
-            [
-                md_escape(v, 80) if tablefmt in ("github", "pipe") else v,
-                mark("pass_rate", v, rate) + (f" ({ci})" if ci else ""),
-                mark("case_pass_rate", v, cases),
-                mark("checks_rate", v, checks),
-                mark("latency_p50_ms", v, fmt_ms(r["latency_p50_ms"])),
-                mark("latency_p95_ms", v, fmt_ms(r["latency_p95_ms"])),
-                mark("ttft_p50_ms", v, fmt_ms(r["ttft_p50_ms"])),
-                mark("prompt_tokens", v, fmt_num(r["prompt_tokens"])),
-                mark("completion_tokens", v, fmt_num(r["completion_tokens"])),
-                mark("cost", v, fmt_cost(r["cost"])),
-                mark("errors", v, str(r["errors"])),
-            ]
-        )
-    headers = [
-        "variant", "pass rate (95% CI)", "cases", "checks", "p50 ms", "p95 ms", "TTFT p50 ms", "prompt tok", "completion tok",
-        "cost", "errors",
-    ]
+        row = [
+            md_escape(v, 80) if tablefmt in ("github", "pipe") else v,
+            mark("pass_rate", v, rate) + (f" ({ci})" if ci else ""),
+            mark("case_pass_rate", v, cases),
+            mark("checks_rate", v, checks),
+            mark("latency_p50_ms", v, fmt_ms(r["latency_p50_ms"])),
+            mark("latency_p95_ms", v, fmt_ms(r["latency_p95_ms"])),
+            mark("ttft_p50_ms", v, fmt_ms(r["ttft_p50_ms"])),
+        ]
+        if ttfr:
+            row.append(mark("ttfr_p50_ms", v, fmt_ms(r.get("ttfr_p50_ms"))))
+        row += [mark("prompt_tokens", v, fmt_num(r["prompt_tokens"])), mark("completion_tokens", v, fmt_num(r["completion_tokens"]))]
+        if reasoning:
+            row.append(mark("reasoning_tokens_mean", v, fmt_num(r.get("reasoning_tokens_mean"))))
+        row += [mark("cost", v, fmt_cost(r["cost"])), mark("errors", v, str(r["errors"]))]
+        rows.append(row)
+    headers = ["variant", "pass rate (95% CI)", "cases", "checks", "p50 ms", "p95 ms", "TTFT p50 ms"]
+    headers += ["TTFR p50 ms"] if ttfr else []
+    headers += ["prompt tok", "completion tok"] + (["reasoning tok"] if reasoning else []) + ["cost", "errors"]
     return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
 
@@ -304,10 +307,17 @@ def baseline(data: ReportData) -> str:
 def summary(data: ReportData) -> str:
     if data.summary.empty:
         return ""
+    thinking = ""
+    if views.shows_reasoning(data.summary):
+        thinking = ("Reasoning tok: a thinking model's reasoning tokens, mean per answer (part of the completion tokens, "
+                    "billed as output). ")
+    if views.shows_ttfr(data.summary):
+        thinking += "TTFR: time to the first reasoning token; TTFT: to the first answer token. "
     return ("## Summary by variant\n\n" + summary_table(data.summary)
             + "\n\n<sub>Pass rate: answers passing every check, with its 95% Wilson interval. "
               "Cases: cases passing on this variant (repeats judged by the case's threshold). "
-              "Latency and TTFT: fresh calls only (cached answers excluded). Tokens: mean per call. Best values in bold.</sub>")
+              "Latency and TTFT: fresh calls only (cached answers excluded). Tokens: mean per call. "
+              f"{thinking}Best values in bold.</sub>")
 
 
 def _variant_headers(variants: list[str]) -> tuple[list[str], str]:
@@ -381,6 +391,12 @@ def failures(data: ReportData) -> str:
     return _failures(data, MAX_FAILURE_ROWS)
 
 
+EFFECT_HEADERS = {"pass_rate": "pass rate", "latency_p50_ms": "p50 ms", "completion_tokens": "completion tok",
+                  "reasoning_tokens": "reasoning tok", "cost": "cost/call"}
+_EFFECT_FMT: dict[str, Callable[[Any], str]] = {"pass_rate": fmt_pct, "latency_p50_ms": fmt_ms, "completion_tokens": fmt_num,
+                                                "reasoning_tokens": fmt_num, "cost": fmt_cost}
+
+
 @section
 def parameter_effects(data: ReportData) -> str:
     effects = views.effects(data)
@@ -388,13 +404,18 @@ def parameter_effects(data: ReportData) -> str:
         return ""
     parts = ["## Parameter effects", ""]
     for eff in effects:
+        keys = [k for k, _ in eff.metrics]
+        heads = [EFFECT_HEADERS[k] for k in keys]
         rows = []
         for r in eff.long_rows():
-            rows.append([md_code(r["model"]), md_escape(r["value"], 60), r["n"], fmt_pct(r["pass_rate"]), fmt_ms(r["latency_p50_ms"]),
-                         fmt_num(r["completion_tokens"]), fmt_cost(r["cost"])])
-        parts += [f"### {md_escape(eff.axis, 60)}", "", tabulate(
-            rows, headers=["model", eff.axis, "calls", "pass rate", "p50 ms", "completion tok", "cost/call"],
-            tablefmt="github", disable_numparse=True), ""]
+            rows.append([md_code(r["model"]), md_escape(r["value"], 60), r["n"]] + [_EFFECT_FMT[k](r[k]) for k in keys])
+        parts += [f"### {md_escape(eff.axis, 60)}", ""]
+        contrast = eff.contrast()
+        if contrast:
+            parts += ["Thinking off → on, per model:", "", tabulate(
+                [[md_code(r["model"])] + [delta_cell(k, r[k]) for k in keys] for r in contrast],
+                headers=["model"] + heads, tablefmt="github", disable_numparse=True), ""]
+        parts += [tabulate(rows, headers=["model", eff.axis, "calls"] + heads, tablefmt="github", disable_numparse=True), ""]
     return "\n".join(parts).rstrip()
 
 

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from glmeval.report.content import SearchResult, message_parts, part_text, web_search_results
 from glmeval.report.data import ReportData, clean, is_missing, memo, variant_order
 
 
@@ -29,7 +30,13 @@ class CheckRow:
 
 @dataclass
 class Attempt:
-    """One repeat of a case on a variant: the answer and how it was judged."""
+    """One repeat of a case on a variant: the answer and how it was judged.
+
+    ``output`` is the answer alone; a thinking model's ``reasoning`` is kept beside it (with
+    its token count, estimated or not, and ``ttfr_ms``, the time to its first token), and
+    ``web_search`` holds the search results the answer came with. Runs stored before these
+    existed give empty values.
+    """
 
     job_id: str
     repeat: int
@@ -47,6 +54,11 @@ class Attempt:
     cached: bool
     attempts: int | None
     checks: list[CheckRow] = field(default_factory=list)
+    reasoning: str = ""
+    reasoning_tokens: int | None = None
+    reasoning_estimated: bool = False
+    ttfr_ms: float | None = None
+    web_search: list[SearchResult] = field(default_factory=list)
 
     @property
     def failed_checks(self) -> list[CheckRow]:
@@ -245,12 +257,13 @@ def matrix(data: ReportData) -> Matrix:
         cols = (
             "job_id", "case_id", "variant_id", "repeat", "status", "output", "tool_calls", "finish_reason",
             "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cost", "error_kind", "error_message",
-            "error_status", "cached", "attempts", "threshold",
+            "error_status", "cached", "attempts", "threshold", "reasoning", "reasoning_tokens", "reasoning_estimated",
+            "ttfr_ms", "web_search",
         )
         columns = [res[k].tolist() if k in res.columns else [None] * len(res) for k in cols]
         for row in zip(*columns):
             (job_id, case_id, variant_id, repeat, status, output, tool_calls, finish, latency, ttft, pt, ct, cost,
-             ekind, emsg, estatus, cached, attempts, threshold) = row
+             ekind, emsg, estatus, cached, attempts, threshold, reasoning, rtokens, restimated, ttfr, search) = row
             job = data.jobs.get(job_id, {})
             error = None
             if status == "error":
@@ -273,6 +286,11 @@ def matrix(data: ReportData) -> Matrix:
                 cached=bool(cached),
                 attempts=clean(attempts),
                 checks=by_job.get(job_id, []),
+                reasoning=reasoning if isinstance(reasoning, str) else "",
+                reasoning_tokens=None if is_missing(rtokens) else int(rtokens),
+                reasoning_estimated=not is_missing(restimated) and bool(restimated),
+                ttfr_ms=clean(ttfr),
+                web_search=web_search_results(search),
             )
             key = (case_id, variant_id)
             cell = cells.get(key)
@@ -310,20 +328,15 @@ def cell_messages(data: ReportData, cell: Cell) -> list[dict[str, Any]]:
 
 
 def message_text(message: dict[str, Any]) -> str:
-    """A message's content as text: multimodal parts and tool results flattened for reading."""
+    """A message's content as text: multimodal parts and tool results flattened for reading
+    (an embedded image becomes a short ``[image: image/png, 12 KB]`` note, never its base64)."""
     content = message.get("content")
     if content is None:
         text = ""
     elif isinstance(content, str):
         text = content
     elif isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "text":
-                parts.append(str(part.get("text", "")))
-            else:
-                parts.append(json.dumps(part, ensure_ascii=False))
-        text = "\n".join(parts)
+        text = "\n".join(part_text(p) for p in message_parts(content))
     else:
         text = json.dumps(content, ensure_ascii=False, indent=2)
     calls = message.get("tool_calls")

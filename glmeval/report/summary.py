@@ -23,8 +23,10 @@ BEST_DIRECTION: dict[str, bool] = {
     "latency_p50_ms": False,
     "latency_p95_ms": False,
     "ttft_p50_ms": False,
+    "ttfr_p50_ms": False,
     "prompt_tokens": False,
     "completion_tokens": False,
+    "reasoning_tokens_mean": False,
     "cost": False,
     "errors": False,
 }
@@ -33,8 +35,26 @@ BEST_DIRECTION: dict[str, bool] = {
 # decimals each column is shown with (markdown.py / html.py formatters)
 BEST_PRECISION: dict[str, int] = {
     "pass_rate": 2, "case_pass_rate": 2, "checks_rate": 2, "latency_p50_ms": 0, "latency_p95_ms": 0, "ttft_p50_ms": 0,
-    "prompt_tokens": 1, "completion_tokens": 1, "cost": 4, "errors": 0,
+    "prompt_tokens": 1, "completion_tokens": 1, "cost": 4, "errors": 0, "ttfr_p50_ms": 0, "reasoning_tokens_mean": 1,
 }
+
+REASONING_COLUMN = "reasoning_tokens_mean"
+TTFR_COLUMN = "ttfr_p50_ms"
+
+
+def shows_reasoning(summary: pd.DataFrame) -> bool:
+    """Whether the summary gets a reasoning-tokens column: some variant reasoned. A run
+    without thinking models (or stored before reasoning was recorded) keeps its old table."""
+    if summary.empty or REASONING_COLUMN not in summary.columns:
+        return False
+    return bool((pd.to_numeric(summary[REASONING_COLUMN], errors="coerce") > 0).any())
+
+
+def shows_ttfr(summary: pd.DataFrame) -> bool:
+    """Whether the summary gets a TTFR column: some variant streamed reasoning."""
+    if summary.empty or TTFR_COLUMN not in summary.columns:
+        return False
+    return bool(pd.to_numeric(summary[TTFR_COLUMN], errors="coerce").notna().any())
 
 
 def enrich_summary(summary: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
@@ -141,4 +161,7 @@ def outcome(data: ReportData) -> dict[str, str]:
     return {"text": " · ".join(parts), "tone": tone}
 
 
-__all__ = ["BEST_DIRECTION", "BEST_PRECISION", "enrich_summary", "best_variants", "totals", "models", "outcome"]
+__all__ = [
+    "BEST_DIRECTION", "BEST_PRECISION", "REASONING_COLUMN", "TTFR_COLUMN", "enrich_summary", "best_variants", "totals",
+    "models", "outcome", "shows_reasoning", "shows_ttfr",
+]

@@ -7,7 +7,8 @@ renderers (and anything else that shows a run) import them by; the code lives in
 
 * :mod:`glmeval.report.matrix`: the case × variant matrix, attempts, check rows, failures;
 * :mod:`glmeval.report.summary`: the per-variant summary, best values, totals, the status badge;
-* :mod:`glmeval.report.effects`: what each grid axis did;
+* :mod:`glmeval.report.effects`: what each grid axis did (thinking on against off among them);
+* :mod:`glmeval.report.content`: image parts, web search results and reasoning, laid out;
 * :mod:`glmeval.report.trends`: the suite's recent runs;
 * :mod:`glmeval.report.baseline`: the comparison against a baseline, laid out;
 * :mod:`glmeval.report.data`: the data itself and the value helpers they share.
@@ -18,8 +19,9 @@ Reading the store (history, comparison) is :mod:`glmeval.report.load`'s job, not
 from __future__ import annotations
 
 from glmeval.report.baseline import delta_rows, regression_pairs
-from glmeval.report.data import clean, is_missing, variant_order
-from glmeval.report.effects import EFFECT_METRICS, Effect, effects, grid_axes
+from glmeval.report.content import Part, SearchResult, clip_reasoning, message_parts, reasoning_label, web_search_results
+from glmeval.report.data import clean, has_reasoning, is_missing, variant_order
+from glmeval.report.effects import EFFECT_METRICS, THINKING_AXIS, Effect, axis_value_label, effects, grid_axes
 from glmeval.report.matrix import (
     Attempt,
     Cell,
@@ -33,7 +35,17 @@ from glmeval.report.matrix import (
     message_text,
     shown_reason,
 )
-from glmeval.report.summary import BEST_DIRECTION, BEST_PRECISION, best_variants, enrich_summary, models, outcome, totals
+from glmeval.report.summary import (
+    BEST_DIRECTION,
+    BEST_PRECISION,
+    best_variants,
+    enrich_summary,
+    models,
+    outcome,
+    shows_reasoning,
+    shows_ttfr,
+    totals,
+)
 from glmeval.report.trends import TREND_METRICS, Trends, trends
 
 __all__ = [
@@ -41,5 +53,6 @@ __all__ = [
     "best_variants", "totals", "effects", "grid_axes", "trends", "delta_rows",
     "regression_pairs", "message_text", "cell_messages", "models", "variant_order", "clean", "is_missing",
     "EFFECT_METRICS", "TREND_METRICS", "BEST_DIRECTION", "BEST_PRECISION", "shown_reason", "failure_lines",
-    "failure_items", "outcome",
+    "failure_items", "outcome", "has_reasoning", "shows_reasoning", "shows_ttfr", "THINKING_AXIS", "axis_value_label",
+    "Part", "SearchResult", "message_parts", "web_search_results", "reasoning_label", "clip_reasoning",
 ]
