@@ -3,7 +3,10 @@
 Each Job is one request exactly as it will be sent, with a stable id (so a resumed run can
 tell which jobs already have results) and a cache key (so the same request is never paid twice).
 Its ``params`` are what the SDK puts on the wire, after the SDK's own clamping, so the store
-records the temperature the model really got.
+records the temperature the model really got. Readable values become the API's: ``thinking: on``
+is sent as ``{type: enabled}`` (``auto`` sends nothing) and labelled ``thinking=on``; image files
+are embedded as data URLs. ``Job.thinking`` records the state each request runs with, the
+catalogue's default for the model when the suite names none.
 
 Templates render in the sandbox of :mod:`glmeval.suite.templating`. Every template problem of
 every case is collected and reported at once, each with the file and line of the message or
@@ -17,13 +20,16 @@ import itertools
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from glmeval.catalogue.models import lookup
 from glmeval.errors import SuiteError
-from glmeval.records import MODES, CheckSpec, Job, Mode
-from glmeval.suite import MAX_JOBS, MAX_VARIANTS, REQUEST_PARAMS, Case, Message, Suite, sdk_params, show_value
+from glmeval.records import MODES, CheckSpec, Job, Mode, Thinking
+from glmeval.suite import GRID_RULES, MAX_JOBS, MAX_VARIANTS, REQUEST_PARAMS, Case, Message, Suite, sdk_params, show_value
+from glmeval.suite.capabilities import suite_models, unknown_model_text
+from glmeval.suite.content import ContentProblem, ImageFiles, has_media, text_only_model, vision_models, wire_content
+from glmeval.suite.params import thinking_state, wire_params
 from glmeval.suite.templating import TemplateProblem, render, render_value, templated_check_args
 from glmeval.suite.yamlsrc import Origin
 
@@ -40,13 +46,15 @@ __all__ = [
 
 
 def variant_label(variant: dict[str, Any]) -> str:
-    """A readable, stable label: ``glm-4 temperature=0.2 prompt=terse``."""
+    """A readable, stable label: ``glm-4 temperature=0.2 prompt=terse``, ``glm-4.7 thinking=on``."""
     parts = []
     if "model" in variant:
         parts.append(str(variant["model"]))
     for key, value in variant.items():
         if key == "model":
             continue
+        if key == "thinking" and thinking_state(value) is not None:
+            value = thinking_state(value)
         shown = value if isinstance(value, (int, float, bool)) or value is None else show_value(value)
         parts.append(f"{key}={shown}")
     return " ".join(parts) if parts else "default"
@@ -160,32 +168,46 @@ def _where(origin: Origin | None, suite: Suite, sub: tuple[Any, ...] = ()) -> st
 
 
 def _render_messages(
-    suite: Suite, case: Case, messages: list[Message], variables: dict[str, Any], problems: _Problems
+    suite: Suite, case: Case, messages: list[Message], variables: dict[str, Any], problems: _Problems, images: ImageFiles
 ) -> list[dict[str, Any]] | None:
+    """The conversation as sent: templates rendered, content parts in the API's form (image
+    files embedded), or None when a problem was recorded."""
     out = []
     ok = True
     for i, message in enumerate(messages):
         wire = message.wire()
-        if suite.templating and message.template:
-            content = wire.get("content")
-            try:
-                if isinstance(content, str):
-                    wire["content"] = render(content, variables)
-                elif isinstance(content, list):
-                    wire["content"] = [
-                        {**part, "text": render(part["text"], variables)}
-                        if isinstance(part, dict) and isinstance(part.get("text"), str)
-                        else part
-                        for part in content
-                    ]
-                if wire.get("tool_calls"):
-                    wire["tool_calls"] = [_render_call(call, variables) for call in wire["tool_calls"]]
-            except TemplateProblem as exc:
-                where = _where(message._origin, suite, ("content",))
-                problems.add(f"{where}: case {case.id!r}: message {i + 1} ({message.role}): {exc}")
-                ok = False
+        templated = suite.templating and message.template
+        content = wire.get("content")
+        try:
+            if templated and isinstance(content, str):
+                wire["content"] = render(content, variables)
+            elif isinstance(content, list):
+                wire["content"] = wire_content(content, (lambda text: render(text, variables)) if templated else str, images)
+            if templated and wire.get("tool_calls"):
+                wire["tool_calls"] = [_render_call(call, variables) for call in wire["tool_calls"]]
+        except (TemplateProblem, ContentProblem) as exc:
+            where = _where(message._origin, suite, ("content",))
+            problems.add(f"{where}: case {case.id!r}: message {i + 1} ({message.role}): {exc}")
+            ok = False
         out.append(wire)
     return out if ok else None
+
+
+def _check_vision(suite: Suite, model: str, messages: list[Message], problems: _Problems) -> bool:
+    """An image for a model the catalogue says reads text only is refused by the API (400/1210):
+    one problem per message and model, naming the vision models to use."""
+    if not text_only_model(model):
+        return True
+    ok = True
+    for i, message in enumerate(messages):
+        if has_media(message.content):
+            where = _where(message._origin, suite, ("content",))
+            problems.add(
+                f"{where}: message {i + 1} ({message.role}) sends an image to {model}, which reads text only; "
+                f"use a vision model: {', '.join(vision_models())}"
+            )
+            ok = False
+    return ok
 
 
 def _copy_data(value: Any) -> Any:
@@ -215,7 +237,7 @@ def _render_check(spec: CheckSpec, variables: dict[str, Any], templating: bool, 
             args[key] = render_value(args[key], variables)
         except TemplateProblem as exc:
             raise SuiteError([f"{where}: check {spec.type}: {exc}"]) from None
-    return CheckSpec(spec.type, args, spec.negate, spec.weight, spec.metric, spec.threshold, spec.line)
+    return replace(spec, args=args)
 
 
 def _case_checks(suite: Suite, case: Case, variables: dict[str, Any], problems: _Problems) -> list[CheckSpec] | None:
@@ -259,7 +281,7 @@ def _selected_variants(
     """The variants to run. ``--model`` keeps the suite's own variants of those models (so
     their labels match a full run's in the history) and gives a model the grid lacks the
     grid's other axes."""
-    grid = suite.effective_grid()
+    grid = _readable_grid(suite.effective_grid())
     variants = expand_grid(grid)
     default_model = suite.default_model
     if model_override:
@@ -275,12 +297,57 @@ def _selected_variants(
     seen: set[str] = set()
     for variant in variants:
         variant = {"model": variant.get("model", default_model), **{k: v for k, v in variant.items() if k != "model"}}
+        _split_thinking(variant)
         if mode_override and "mode" in variant:
             variant["mode"] = mode_override
         if _identity(variant) not in seen:
             seen.add(_identity(variant))
             out.append(variant)
     return out
+
+
+def _readable_thinking(value: Any) -> Any:
+    """A thinking axis value in one spelling, so ``on``, ``true`` and ``enabled`` are one
+    variant and an exclude entry matches whichever was written; a mapping with clear_thinking
+    keeps it."""
+    state = thinking_state(value)
+    if state is None:
+        return value
+    if isinstance(value, dict) and "clear_thinking" in value:
+        return {"thinking": state, "clear_thinking": value["clear_thinking"]}
+    return state
+
+
+def _readable_grid(grid: dict[str, Any]) -> dict[str, Any]:
+    """The grid with each thinking value read as on, off or auto."""
+    out = dict(grid)
+    if "thinking" in out:
+        values = out["thinking"]
+        out["thinking"] = [_readable_thinking(v) for v in values] if isinstance(values, list) else _readable_thinking(values)
+    for rule in GRID_RULES:
+        entries = out.get(rule)
+        if isinstance(entries, list):
+            out[rule] = [
+                {**e, "thinking": _readable_thinking(e["thinking"])} if isinstance(e, dict) and "thinking" in e else e
+                for e in entries
+            ]
+    return out
+
+
+def _split_thinking(variant: dict[str, Any]) -> None:
+    """``variant["thinking"]`` holds on, off or auto; clear_thinking, when an axis value gave
+    it, becomes its own key right after (so its label reads ``thinking=on clear_thinking=False``)."""
+    value = variant.get("thinking")
+    if not isinstance(value, dict) or set(value) != {"thinking", "clear_thinking"}:
+        return
+    items = list(variant.items())
+    variant.clear()
+    for key, item in items:
+        if key == "thinking":
+            variant["thinking"] = value["thinking"]
+            variant["clear_thinking"] = value["clear_thinking"]
+        else:
+            variant[key] = item
 
 
 def build_plan(suite: Suite, model_override: list[str] | None = None, mode_override: str | None = None) -> Plan:
@@ -305,7 +372,9 @@ def build_plan(suite: Suite, model_override: list[str] | None = None, mode_overr
         raise SuiteError([f"{suite.path}: the suite expands to {total:,} jobs; the limit is {MAX_JOBS:,} (split it, or narrow the grid)"])
 
     problems = _Problems()
-    warnings = list(suite.warnings)
+    warnings = list(suite.warnings) + _override_warnings(suite, model_override)
+    images = ImageFiles(suite.base_dir)
+    seen_vision: dict[tuple[tuple[int, ...], str], bool] = {}
     jobs: list[Job] = []
     for case in cases:
         case_id = case.id or "case"
@@ -317,21 +386,28 @@ def build_plan(suite: Suite, model_override: list[str] | None = None, mode_overr
             if label not in labels:
                 labels.append(label)
             prompt = variant.get("prompt")
+            conversation = suite.conversation(case, prompt)
             if prompt not in rendered:
-                conversation = suite.conversation(case, prompt)
                 rendered[prompt] = (
-                    _render_messages(suite, case, conversation, variables, problems) if conversation else None
+                    _render_messages(suite, case, conversation, variables, problems, images) if conversation else None
                 )
                 if not conversation:
                     problems.add(f"{_where(suite._origin, suite)}: case {case_id!r} has no messages")
             messages = rendered[prompt]
+            model = str(variant.get("model") or suite.default_model)
+            if conversation:
+                key = (tuple(id(m) for m in conversation), model)
+                if key not in seen_vision:
+                    seen_vision[key] = _check_vision(suite, model, conversation, problems)
+                if not seen_vision[key]:
+                    continue
             if messages is None or specs is None:
                 continue
-            model = str(variant.get("model") or suite.default_model)
             mode = _mode(variant.get("mode", mode_override or suite.mode))
             params = _params(suite, case, variant)
             _check_limits(suite, model, params, problems)
-            sent, _ = sdk_params(params)
+            sent, _ = sdk_params(wire_params(params))
+            thinking = _job_thinking(model, params)
             repeat = case.repeat or suite.repeat
             for r in range(repeat):
                 job_messages = _copy_data(messages)
@@ -354,6 +430,7 @@ def build_plan(suite: Suite, model_override: list[str] | None = None, mode_overr
                         min_score=case.min_score if case.min_score is not None else suite.min_score,
                         cache_key=cache_key(model, mode, job_messages, sent, r),
                         description=case.description,
+                        thinking=thinking,
                     )
                 )
     if problems.items:
@@ -381,7 +458,24 @@ def _params(suite: Suite, case: Case, variant: dict[str, Any]) -> dict[str, Any]
     for key, value in variant.items():
         if key in REQUEST_PARAMS:
             params[key] = value
+    if "clear_thinking" in variant and thinking_state(variant.get("thinking")) is not None:
+        params["thinking"] = {"type": "enabled" if variant["thinking"] == "on" else "disabled", "clear_thinking": variant["clear_thinking"]}
     return params
+
+
+def _job_thinking(model: str, params: dict[str, Any]) -> Thinking | None:
+    """The thinking state a job runs with: what the suite asked for, else the model's default
+    in the catalogue (None for a model that never thinks or that the catalogue does not know)."""
+    asked = thinking_state(params.get("thinking"))
+    if asked is not None:
+        return asked
+    info = lookup(model)
+    if info is None or info.thinking is not True:
+        return None
+    return _DEFAULT_STATE.get(info.thinking_default or "")
+
+
+_DEFAULT_STATE: dict[str, Thinking] = {"enabled": "on", "disabled": "off", "auto": "auto"}
 
 
 def _check_limits(suite: Suite, model: str, params: dict[str, Any], problems: _Problems) -> None:
@@ -394,9 +488,15 @@ def _check_limits(suite: Suite, model: str, params: dict[str, Any], problems: _P
         problems.add(f"{suite.path}: max_tokens {value} is more than {model} can write (at most {limit} tokens)")
 
 
+def _override_warnings(suite: Suite, models: list[str] | None) -> list[str]:
+    """--model names the catalogue does not know: a warning, as in the suite (the API decides)."""
+    own = set(suite_models(suite))
+    return [f"--model {m}: {unknown_model_text(m)}" for m in dict.fromkeys(models or []) if m not in own and lookup(m) is None]
+
+
 def _unmatched_rules(suite: Suite) -> list[str]:
     """Warnings for exclude entries that remove nothing: usually a typo in a value."""
-    grid = suite.effective_grid()
+    grid = _readable_grid(suite.effective_grid())
     axes = _axes(grid)
     combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] if axes else []
     out = []

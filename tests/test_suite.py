@@ -187,6 +187,7 @@ def test_vision_content_parts_render_their_text(tmp_path: Path) -> None:
         tmp_path,
         """
 name: t
+model: glm-4.6v
 vars: {thing: 猫}
 messages:
   - role: user

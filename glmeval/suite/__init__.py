@@ -4,7 +4,12 @@
 
 - :mod:`~glmeval.suite.yamlsrc`: YAML and case files that remember where each value was written;
 - :mod:`~glmeval.suite.model`: the pydantic models (Suite, Case, Message, Settings);
-- :mod:`~glmeval.suite.params`: request parameters as pydantic types, the SDK's clamping;
+- :mod:`~glmeval.suite.params`: request parameters as pydantic types (readable thinking values
+  and what the API gets for them), the SDK's clamping; :mod:`~glmeval.suite.websearch` the
+  web_search tool's settings;
+- :mod:`~glmeval.suite.content`: message content parts (text, images embedded from files);
+- :mod:`~glmeval.suite.capabilities`: what the catalogue says a model takes (unknown models,
+  thinking, reasoning_effort), as warnings;
 - :mod:`~glmeval.suite.grid`: grid axes and parameter maps as a suite writes them;
 - :mod:`~glmeval.suite.cases`: case entries, case files, CSV cells, matrix fan-out;
 - :mod:`~glmeval.suite.checks`: check entries, their arguments, a suite's check files;

@@ -23,12 +23,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from glmeval.catalogue.models import chat_models, lookup
+from glmeval.catalogue.models import lookup
 from glmeval.catalogue.prices import _as_price
 from glmeval.checks import CheckRegistry, suite_registry
 from glmeval.errors import GlmevalError, SuiteError
 from glmeval.hints import did_you_mean
 from glmeval.records import CheckSpec
+from glmeval.suite.capabilities import check_capabilities, suite_models
 from glmeval.suite.cases import (
     Locator,
     RawCase,
@@ -41,10 +42,11 @@ from glmeval.suite.cases import (
     source_bytes,
 )
 from glmeval.suite.checks import check_checks, declared_tools, grid_tools, load_check_files, offered_tools, parse_checks
+from glmeval.suite.content import ImageFiles, check_content, static_images
 from glmeval.suite.grid import GRID_RULES, check_grid, check_params_map, check_tools_value
 from glmeval.suite.model import ROLES, Case, Suite, allowed_keys
-from glmeval.suite.problems import Problems, is_int, pydantic_problem
-from glmeval.suite.templating import check_template, content_templates, template_strings
+from glmeval.suite.problems import Problems, is_int, pydantic_problem, report_all
+from glmeval.suite.templating import check_template, content_templates, has_template_markup, template_strings
 from glmeval.suite.yamlsrc import Origin, load_yaml
 
 __all__ = ["MAX_CASES", "MAX_JOBS", "MAX_VARIANTS", "load_suite"]
@@ -157,10 +159,11 @@ def _raw_checks(
         suite_dir,
         offered_tools([suite_tools, *axis_tools, *case_tools]),
     )
-    _check_messages(data.get("messages"), root.at("messages"), problems, templating)
+    images = ImageFiles(suite_dir or Path.cwd())
+    _check_messages(data.get("messages"), root.at("messages"), problems, templating, images)
     if isinstance(prompts, dict):
         for name, messages in prompts.items():
-            _check_messages(messages, root.at("prompts", name), problems, templating)
+            _check_messages(messages, root.at("prompts", name), problems, templating, images)
     _check_prices(data.get("prices"), root.at("prices"), problems)
     ids: dict[str, Origin] = {}
     for raw, tools in zip(cases, case_tools):
@@ -171,7 +174,7 @@ def _raw_checks(
         check_tools_value(case.get("tools"), _key_origin(raw, "tools"), problems)
         check_matrix(case.get("matrix"), _key_origin(raw, "matrix"), problems)
         check_checks(case.get("checks"), raw.check_origins, problems, templating, registry, suite_dir, offered_tools([tools, *axis_tools]))
-        _check_messages(case.get("messages"), _key_origin(raw, "messages"), problems, templating)
+        _check_messages(case.get("messages"), _key_origin(raw, "messages"), problems, templating, images)
         prompt = case.get("prompt")
         if isinstance(prompt, str) and prompt not in prompt_names:
             where = "prompts:" if prompt_names else "prompts: (the suite defines none)"
@@ -196,7 +199,7 @@ def _key_origin(raw: RawCase, key: str) -> Origin:
     return raw.key_origins.get(key) or raw.origin.at(key)
 
 
-def _check_messages(messages: Any, origin: Origin, problems: Problems, templating: bool) -> None:
+def _check_messages(messages: Any, origin: Origin, problems: Problems, templating: bool, images: ImageFiles) -> None:
     if not isinstance(messages, list):
         return
     if not messages:
@@ -204,9 +207,17 @@ def _check_messages(messages: Any, origin: Origin, problems: Problems, templatin
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             continue
-        if not templating or message.get("template") is False:
+        content = message.get("content")
+        found = check_content(content, message.get("role"))
+        report_all(problems, origin.at(i, "content"), found)
+        templated = templating and message.get("template") is not False
+        for j, written in static_images(content, templated, has_template_markup):
+            problem = images.problem(written)
+            if problem:
+                problems.error(origin.at(i, "content", j, "image"), problem)
+        if not templated:
             continue
-        texts = content_templates(message.get("content"))
+        texts = content_templates(content)
         calls = message.get("tool_calls")
         if isinstance(calls, list):
             texts += template_strings([c.get("function", {}).get("arguments") for c in calls if isinstance(c, dict) and isinstance(c.get("function"), dict)])
@@ -297,6 +308,7 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
     suite.check_specs = specs
     suite._check_origins = origins
     _check_model_limits(suite, locate, problems)
+    check_capabilities(suite, locate.origin, problems)
     _suite_warnings(suite, locate, problems)
 
 
@@ -330,18 +342,8 @@ def _check_conversations(suite: Suite, case: Case, origin: Origin, problems: Pro
 
 def _check_model_limits(suite: Suite, locate: Locator, problems: Problems) -> None:
     """max_tokens against each model's maximum output, wherever either is stated."""
-    grid = suite.effective_grid()
-    axis = grid.get("model")
-    models = [m for m in (axis if isinstance(axis, list) else [axis]) if isinstance(m, str)]
-    include = grid.get("include") or []
-    models += [e["model"] for e in include if isinstance(e.get("model"), str)]
-    for model in dict.fromkeys(models):
-        spec = lookup(model)
-        if spec is None:
-            close = did_you_mean(model, chat_models())
-            if close and lookup("glm-4") is not None:
-                problems.warn(locate.origin(("grid", "model") if "model" in suite.grid else ("model",)),
-                            f"model {model!r} is not in glmeval's model table{close}", key=f"model:{model}")
+    models = suite_models(suite)
+    include = suite.effective_grid().get("include") or []
     sources: list[tuple[Any, tuple[Any, ...], list[str]]] = []
     if "max_tokens" in suite.params:
         sources.append((suite.params["max_tokens"], ("params", "max_tokens"), models))

@@ -27,21 +27,31 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from typing_extensions import NotRequired, TypedDict
 
+from glmeval.catalogue.models import REASONING_EFFORT_VALUES
 from glmeval.checks.args import got
 from glmeval.hints import did_you_mean
+from glmeval.records import Thinking as ThinkingState
 from glmeval.suite.problems import PathProblem, is_number
+from glmeval.suite.websearch import WEB_SEARCH_KEYS, WebSearch, web_search_typos
 
 __all__ = [
     "CLAMP_REASON",
     "MAX_FUNCTIONS",
     "PARAMS",
     "REQUEST_PARAMS",
+    "THINKING_WORDS",
     "TOOL_NAME",
+    "WEB_SEARCH_KEYS",
     "Param",
+    "ReasoningEffort",
+    "ThinkingWord",
     "check_param",
     "check_tools",
     "params_json_schema",
     "sdk_params",
+    "thinking_state",
+    "thinking_wire",
+    "wire_params",
 ]
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -64,11 +74,50 @@ class ResponseFormat(TypedDict):
 
 @with_config(_OBJECT)
 class Thinking(TypedDict):
-    """Deep thinking on GLM-4.5 and later."""
+    """Thinking as the API takes it (zhipu-api-2026 §2.1)."""
 
     type: Literal["enabled", "disabled"]
-    # The loader has never checked its value; the schema states what the API takes.
-    clear_thinking: NotRequired[Annotated[Any, WithJsonSchema({"type": "boolean"})]]
+    clear_thinking: NotRequired[
+        Annotated[bool, Field(description="false keeps the reasoning of earlier assistant turns in context (preserved thinking).")]
+    ]
+
+
+ThinkingWord = Literal["on", "off", "auto", "enabled", "disabled"]
+"""The readable values of ``thinking`` (YAML's bare on/off arrive as true/false)."""
+THINKING_WORDS: dict[str, ThinkingState] = {"on": "on", "off": "off", "auto": "auto", "enabled": "on", "disabled": "off"}
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
+
+def thinking_state(value: Any) -> ThinkingState | None:
+    """The state a valid ``thinking`` value asks for: on, off or auto (None for anything else)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, dict):
+        kind = value.get("type")
+        return "on" if kind == "enabled" else "off" if kind == "disabled" else None
+    return THINKING_WORDS.get(value) if isinstance(value, str) else None
+
+
+def thinking_wire(value: Any) -> dict[str, Any] | None:
+    """What the API gets for a ``thinking`` value: ``{type: enabled|disabled}`` (with
+    clear_thinking when given), or None for auto, where the model decides and nothing is sent."""
+    state = thinking_state(value)
+    if state is None or state == "auto":
+        return None
+    wire: dict[str, Any] = {"type": "enabled" if state == "on" else "disabled"}
+    if isinstance(value, dict) and "clear_thinking" in value:
+        wire["clear_thinking"] = value["clear_thinking"]
+    return wire
+
+
+def wire_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Request parameters in the API's words: a readable ``thinking`` becomes the mapping the
+    API takes, and ``thinking: auto`` is left out. Values that are not valid pass unchanged
+    (the loader has reported them)."""
+    if "thinking" not in params or thinking_state(params["thinking"]) is None:
+        return params
+    wire = thinking_wire(params["thinking"])
+    return {k: (wire if k == "thinking" else v) for k, v in params.items() if k != "thinking" or wire is not None}
 
 
 @with_config(_OBJECT)
@@ -128,10 +177,10 @@ class RetrievalTool(TypedDict):
 
 @with_config(_OBJECT)
 class WebSearchTool(TypedDict):
-    """The platform's web search."""
+    """The platform's web search (zhipu-api-2026 §3); the answer comes with a ``web_search`` list."""
 
     type: Literal["web_search"]
-    web_search: dict[Any, Any]
+    web_search: WebSearch
 
 
 def _written_kind(tool: dict[Any, Any]) -> Any:
@@ -209,6 +258,42 @@ def _explain_object(name: str, model: type[Any], key: str) -> Explain:
     return explain
 
 
+def _explain_choice(name: str, allowed: tuple[str, ...]) -> Explain:
+    def explain(value: Any, errors: Sequence[ErrorDetails]) -> list[PathProblem]:
+        if not errors:
+            return []
+        return [((), f"{name} must be one of {', '.join(allowed)}; {got(value)}{did_you_mean(value, allowed)}")]
+
+    return explain
+
+
+_THINKING_SHAPE = "thinking must be on, off or auto (or enabled, disabled, {{type: enabled|disabled, clear_thinking: true|false}}); {got}"
+_THINKING_OBJECT = TypeAdapter(Thinking)
+_explain_thinking_object = _explain_object("thinking", Thinking, "type")
+
+
+def _explain_thinking(value: Any, errors: Sequence[ErrorDetails]) -> list[PathProblem]:
+    """The readable values in one sentence; the API's mapping key by key."""
+    if not errors:
+        return []
+    if isinstance(value, dict):
+        try:
+            _THINKING_OBJECT.validate_python(value)
+        except ValidationError as exc:
+            out: list[PathProblem] = []
+            for err in exc.errors():
+                if err["loc"][:1] == ("clear_thinking",):
+                    out.append((("clear_thinking",), f"thinking.clear_thinking must be true or false; {got(value['clear_thinking'])}"))
+                else:
+                    out += _explain_thinking_object(value, [err])
+            return out
+        return []
+    hint = ""
+    if isinstance(value, str):
+        hint = f" (did you mean {value.lower()!r}?)" if value.lower() in THINKING_WORDS else did_you_mean(value, THINKING_WORDS)
+    return [((), _THINKING_SHAPE.format(got=got(value)) + hint)]
+
+
 def _error_key(err: ErrorDetails) -> Any:
     """The unknown key an error is about, as written (pydantic names a non-text key by its text)."""
     return err["input"] if err["type"] == "invalid_key" else err["loc"][-1]
@@ -247,11 +332,20 @@ def _explain_tools(tools: Any, errors: Sequence[ErrorDetails]) -> list[PathProbl
             ranked.append((i, _BODY, ((i,), f"a {kind} tool needs a {kind}: mapping; {got(tool.get(kind))}")))
         elif kind == "retrieval":
             ranked.append((i, _NAME, ((i, "retrieval"), "a retrieval tool needs knowledge_id (text)")))
+        elif kind == "web_search":
+            if err["type"] == "invalid_key":
+                key = err["input"]
+                problem = ((i, "web_search", key), f"web_search keys must be text; {got(key)}")
+            else:
+                key = rest[1]
+                problem = ((i, "web_search", key), f"web_search.{key} {_value_error(err)}")
+            ranked.append((i, _NAME, problem))
         elif kind == "function":
             ranked.append((i, *_function_problem(i, tool["function"], err, rest[1])))
     bad_names = {problem[0][0] for _, _, problem in ranked if problem[0][1:] == ("function", "name")}
     duplicates, functions = _duplicate_functions(tools, bad_names)
     ranked += duplicates
+    ranked += [(i, _TOOL_KEYS, problem) for i, problem in web_search_typos(tools)]
     ranked.sort(key=lambda item: item[:2])
     found = list(dict.fromkeys(problem for _, _, problem in ranked))
     if functions > MAX_FUNCTIONS:
@@ -270,6 +364,11 @@ def _function_problem(i: int, body: dict[Any, Any], err: ErrorDetails, part: Any
         return _PARAMETERS, (at, f"parameters must be a JSON Schema object ({{type: object, properties: ...}}); {got(body['parameters'])}")
     key = _error_key(err)
     return _FUNCTION_KEYS, ((i, "function", key), f"unknown key {str(key)!r} in a function{did_you_mean(key, _FUNCTION_HINTS)}")
+
+
+def _value_error(err: ErrorDetails) -> str:
+    """The sentence a validator raised (pydantic prefixes it with "Value error, ")."""
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _duplicate_functions(tools: list[Any], bad_names: set[int]) -> tuple[list[tuple[int, int, PathProblem]], int]:
@@ -357,7 +456,29 @@ PARAMS: dict[str, Param] = {
             Annotated[str, Field(min_length=6, max_length=64, description="Client request id, 6-64 characters (normally left to the platform).")],
             _says(_ID_TEXT.format(name="request_id", low=6, high=64)),
         ),
-        _param("thinking", Thinking, _explain_object("thinking", Thinking, "type")),
+        _param(
+            "thinking",
+            Annotated[
+                bool | ThinkingWord | Thinking,
+                Field(
+                    description="Thinking on, off or auto (the model decides: nothing is sent). YAML's bare on/off "
+                    "(true/false), enabled, disabled and the API's {type: enabled|disabled, clear_thinking} mean the "
+                    "same. Without it the model's default applies (on for glm-4.7 and the glm-5.x line)."
+                ),
+            ],
+            _explain_thinking,
+        ),
+        _param(
+            "reasoning_effort",
+            Annotated[
+                ReasoningEffort,
+                Field(
+                    description="How hard a reasoning model thinks (glm-5.2 and later): none and minimal skip "
+                    "thinking, low and medium act as high, xhigh as max."
+                ),
+            ],
+            _explain_choice("reasoning_effort", REASONING_EFFORT_VALUES),
+        ),
         _param(
             "meta",
             Annotated[dict[str, str], Field(description="CharGLM role-play: user_info, bot_info, bot_name, user_name.")],

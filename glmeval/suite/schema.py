@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 from glmeval.catalogue.models import chat_models
 from glmeval.checks import load_builtin
 from glmeval.records import MODES
+from glmeval.suite.content import content_json_schema
 from glmeval.suite.model import Matrix, Suite
 from glmeval.suite.params import params_json_schema
 
@@ -100,9 +101,11 @@ def suite_json_schema() -> dict[str, Any]:
     case_props["tags"] = {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}], "description": case_props["tags"].get("description", "")}
     case_props["skip"] = {"anyOf": [{"type": "boolean"}, {"type": "string"}], "description": case_props["skip"].get("description", "")}
     case_props["id"] = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer"}], "description": case_props["id"].get("description", "")}
+    content = content_json_schema()
+    defs.update(content.pop("$defs"))
     defs["Message"]["properties"]["content"] = {
         "description": defs["Message"]["properties"]["content"].get("description", ""),
-        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}, {"type": "null"}],
+        **content,
     }
     props = schema["properties"]
     props["params"] = {"$ref": "#/$defs/RequestParams", "description": props["params"].get("description", "")}

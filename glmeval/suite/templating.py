@@ -24,6 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from glmeval.records import CheckSpec
+from glmeval.suite.content import part_templates
 from glmeval.suite.problems import Problems
 from glmeval.suite.yamlsrc import Origin
 
@@ -163,12 +164,8 @@ def template_strings(value: Any) -> list[str]:
 
 
 def content_templates(content: Any) -> list[str]:
-    """The template texts of a message content: the text, or the text of each text part."""
-    if isinstance(content, str):
-        return [content]
-    if isinstance(content, list):
-        return [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    return []
+    """The template texts of a message content: the text, or each part's text, image path or URL."""
+    return part_templates(content)
 
 
 # Check arguments that are not Jinja2 templates of the case variables: code, and templates
