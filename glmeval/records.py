@@ -268,7 +268,8 @@ class CheckResult:
 class Result:
     """A job, what it produced and how it was judged: the row the store keeps.
 
-    ``cost`` is the answer's own; ``judge_tokens`` / ``judge_cost`` are what model-graded
+    ``cost`` is the answer's own (``None`` when the model's price is unknown: never a
+    made-up ¥0); ``judge_tokens`` / ``judge_cost`` are what model-graded
     checks spent grading it, kept apart so a judge never inflates a model's cost."""
 
     job: Job
@@ -276,7 +277,7 @@ class Result:
     checks: list[CheckResult]
     passed: bool
     score: float
-    cost: float = 0.0
+    cost: float | None = 0.0
     judge_tokens: int = 0
     judge_cost: float = 0.0
 

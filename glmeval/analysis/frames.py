@@ -174,6 +174,12 @@ SUMMARY_COLUMNS = [
 ]
 
 
+def _sum_known(values: pd.Series) -> float:
+    """A sum that stays unknown (NaN) when every value is unknown: a model without a known price
+    costs "?", not ¥0."""
+    return float(values.sum(min_count=1))
+
+
 def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None) -> pd.DataFrame:
     """Per variant: pass rate, latency p50/p95 (fresh calls only), TTFT, tokens, cost, errors.
 
@@ -224,7 +230,7 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
     g = frame.groupby("variant", sort=False)
     agg = g.agg(
         model=("model", "first"), jobs=("ok", "size"), passed=("ok", "sum"), failed=("bad", "sum"), errors=("err", "sum"),
-        prompt_tokens=("pt", "mean"), completion_tokens=("ct", "mean"), total_tokens=("tt", "sum"), cost=("cost", "sum"), judge_cost=("judge_cost", "sum"),
+        prompt_tokens=("pt", "mean"), completion_tokens=("ct", "mean"), total_tokens=("tt", "sum"), cost=("cost", _sum_known), judge_cost=("judge_cost", "sum"),
         cached=("cached", "sum"),
     )
     agg["latency_p50_ms"] = g["lat"].quantile(0.5)

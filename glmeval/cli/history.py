@@ -113,6 +113,7 @@ def show_cmd(run: str, db: Path | None) -> None:
     from tabulate import tabulate
 
     from glmeval.analysis.frames import case_frame, results_frame, summary_frame
+    from glmeval.report.markdown import fmt_cost
     from glmeval.report.markdown import fmt_ms as _ms
     from glmeval.report.markdown import fmt_pct as _pct
     from glmeval.report.markdown import fmt_when as _when
@@ -157,7 +158,7 @@ def show_cmd(run: str, db: Path | None) -> None:
             _ms(s.latency_p95_ms),
             _ms(s.ttft_p50_ms),
             f"{s.total_tokens:,}",
-            f"¥{s.cost:.4f}",
+            fmt_cost(s.cost),
             s.errors,
         ]
         for s in summary.itertuples()
@@ -250,6 +251,7 @@ def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: boo
 
     from glmeval.analysis.compare import match_variant
     from glmeval.analysis.frames import results_frame, summary_frame
+    from glmeval.report.markdown import fmt_cost
     from glmeval.report.markdown import fmt_ms as _ms
     from glmeval.report.markdown import fmt_pct as _pct
     from glmeval.report.markdown import fmt_when as _when
@@ -297,7 +299,7 @@ def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: boo
                     _ms(r["latency_p50_ms"]),
                     _ms(r["latency_p95_ms"]),
                     f"{int(r['total_tokens']):,}",
-                    f"¥{r['cost']:.4f}",
+                    fmt_cost(r["cost"]),
                     r["errors"],
                 ]
             )

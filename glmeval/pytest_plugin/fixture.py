@@ -182,7 +182,7 @@ class Glm:
             suite_dir=self._node.path.parent if getattr(self._node, "path", None) else self._state.config.rootpath,
             grader=grader,
             judge_model=judge_model,
-            cost=stored.cost if stored is not None else 0.0,
+            cost=(stored.cost or 0.0) if stored is not None else 0.0,
         )
         results, passed, score = evaluate_all(completion, specs, ctx, min_score)
         if stored is not None and self._state.store is not None:

@@ -146,7 +146,7 @@ def effects(data: ReportData) -> list[Effect]:
                 "latency_p50_ms": res["latency_ms"].where(~res["cached"] & (res["status"] != "error")),
                 "completion_tokens": res["completion_tokens"].where(res["status"] != "error"),
                 "reasoning_tokens": numeric_column(res, "reasoning_tokens").where(res["status"] != "error"),
-                "cost": res["cost"].fillna(0.0),
+                "cost": pd.to_numeric(res["cost"], errors="coerce"),  # unknown price stays unknown (shown as ?)
             }
         )
         reasoning = has_reasoning(res)

@@ -59,8 +59,9 @@ def fmt_num(value: Any, digits: int = 1) -> str:
 
 
 def fmt_cost(value: Any) -> str:
+    """Yuan; ``?`` when the price is unknown (a model the catalogue has no price for), never ¥0."""
     if _missing(value):
-        return "–"
+        return "?"
     if value == 0:
         return "¥0"
     return f"¥{value:.4f}" if abs(value) >= 0.0001 else f"¥{value:.2e}"
@@ -313,6 +314,8 @@ def summary(data: ReportData) -> str:
                     "billed as output). ")
     if views.shows_ttfr(data.summary):
         thinking += "TTFR: time to the first reasoning token; TTFT: to the first answer token. "
+    if data.summary["cost"].isna().any():
+        thinking += "Cost ?: glmeval knows no price for that model (set one under the suite's prices:). "
     return ("## Summary by variant\n\n" + summary_table(data.summary)
             + "\n\n<sub>Pass rate: answers passing every check, with its 95% Wilson interval. "
               "Cases: cases passing on this variant (repeats judged by the case's threshold). "

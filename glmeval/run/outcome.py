@@ -37,7 +37,7 @@ class RunCounts:
         self.cached += int(result.completion.cached)
         self.retried += int(result.completion.attempts > 1)
         self.tokens += result.completion.total_tokens
-        self.cost += result.cost
+        self.cost += result.cost or 0.0
 
 
 @dataclass

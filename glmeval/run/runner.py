@@ -263,7 +263,12 @@ class Runner:
         return _Done(task, result, grader_cost, grader_tokens)
 
     def _judge(self, job: Job, completion: Completion) -> tuple[Result, float, int]:
-        cost = price_table.cost(job.model, completion.prompt_tokens, completion.completion_tokens, self.options.prices)
+        known = price_table.price_for(job.model, self.options.prices, completion.prompt_tokens, completion.completion_tokens)
+        cost = (
+            price_table.cost(job.model, completion.prompt_tokens, completion.completion_tokens, self.options.prices)
+            if known is not None
+            else None
+        )
         ctx = CheckContext(
             job=job,
             suite_dir=self.options.suite_dir,
@@ -271,7 +276,7 @@ class Runner:
             grader=self.grader,
             judge_model=self.options.judge_model,
             embedding_model=self.options.embedding_model,
-            cost=cost,
+            cost=cost or 0.0,
             registry=self.options.checks,
         )
         checks, passed, score = evaluate_all(completion, job.checks, ctx, job.min_score)
@@ -432,7 +437,7 @@ class Runner:
             self._account.settle(
                 (task.est_tokens, task.est_cost) if task.reserved else None,
                 completion.total_tokens if not cached else 0,
-                result.cost if not cached else 0.0,
+                (result.cost or 0.0) if not cached else 0.0,
                 item.grader_tokens,
                 item.grader_cost,
             )

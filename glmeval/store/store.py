@@ -400,7 +400,7 @@ class Store:
             )
         ]
         return Result(
-            job, completion, checks, bool(row["passed"]), row["score"] or 0.0, row["cost"] or 0.0,
+            job, completion, checks, bool(row["passed"]), row["score"] or 0.0, row["cost"],
             judge_tokens=row["judge_tokens"] or 0, judge_cost=row["judge_cost"] or 0.0,
         )
 
