@@ -58,8 +58,9 @@ def doc_suite_text(index: int, block: str) -> str:
 
 @pytest.fixture
 def docs_dir(tmp_path: Path) -> Path:
-    """A suites folder with the example case files, so docs examples can name them."""
+    """A suites folder with the example case files and images, so docs examples can name them."""
     shutil.copytree(SUITES / "cases", tmp_path / "suites" / "cases")
+    shutil.copytree(SUITES / "images", tmp_path / "suites" / "images")
     return tmp_path / "suites"
 
 
