@@ -40,6 +40,7 @@ __all__ = [
     "cache_key",
     "expand_grid",
     "job_id",
+    "job_thinking",
     "render",
     "variant_label",
 ]
@@ -407,7 +408,7 @@ def build_plan(suite: Suite, model_override: list[str] | None = None, mode_overr
             params = _params(suite, case, variant)
             _check_limits(suite, model, params, problems)
             sent, _ = sdk_params(wire_params(params))
-            thinking = _job_thinking(model, params)
+            thinking = job_thinking(model, params)
             repeat = case.repeat or suite.repeat
             for r in range(repeat):
                 job_messages = _copy_data(messages)
@@ -463,7 +464,7 @@ def _params(suite: Suite, case: Case, variant: dict[str, Any]) -> dict[str, Any]
     return params
 
 
-def _job_thinking(model: str, params: dict[str, Any]) -> Thinking | None:
+def job_thinking(model: str, params: dict[str, Any]) -> Thinking | None:
     """The thinking state a job runs with: what the suite asked for, else the model's default
     in the catalogue (None for a model that never thinks or that the catalogue does not know)."""
     asked = thinking_state(params.get("thinking"))

@@ -147,3 +147,22 @@ def test_unknown_model_is_a_warning(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["validate", str(suite)])
     assert result.exit_code == 0, result.output
     assert "glm-4.8-preview" in result.output
+
+
+def test_glm_fixture_takes_readable_thinking(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_think="""
+def test_on(glm):
+    answer = glm.chat("中国的首都是哪里？", model="glm-4.7", thinking="on")
+    assert answer.reasoning and answer.reasoning_tokens > 0
+    assert answer.reasoning not in answer.text
+    glm.check(answer, {"contains": "北京"})
+
+
+def test_off(glm):
+    answer = glm.chat("中国的首都是哪里？", model="glm-4.7", thinking=False)
+    assert not answer.reasoning
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:benchmark", "--glmeval-local", "--glmeval-local-speed", "0")
+    result.assert_outcomes(passed=2)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from glmeval.pytest_plugin.state import GlmevalState
 
 # Request parameters that become part of the variant label (scalar knobs people compare).
-_VARIANT_PARAMS = ("temperature", "top_p", "max_tokens", "do_sample", "seed")
+_VARIANT_PARAMS = ("temperature", "top_p", "max_tokens", "do_sample", "seed", "thinking", "reasoning_effort")
 
 
 class GlmCallError(Exception):
@@ -75,14 +75,21 @@ class Glm:
         return result.completion
 
     def _job(self, messages: list[dict[str, Any]], model: str, mode: Mode, params: dict[str, Any]) -> Job:
-        from glmeval.plan import cache_key, job_id, variant_label
+        from glmeval.plan import cache_key, job_id, job_thinking, variant_label
+        from glmeval.suite.params import thinking_state, wire_params
+
+        thinking = job_thinking(model, params)
+        shown = dict(params)
+        if "thinking" in params and thinking_state(params["thinking"]) is not None:
+            shown["thinking"] = thinking_state(params["thinking"])  # readable in the label: thinking=on
+        params = wire_params(params)
 
         variant: dict[str, Any] = {"model": model}
         if mode != "sync":
             variant["mode"] = mode
         for key in _VARIANT_PARAMS:
-            if key in params:
-                variant[key] = params[key]
+            if key in shown:
+                variant[key] = shown[key]
         label = variant_label(variant)
         suite = self._node.path.stem if getattr(self._node, "path", None) else "pytest"
         case_id = self._node.nodeid
@@ -101,6 +108,7 @@ class Glm:
             params=dict(params),
             checks=[],
             cache_key=cache_key(model, mode, messages, params, repeat),
+            thinking=thinking,
         )
 
     def _run(self, job: Job) -> Result:
