@@ -103,8 +103,12 @@ def test_unknowns_are_none_and_marked() -> None:
     assert {"max_output", "thinking"} <= set(flash.unconfirmed)
     assert MODELS["glm-5.3"].thinking_default is None and MODELS["glm-5.3"].usd is None
     for name in ("glm-4.7", "glm-5", "glm-5.2", "glm-5-turbo", "glm-4.6v", "glm-4.7-flash", "glm-4-airx"):
-        assert MODELS[name].price is None and price_for(name) is None, name
+        assert MODELS[name].price is None, name
+    for name in ("glm-4.7", "glm-5", "glm-5.2", "glm-5-turbo", "glm-4.6v", "glm-4-airx"):
+        assert price_for(name) is None, name
         assert cost(name, 10_000, 10_000) == 0.0
+    # Free on api.z.ai with no CNY price known: free, not unknown.
+    assert MODELS["glm-4.7-flash"].free and price_for("glm-4.7-flash") == (0.0, 0.0)
     assert MODELS["glm-z1-air"].context_window is None and MODELS["glm-5v-turbo"].status is None
     names = {f.name for f in fields(MODELS["glm-4"])}
     for info in MODELS.values():

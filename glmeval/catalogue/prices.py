@@ -30,8 +30,11 @@ from typing import Any
 
 from glmeval.catalogue.models import MODELS, Price, Tier, Usd
 
+# A model free in USD with no CNY price known (glm-4.7-flash) is free here too: zero is zero.
 PRICES: dict[str, Price] = {
-    name: info.price for name, info in MODELS.items() if info.price is not None and info.kind == "chat"
+    name: info.price if info.price is not None else (0.0, 0.0)
+    for name, info in MODELS.items()
+    if info.kind == "chat" and (info.price is not None or info.free)
 }
 TIERED: dict[str, tuple[Tier, ...]] = {name: info.tiers for name, info in MODELS.items() if info.tiers}
 CACHE_PRICES: dict[str, float] = {name: info.cache_price for name, info in MODELS.items() if info.cache_price is not None}

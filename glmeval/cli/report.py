@@ -47,7 +47,7 @@ def _targets(formats: tuple[str, ...], out: str | None, suite: str, run_id: str)
 
 
 @main.command("report")
-@click.argument("run", default="latest")
+@click.argument("run", required=False)
 @click.option(
     "--baseline",
     metavar="RUN",
@@ -69,8 +69,12 @@ def _targets(formats: tuple[str, ...], out: str | None, suite: str, run_id: str)
     "to reports/<suite>/<run>/. '-' means stdout.",
 )
 @click.option("--suite", help="Resolve RUN (latest, latest~N) among this suite's runs only.")
-@click.option("--history", "history_runs", type=click.IntRange(0, 500), default=20, show_default=True,
-              help="How many of the suite's runs feed the trends (0: none).")
+@click.option("--history", "history", metavar="SUITE",
+              help="Render SUITE's history dashboard instead of one run: one HTML file of its last --runs runs "
+              "(pass rate, latency, tokens and cost per variant, each grid axis's effect, the runs). "
+              "Default --out: reports/<suite>/history.html.")
+@click.option("--runs", "history_runs", type=click.IntRange(0, 500), default=20, show_default=True,
+              help="How many of the suite's runs the dashboard shows, or feed a run report's trends (0: none).")
 @click.option("--step-summary/--no-step-summary", default=True, show_default=True,
               help="With Markdown, also append the summary to $GITHUB_STEP_SUMMARY when that is set.")
 @click.option(
@@ -80,12 +84,13 @@ def _targets(formats: tuple[str, ...], out: str | None, suite: str, run_id: str)
     help="Results database (default .glmeval/results.db; env GLMEVAL_DB).",
 )
 def report_cmd(
-    run: str,
+    run: str | None,
     baseline: str | None,
     no_baseline: bool,
     formats: tuple[str, ...],
     out: str | None,
     suite: str | None,
+    history: str | None,
     history_runs: int,
     step_summary: bool,
     db: Path | None,
@@ -98,10 +103,20 @@ def report_cmd(
       glmeval report latest --format html            reports/<suite>/<run>/report.html
       glmeval report latest --baseline latest~1 --format md --format html --out site/
       glmeval report 20240601-1200 --format junit --out junit.xml
+      glmeval report --history qa --runs 30          reports/qa/history.html
     """
     from glmeval.report import append_step_summary, load_report_data, renderer
     from glmeval.store import Store
 
+    if history is not None:
+        if history.isdigit() and not _is_suite(db, history):
+            # `--history N` used to be the trend length; keep such commands working.
+            click.echo(f"note: --history {history} is now --runs {history}", err=True)
+            history_runs = min(int(history), 500)
+        else:
+            _history_cmd(history, history_runs, formats, out, run, baseline, suite, db)
+            return
+    run = run or "latest"
     formats = tuple(dict.fromkeys(formats or ("md",)))
     if no_baseline and baseline:
         raise GlmevalError("--baseline and --no-baseline contradict each other; give one")
@@ -130,6 +145,48 @@ def report_cmd(
             written = append_step_summary(data)
             if written is not None:
                 click.echo(f"summary appended to {written}", err=True)
+
+
+def _is_suite(db: Path | None, name: str) -> bool:
+    from glmeval.store import Store
+
+    with Store(db, create=False) as store:
+        return name in store.suites()
+
+
+def _history_cmd(
+    suite: str, runs: int, formats: tuple[str, ...], out: str | None, run: str | None, baseline: str | None,
+    run_suite: str | None, db: Path | None,
+) -> None:
+    """``glmeval report --history SUITE``: the suite's dashboard, one HTML file."""
+    from glmeval.report import safe_name
+    from glmeval.report.dashboard import FILE_NAME, load_history_dashboard, render_dashboard
+    from glmeval.store import Store
+
+    if any(f != "html" for f in formats):
+        raise GlmevalError("--history renders one HTML file; drop --format or give --format html")
+    if run is not None or baseline or run_suite:
+        raise GlmevalError("--history SUITE shows the suite's runs; drop RUN, --baseline and --suite")
+    if out == "-":
+        path: Path | None = None
+    elif out is None:
+        path = DEFAULT_OUT / safe_name(suite) / FILE_NAME
+    else:
+        path = Path(out)
+        if path.is_dir() or out.endswith(("/", "\\")) or not path.suffix:
+            path = path / FILE_NAME
+    with Store(db, create=False) as store:
+        text = render_dashboard(load_history_dashboard(store, suite, runs))
+    if path is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise GlmevalError(f"{path}: cannot write the dashboard ({exc.strerror})") from None
+    click.echo(f"dashboard: {path}", err=True)
 
 
 __all__ = ["report_cmd"]
