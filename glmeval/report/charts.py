@@ -7,12 +7,17 @@ names, category labels, which may come from a suite author) goes through
 :func:`markupsafe.escape`, so a chart is as safe to embed as the rest of the autoescaped page.
 
 Charts scale with their container (``viewBox`` + ``width=100%``); the legend is HTML next to
-the SVG so it wraps on a phone instead of overflowing the drawing.
+the SVG so it wraps on a phone instead of overflowing the drawing. A label is never cut: it
+wraps onto more lines, or, when it would take too many (24 long variant labels, a prompt as an
+axis value), the chart draws a short code (``V7``, ``#2``) and lists code → label in an HTML
+key under the drawing. Widths are estimated generously (a CJK character counts a full em), and
+each label's room is written on it as ``data-room`` so a browser test can check the estimate.
 """
 
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 
 from markupsafe import Markup, escape
@@ -27,6 +32,10 @@ PALETTE: tuple[str, ...] = (
 )
 
 SPARKS = "▁▂▃▄▅▆▇█"
+FONT_SIZE = 11.0  # the SVG's font-size: every width below is in its user units
+LINE_H = 13.0
+MAX_LABEL_LINES = 3  # a category label needing more lines is drawn as a code with a key
+HBAR_LABEL_MAX = 220  # widest label column of a horizontal bar chart before codes take over
 
 
 def color(i: int) -> str:
@@ -83,6 +92,78 @@ def pct_fmt(value: float) -> str:
     return f"{value:.0%}"
 
 
+def text_width(text: str, size: float = FONT_SIZE) -> float:
+    """A generous estimate of ``text``'s drawn width: wide (CJK, full-width) characters count
+    1.05 em, digits and capitals 0.72, ``m``/``w``/``%`` a full em, the rest 0.64 (wider than
+    most Latin glyphs), so a label judged to fit does fit whatever sans-serif font the
+    reader's browser picks."""
+    return sum(size * _em(ch) for ch in text)
+
+
+def _em(ch: str) -> float:
+    if unicodedata.east_asian_width(ch) in ("W", "F"):
+        return 1.05
+    if ch in "MW@%mw":
+        return 1.0
+    if ch.isupper() or ch.isdigit():
+        return 0.72
+    return 0.64
+
+
+def wrap_lines(text: str, room: float, size: float = FONT_SIZE) -> list[str]:
+    """``text`` broken into lines of at most ``room`` wide: at spaces, and inside a word (or a
+    run of CJK, which has no spaces) only when the word alone is too wide. Nothing is dropped."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if text_width(candidate, size) <= room:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        line = ""
+        for ch in word:
+            if line and text_width(line + ch, size) > room:
+                lines.append(line)
+                line = ""
+            line += ch
+    lines.append(line)
+    return lines
+
+
+def _label_svg(x: float, y: float, lines: Sequence[str], room: float, tip: str, anchor: str = "middle",
+               fill: str = "#24292f", extra: str = "") -> str:
+    """A (possibly multi-line) label as one ``<text>`` of ``<tspan>`` lines, its full text as the tooltip."""
+    spans = "".join(
+        f'<tspan x="{x:.1f}" dy="{0 if i == 0 else LINE_H:.0f}">{escape(line)}</tspan>' for i, line in enumerate(lines)
+    )
+    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" fill="{fill}" class="label" data-room="{room:.0f}"{extra}>'
+            f"<title>{escape(tip)}</title>{spans}</text>")
+
+
+def _key(codes: Sequence[str], labels: Sequence[str]) -> str:
+    """The HTML key of a chart that drew codes: code → full label, wrapping freely."""
+    items = "".join(f'<li><b class="code">{escape(c)}</b> <span class="klabel">{escape(lab)}</span></li>'
+                    for c, lab in zip(codes, labels))
+    return f'<ol class="chart-key">{items}</ol>'
+
+
+def _categories(labels: Sequence[str], room: float) -> tuple[list[list[str]], str]:
+    """Each x label as lines fitting ``room``, or codes ``#1``, ``#2``... and their key when some
+    label would need more than :data:`MAX_LABEL_LINES` lines."""
+    wrapped = [wrap_lines(str(lab), room) for lab in labels]
+    if max(len(w) for w in wrapped) <= MAX_LABEL_LINES:
+        return wrapped, ""
+    codes = [f"#{i + 1}" for i in range(len(labels))]
+    return [[c] for c in codes], _key(codes, [str(lab) for lab in labels])
+
+
+def _left_margin(ticks: Sequence[float], fmt: Formatter) -> int:
+    """Room for the y tick labels (``¥0.0075`` needs more than ``75%``); 46 at least, as before."""
+    return max(46, int(max(text_width(fmt(t)) for t in ticks)) + 10)
+
+
 def _legend(series: Sequence[str]) -> str:
     if len(series) <= 1:
         return ""
@@ -93,7 +174,7 @@ def _legend(series: Sequence[str]) -> str:
 
 
 def _frame(
-    title: str, body: str, width: int, height: int, series: Sequence[str], note: str | None, label: str
+    title: str, body: str, width: int, height: int, series: Sequence[str], note: str | None, label: str, key: str = ""
 ) -> Markup:
     caption = f"<figcaption>{escape(title)}</figcaption>" if title else ""
     foot = f'<div class="chart-note">{escape(note)}</div>' if note else ""
@@ -102,7 +183,7 @@ def _frame(
         f'aria-label="{escape(label or title)}" preserveAspectRatio="xMidYMid meet" '
         f'xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="11">{body}</svg>'
     )
-    return Markup(f'<figure class="chart">{caption}{_legend(series)}{svg}{foot}</figure>')
+    return Markup(f'<figure class="chart">{caption}{_legend(series)}{svg}{key}{foot}</figure>')
 
 
 def _axis(
@@ -118,15 +199,10 @@ def _axis(
         yy = y(t)
         parts.append(f'<line x1="{left}" x2="{right}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid" stroke="#d0d7de" stroke-width="1"/>')
         parts.append(
-            f'<text x="{left - 6}" y="{yy + 3.5:.1f}" text-anchor="end" fill="#57606a">{escape(fmt(t))}</text>'
+            f'<text x="{left - 6}" y="{yy + 3.5:.1f}" text-anchor="end" fill="#57606a" class="label" '
+            f'data-room="{left - 6}">{escape(fmt(t))}</text>'
         )
     return "".join(parts), y
-
-
-def _wrap_label(text: str, room: float) -> str:
-    """Shorten a category label to fit ``room`` pixels (≈6.2 px a character), keeping its end visible in the tooltip."""
-    max_chars = max(3, int(room / 6.2))
-    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
 def _series(series: Mapping[str, Sequence[Number]]) -> tuple[list[str], list[list[float | None]], list[float]]:
@@ -162,18 +238,22 @@ def bar_chart(
 
     Missing values (``None``/NaN) leave a gap rather than a zero-height bar, so "no data" is
     not mistaken for "zero". ``y_max`` pins the scale (1.0 for rates) so charts of the same
-    metric compare by eye.
+    metric compare by eye. Category labels wrap under their group (the drawing grows to fit
+    them) or become codes with a key; values are printed on the bars only when every one fits
+    its bar, since overlapping numbers read as nothing.
     """
     names, values, finite = _series(series)
     if not categories or not names:
         return _frame(title, "", width, 40, [], note or "no data", title)
     lo, hi, ticks = _scale(finite, y_max)
-    left, right, top, bottom = 46, width - 8, 16, height - 34
-    grid, y = _axis(lo, hi, ticks, left, right, top, bottom, fmt)
+    left, right, top, bottom = _left_margin(ticks, fmt), width - 8, 16, height - 34
     group_w = (right - left) / len(categories)
+    lines, key = _categories([str(c) for c in categories], group_w - 6)
+    height += int(LINE_H * (max(len(x) for x in lines) - 1))
+    grid, y = _axis(lo, hi, ticks, left, right, top, bottom, fmt)
     bar_w = max(2.0, min(34.0, group_w * 0.8 / len(names)))
     parts = [grid]
-    show_values = len(categories) * len(names) <= 16
+    show_values = len(categories) * len(names) <= 16 and all(text_width(fmt(v), 10) <= bar_w for v in finite)
     for ci, cat in enumerate(categories):
         gx = left + ci * group_w + (group_w - bar_w * len(names)) / 2
         for si, name in enumerate(names):
@@ -190,16 +270,12 @@ def bar_chart(
             )
             if show_values:
                 parts.append(
-                    f'<text x="{x + bar_w / 2:.1f}" y="{ytop - 4:.1f}" text-anchor="middle" fill="#24292f" font-size="10">'
-                    f"{escape(fmt(v))}</text>"
+                    f'<text x="{x + bar_w / 2:.1f}" y="{ytop - 4:.1f}" text-anchor="middle" fill="#24292f" font-size="10" '
+                    f'class="label" data-room="{bar_w:.0f}">{escape(fmt(v))}</text>'
                 )
-        label = _wrap_label(str(cat), group_w)
-        parts.append(
-            f'<text x="{left + ci * group_w + group_w / 2:.1f}" y="{bottom + 16}" text-anchor="middle" fill="#24292f">'
-            f"<title>{escape(cat)}</title>{escape(label)}</text>"
-        )
+        parts.append(_label_svg(left + ci * group_w + group_w / 2, bottom + 16, lines[ci], group_w - 6, str(cat)))
     parts.append(f'<line x1="{left}" x2="{right}" y1="{y(max(lo, 0.0)):.1f}" y2="{y(max(lo, 0.0)):.1f}" stroke="#8c959f"/>')
-    return _frame(title, "".join(parts), width, height, names, note, title)
+    return _frame(title, "".join(parts), width, height, names, note, title, key)
 
 
 def line_chart(
@@ -223,8 +299,7 @@ def line_chart(
     if not x_labels or not names or not finite:
         return _frame(title, "", width, 40, [], note or "no data", title)
     lo, hi, ticks = _scale(finite, y_max)
-    left, right, top, bottom = 46, width - 10, 16, height - 34
-    grid, y = _axis(lo, hi, ticks, left, right, top, bottom, fmt)
+    left, right, top, bottom = _left_margin(ticks, fmt), width - 10, 16, height - 34
     n = len(x_labels)
     pad = 34  # room for the first and last x labels, centred on their points
     step = (right - left - 2 * pad) / max(n - 1, 1)
@@ -232,15 +307,16 @@ def line_chart(
     def x(i: int) -> float:
         return left + pad + (i * step if n > 1 else (right - left - 2 * pad) / 2)
 
-    parts = [grid]
     every = max(1, math.ceil(n / max(1, int((right - left) / 70))))
-    for i, label in enumerate(x_labels):
-        if i % every == 0 or i == n - 1:
-            tip = x_tips[i] if x_tips and i < len(x_tips) else label
-            parts.append(
-                f'<text x="{x(i):.1f}" y="{bottom + 16}" text-anchor="middle" fill="#24292f">'
-                f"<title>{escape(tip)}</title>{escape(_wrap_label(str(label), 70 * every))}</text>"
-            )
+    shown = [i for i in range(n) if i % every == 0 or i == n - 1]
+    room = (right - left) if n == 1 else min(step * every, 2 * (width - x(n - 1))) - 6
+    lines, key = _categories([str(x_labels[i]) for i in shown], room)
+    height += int(LINE_H * (max(len(ls) for ls in lines) - 1))
+    grid, y = _axis(lo, hi, ticks, left, right, top, bottom, fmt)
+    parts = [grid]
+    for i, label_lines in zip(shown, lines):
+        tip = x_tips[i] if x_tips and i < len(x_tips) else str(x_labels[i])
+        parts.append(_label_svg(x(i), bottom + 16, label_lines, room, tip))
     for si, name in enumerate(names):
         segments: list[list[tuple[float, float]]] = [[]]
         for i, v in enumerate(values[si][:n]):
@@ -263,7 +339,7 @@ def line_chart(
                 f"<title>{escape(tip)}</title></circle>"
             )
     parts.append(f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="#8c959f"/>')
-    return _frame(title, "".join(parts), width, height, names, note, title)
+    return _frame(title, "".join(parts), width, height, names, note, title, key)
 
 
 def hbar_chart(
@@ -277,16 +353,34 @@ def hbar_chart(
     width: int = 520,
     highlight: Sequence[bool] | None = None,
     note: str | None = None,
+    codes: Sequence[str] | None = None,
 ) -> Markup:
     """Horizontal bars, one per label (variants, whose labels are long), with optional
     interval whiskers (the 95% interval of a pass rate) so overlapping intervals are visible.
-    ``highlight`` draws those bars in the accent colour (the best variant)."""
+    ``highlight`` draws those bars in the accent colour (the best variant).
+
+    Labels that fit a :data:`HBAR_LABEL_MAX` column are drawn whole; otherwise the bars are
+    labelled with ``codes`` (``V1``...) and the key under the chart gives each full label, or,
+    without codes, each label wraps onto as many lines as it needs."""
     if not labels:
         return _frame(title, "", width, 40, [], note or "no data", title)
-    row_h, top = 24, 8
-    label_w = min(220, max(60, int(max(len(str(lab)) for lab in labels) * 6.4) + 8))
+    full = [str(lab) for lab in labels]
+    widest = max(text_width(lab) for lab in full)
+    key = ""
+    if widest + 16 <= HBAR_LABEL_MAX:
+        shown = [[lab] for lab in full]
+        label_w = max(60, int(widest) + 16)
+    elif codes:
+        shown = [[str(c)] for c in codes]
+        key = _key([str(c) for c in codes], full)
+        label_w = max(60, int(max(text_width(str(c)) for c in codes)) + 16)
+    else:
+        label_w = HBAR_LABEL_MAX
+        shown = [wrap_lines(lab, label_w - 16) for lab in full]
+    rows = [max(24.0, LINE_H * len(ls) + 11) for ls in shown]
+    top = 8
     left, right = label_w, width - 52
-    height = top + row_h * len(labels) + 22
+    height = int(top + sum(rows) + 22)
     nums = [_num(v) for v in values]
     finite = [v for v in nums if v is not None]
     hi = x_max if x_max is not None else (nice_ticks(0.0, max(finite) if finite else 1.0)[-1])
@@ -301,12 +395,12 @@ def hbar_chart(
             continue
         parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{height - 20}" class="grid" stroke="#d0d7de"/>')
         parts.append(f'<text x="{x(t):.1f}" y="{height - 6}" text-anchor="middle" fill="#57606a">{escape(fmt(t))}</text>')
-    for i, (lab, v) in enumerate(zip(labels, nums)):
-        cy = top + i * row_h + row_h / 2
-        shown = _wrap_label(str(lab), label_w - 8)
-        parts.append(
-            f'<text x="{left - 8}" y="{cy + 4:.1f}" text-anchor="end" fill="#24292f"><title>{escape(lab)}</title>{escape(shown)}</text>'
-        )
+    y_at = float(top)
+    for i, (lab, v) in enumerate(zip(full, nums)):
+        cy = y_at + rows[i] / 2
+        y_at += rows[i]
+        first = cy + 4 - LINE_H * (len(shown[i]) - 1) / 2
+        parts.append(_label_svg(left - 8, first, shown[i], label_w - 12, lab, anchor="end"))
         if v is None:
             continue
         fill = PALETTE[0] if not highlight or not highlight[i] else PALETTE[2]
@@ -327,7 +421,7 @@ def hbar_chart(
                     f'M{x(hi_):.1f},{cy - 5:.1f}V{cy + 5:.1f}" stroke="#24292f" stroke-width="1.2" fill="none" class="whisker"/>'
                 )
         parts.append(f'<text x="{right + 6}" y="{cy + 4:.1f}" fill="#24292f" font-weight="600">{escape(fmt(v))}</text>')
-    return _frame(title, "".join(parts), width, height, [], note, title)
+    return _frame(title, "".join(parts), width, height, [], note, title, key)
 
 
 def sparkline(values: Sequence[Number], lo: float | None = None, hi: float | None = None) -> str:
@@ -351,4 +445,7 @@ def sparkline(values: Sequence[Number], lo: float | None = None, hi: float | Non
     return "".join(out)
 
 
-__all__ = ["bar_chart", "line_chart", "hbar_chart", "sparkline", "nice_ticks", "default_fmt", "pct_fmt", "PALETTE", "color"]
+__all__ = [
+    "bar_chart", "line_chart", "hbar_chart", "sparkline", "nice_ticks", "default_fmt", "pct_fmt", "PALETTE", "color",
+    "text_width", "wrap_lines",
+]

@@ -63,6 +63,8 @@ def synth_run(
     error_rate: float = 0.03,
     thinking: tuple[Thinking, ...] = (),
     reasoning_outputs: dict[str, str] | None = None,
+    axes: dict[str, tuple[Any, ...]] | None = None,
+    tool_turns: bool = False,
 ) -> str:
     """Store one synthesised run and return its id.
 
@@ -72,6 +74,11 @@ def synth_run(
     to make a later run better or worse than a baseline. ``thinking`` (e.g. ``("on", "off")``)
     adds a thinking axis; models without a reasoning profile (glm-4...) never reason. Without
     it the run is exactly what earlier versions made (same random draws, same variants).
+    ``axes`` adds further grid axes (``{"top_p": (None, 0.7)}``), sent as request parameters;
+    a ``None`` value leaves the key out of the variant, as a suite's ``include`` entry does,
+    which is how a report meets a variant without the axis. ``tool_turns`` gives the cases
+    that call a tool an earlier assistant ``tool_calls`` turn and its tool result in the
+    conversation, as a multi-turn agent suite stores them.
     """
     rng = random.Random(seed)
     states: tuple[Thinking | None, ...] = tuple(thinking) or (None,)
@@ -79,6 +86,12 @@ def synth_run(
     variants: list[dict[str, Any]] = [
         {"model": m, "temperature": t} if th is None else {"model": m, "temperature": t, "thinking": th} for m, t, th in grid
     ]
+    extras: list[dict[str, Any]] = [{}]
+    for key, values in (axes or {}).items():
+        extras = [{**e, key: v} if v is not None else dict(e) for e in extras for v in values]
+    if axes:
+        grid = [g for g in grid for _ in extras]
+        variants = [{**v, **e} for v in variants for e in extras]
     labels = [variant_label(v) for v in variants]
     run_id = store.start_run(
         suite,
@@ -100,10 +113,13 @@ def synth_run(
             {"role": "system", "content": "你是一个乐于助人的中文助手。"},
             {"role": "user", "content": f"问题 {ci}: 中国的首都是哪里？"},
         ]
+        if tool_turns and ci % 9 == 4:
+            messages += _tool_turn(ci)
         for (model, temperature, state), variant, label in zip(grid, variants, labels):
             prof = MODEL_PROFILE.get(model, MODEL_PROFILE["glm-4"])
             reasons = state == "on" and prof.get("reasoning", 0.0) > 0
             params: dict[str, Any] = {"temperature": temperature, "max_tokens": 512}
+            params.update({k: val for k, val in variant.items() if k not in ("model", "temperature", "thinking")})
             if state in ("on", "off"):
                 params["thinking"] = {"type": "enabled" if state == "on" else "disabled"}
             for r in range(repeats):
@@ -181,6 +197,17 @@ def synth_run(
                 store.add_result(run_id, Result(job, completion, checks, passed, 1.0 if passed else 0.0, cost))
     store.finish_run(run_id, "complete")
     return run_id
+
+
+def _tool_turn(ci: int) -> list[dict[str, Any]]:
+    """An assistant turn that called a tool, the tool's answer and the user's follow-up."""
+    args = json.dumps({"city": "北京", "unit": "celsius", "days": 2}, ensure_ascii=False)
+    return [
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": f"call_prev_{ci}", "type": "function", "function": {"name": "get_weather", "arguments": args}}]},
+        {"role": "tool", "tool_call_id": f"call_prev_{ci}", "content": json.dumps({"weather": "晴", "high": 27}, ensure_ascii=False)},
+        {"role": "user", "content": "那明天呢？"},
+    ]
 
 
 def _reasoning(

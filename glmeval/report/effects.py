@@ -26,6 +26,7 @@ EFFECT_METRICS: list[tuple[str, str]] = [
 ]
 REASONING_METRICS = {"reasoning_tokens"}  # shown only when the run has reasoning
 THINKING_AXIS = "thinking"
+NOT_SET = "—"  # the axis value of a variant that does not set the axis at all
 
 
 @dataclass
@@ -39,6 +40,13 @@ class Effect:
     numeric: bool
     counts: pd.DataFrame
     reasoning: bool = False
+
+    @property
+    def set_values(self) -> list[str]:
+        """The axis values variants actually set: what a chart of the axis plots. A variant
+        without the key (a suite ``include`` entry, a default) says nothing about the axis, so
+        it is no point on the axis's chart; the tables still list it, as ``—``."""
+        return [v for v in self.values if v != NOT_SET]
 
     @property
     def metrics(self) -> list[tuple[str, str]]:
@@ -110,7 +118,7 @@ def axis_value_label(axis: str, value: Any) -> str:
     """How an axis value reads in tables and charts; thinking always reads on/off/auto, even
     from a run that stored a boolean or the wire form ``{type: enabled}``."""
     if value is None:
-        return "—"
+        return NOT_SET
     if axis == THINKING_AXIS:
         if isinstance(value, bool):
             return "on" if value else "off"
@@ -154,7 +162,7 @@ def effects(data: ReportData) -> list[Effect]:
             raw = {vid: (v.get(axis) if axis in v else None) for vid, v in variant_of.items()}
             labels = {vid: axis_value_label(axis, val) for vid, val in raw.items()}
             frame = base.copy()
-            frame["value"] = frame["variant_id"].map(labels).fillna("—")
+            frame["value"] = frame["variant_id"].map(labels).fillna(NOT_SET)
             numeric_vals = {lab: raw[vid] for vid, lab in labels.items()}
             numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numeric_vals.values() if v is not None)
             order = list(dict.fromkeys(labels[v] for v in variant_order(data) if v in labels))
@@ -174,4 +182,4 @@ def effects(data: ReportData) -> list[Effect]:
     return memo(data, "effects", build)
 
 
-__all__ = ["EFFECT_METRICS", "REASONING_METRICS", "THINKING_AXIS", "Effect", "grid_axes", "effects", "axis_value_label"]
+__all__ = ["EFFECT_METRICS", "REASONING_METRICS", "THINKING_AXIS", "NOT_SET", "Effect", "grid_axes", "effects", "axis_value_label"]

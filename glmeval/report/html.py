@@ -29,8 +29,11 @@ from glmeval.report.charts import bar_chart, default_fmt, hbar_chart, line_chart
 from glmeval.report.content import is_multimodal
 from glmeval.report.data import ReportData
 from glmeval.report.markdown import DELTA_METRICS, delta_cell, fmt_ci, fmt_cost, fmt_ms, fmt_num, fmt_p, fmt_pct
+from glmeval.report.matrix import message_text, message_tool_calls, variant_codes
 
 SBS_ANSWER_CHARS = 1_500  # answers in the side-by-side view; the cell sheet has them in full
+COMPACT_VARIANTS = 8  # above this many variants the matrix heads show codes and the key is open
+BEST_SHOWN = 3  # names in the "best pass rate" card before "+N more"
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,6 +47,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(ms=fmt_ms, pct=fmt_pct, num=fmt_num, cost=fmt_cost, when=_when, clip=_clip, msgtext=views.message_text,
+                       msgbody=functools.partial(message_text, with_calls=False), msgcalls=message_tool_calls,
                        parts=views.message_parts, reasoning=views.clip_reasoning, pretty=_pretty)
     env.tests["multimodal"] = is_multimodal
     env.globals["reasoning_label"] = views.reasoning_label
@@ -94,6 +98,7 @@ def summary_rows(data: ReportData) -> list[dict[str, Any]]:
     """
     s = data.summary
     best = views.best_variants(s)
+    codes = variant_codes(data)
     ttfr, reasoning = views.shows_ttfr(s), views.shows_reasoning(s)
     rows = []
     for r in s.to_dict("records"):
@@ -126,7 +131,7 @@ def summary_rows(data: ReportData) -> list[dict[str, Any]]:
             cell("cost", fmt_cost(r["cost"]), r["cost"]),
             {**cell("errors", str(r["errors"]), r["errors"]), "bad": bool(r["errors"])},
         ]
-        rows.append({"variant": v, "parts": _variant_parts(data, v), "cells": cells, "jobs": r["jobs"]})
+        rows.append({"variant": v, "code": codes.get(v, ""), "parts": _variant_parts(data, v), "cells": cells, "jobs": r["jobs"]})
     return rows
 
 
@@ -175,21 +180,24 @@ def effect_blocks(data: ReportData) -> list[dict[str, Any]]:
     blocks = []
     for eff in views.effects(data):
         charts: list[Markup] = []
+        values = eff.set_values
         for key, label in eff.metrics:
             table = eff.tables[key]
-            series = {m: [views.clean(table.at[val, m]) for val in eff.values] for m in eff.models}
+            series = {m: [views.clean(table.at[val, m]) for val in values] for m in eff.models}
+            series = {m: row for m, row in series.items() if any(v is not None for v in row)}
             kwargs: dict[str, Any] = {"title": f"{label} by {eff.axis}", "fmt": METRIC_FMT[key],
                                       "y_max": 1.0 if key == "pass_rate" else None, "width": 420, "height": 220}
-            if eff.numeric and len(eff.values) >= 3:
-                charts.append(line_chart(eff.values, series, **kwargs))
+            if eff.numeric and len(values) >= 3:
+                charts.append(line_chart(values, series, **kwargs))
             else:
-                charts.append(bar_chart(eff.values, series, **kwargs))
+                charts.append(bar_chart(values, series, **kwargs))
         keys = [k for k, _ in eff.metrics]
         rows = [[r["model"], r["value"], str(r["n"])] + [EFFECT_COLUMNS[k][1](r[k]) for k in keys] for r in eff.long_rows()]
         contrast = [[r["model"]] + [delta_cell(k, r[k]) for k in keys] for r in eff.contrast()]
         blocks.append({
             "axis": eff.axis,
             "charts": charts,
+            "unset": len(values) < len(eff.values),
             "headers": [EFFECT_COLUMNS[k][0] for k in keys],
             "rows": rows,
             "contrast": contrast,
@@ -259,6 +267,7 @@ def render_html(data: ReportData) -> str:
     totals = views.totals(data)
     s = data.summary
     best_pass = views.best_variants(s).get("pass_rate", set())
+    codes = variant_codes(data)
     pass_chart = None
     if not s.empty:
         pass_chart = hbar_chart(
@@ -270,8 +279,10 @@ def render_html(data: ReportData) -> str:
             x_max=1.0,
             width=640,
             highlight=[v in best_pass for v in s["variant"]],
+            codes=[codes.get(v, v) for v in s["variant"]],
         )
-    variant_heads = [{"i": i, "id": v, "parts": _variant_parts(data, v)} for i, v in enumerate(m.variants)]
+    variant_heads = [{"i": i, "id": v, "code": codes[v], "parts": _variant_parts(data, v)} for i, v in enumerate(m.variants)]
+    best = [v for v in m.variants if v in best_pass] + sorted(best_pass - set(m.variants))
     failures, failures_total = views.failure_items(data)
     template = env.get_template("report.html.j2")
     return template.render(
@@ -290,12 +301,13 @@ def render_html(data: ReportData) -> str:
         pass_chart=pass_chart,
         matrix=m,
         variant_heads=variant_heads,
+        compact=len(variant_heads) > COMPACT_VARIANTS,
         data=data,
         cell_messages=functools.partial(views.cell_messages, data),
         effects=effect_blocks(data),
         trends=trend_block(data),
         baseline=baseline_block(data),
-        best_pass=sorted(best_pass),
+        best_pass={"shown": best[:BEST_SHOWN], "more": best[BEST_SHOWN:], "codes": codes},
     )
 
 

@@ -327,9 +327,36 @@ def cell_messages(data: ReportData, cell: Cell) -> list[dict[str, Any]]:
     return data.jobs.get(cell.attempts[0].job_id, {}).get("messages") or []
 
 
-def message_text(message: dict[str, Any]) -> str:
+def variant_codes(data: ReportData) -> dict[str, str]:
+    """``V1``, ``V2``... per variant in matrix order: the short name a chart axis, a matrix
+    column head or a filter chip uses where the full label does not fit (a key gives it)."""
+    return {v: f"V{i + 1}" for i, v in enumerate(matrix(data).variants)}
+
+
+def message_tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The calls an assistant turn of the conversation made, as the answer's calls are shown:
+    name, pretty JSON arguments and id. Reads the API's form (``{"function": {"name",
+    "arguments"}}``) and the flat one; arguments that are not JSON are shown as they are."""
+    calls = message.get("tool_calls")
+    if not isinstance(calls, list):
+        return []
+    flat: list[dict[str, Any]] = []
+    for call in calls:
+        if not isinstance(call, dict):
+            flat.append({"name": "?", "arguments": str(call)})
+            continue
+        inner = call.get("function")
+        fn: dict[str, Any] = inner if isinstance(inner, dict) else call
+        args = fn.get("arguments", "")
+        flat.append({"name": fn.get("name", call.get("type", "?")), "id": call.get("id"),
+                     "arguments": args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)})
+    return _tool_calls(flat)
+
+
+def message_text(message: dict[str, Any], *, with_calls: bool = True) -> str:
     """A message's content as text: multimodal parts and tool results flattened for reading
-    (an embedded image becomes a short ``[image: image/png, 12 KB]`` note, never its base64)."""
+    (an embedded image becomes a short ``[image: image/png, 12 KB]`` note, never its base64).
+    Tool calls follow as JSON unless ``with_calls`` is false (the HTML draws them as calls)."""
     content = message.get("content")
     if content is None:
         text = ""
@@ -340,12 +367,12 @@ def message_text(message: dict[str, Any]) -> str:
     else:
         text = json.dumps(content, ensure_ascii=False, indent=2)
     calls = message.get("tool_calls")
-    if calls:
+    if calls and with_calls:
         text += ("\n" if text else "") + json.dumps(calls, ensure_ascii=False, indent=2)
     return text
 
 
 __all__ = [
     "CheckRow", "Attempt", "Cell", "Matrix", "shown_reason", "matrix", "checks_by_job", "cell_messages", "message_text",
-    "failure_lines", "failure_items",
+    "failure_lines", "failure_items", "variant_codes", "message_tool_calls",
 ]
