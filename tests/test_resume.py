@@ -254,7 +254,7 @@ def test_budget_estimate_matches_plan_and_lets_a_reasonable_budget_run(tmp_path:
     done = len(list(Store(db).iter_results(run.id)))
     assert run.status == "budget" and done >= 3, result.output
     assert f"budget reached after {done} of 8 jobs: spent ¥" in result.stderr
-    assert f"{8 - done} job(s) not run" in result.stderr
+    assert f"{8 - done} job{'' if 8 - done == 1 else 's'} not run" in result.stderr
 
 
 def test_budget_stop_then_resume(tmp_path: Path) -> None:

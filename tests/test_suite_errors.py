@@ -109,7 +109,7 @@ def test_validate_reports_every_problem_of_every_file(tmp_path: Path) -> None:
         f"{BAD / 'bad_role.yaml'}:6: messages[1].role",
     ):
         assert any(fragment in e for e in errors), (fragment, errors)
-    assert f"{good}: ok (1 jobs, 1 variants)" in result.stdout
+    assert f"{good}: ok (1 job, 1 variant)" in result.stdout
 
 
 def test_problems_are_ordered_by_line(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ and the reports print, so a comparison never disagrees with a report):
 * ``pass_rate``: share of cases that pass (repeats aggregated);
 * ``latency_p50_ms`` / ``latency_p95_ms``: over fresh (not cached), answered calls;
 * ``total_tokens`` and ``cost``: sums over the variant's calls (a suite that grew costs more,
-  and the comparison says how many calls each side made).
+  and the comparison says how many calls each side made); ``cost`` is the answers plus their
+  grading (what llm-rubric / similar checks spent), ``grader_cost`` the grading share alone.
 
 ``delta`` is always ``head - base``.
 """
@@ -68,6 +69,8 @@ class VariantComparison:
     score: tuple[float, float, float, float] | None = None  # paired bootstrap of mean case score: delta, lo, hi, p
     base_label: str = "BASE"
     head_label: str = "HEAD"
+    base_grader_cost: float = 0.0  # the grading share of metrics["cost"] (model-graded checks)
+    head_grader_cost: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -112,12 +115,15 @@ class Comparison:
 def side_metrics(results: pd.DataFrame, cases: pd.DataFrame) -> dict[str, float]:
     """The compared metrics of one variant on one side (see the module docstring)."""
     fresh = results[~results["cached"].astype(bool) & (results["status"] != "error")]
+    answers = float(pd.to_numeric(results["cost"], errors="coerce").fillna(0).sum())
+    grading = float(pd.to_numeric(results["judge_cost"], errors="coerce").fillna(0).sum()) if "judge_cost" in results.columns else 0.0
     return {
         "pass_rate": float(cases["passed"].mean()) if len(cases) else math.nan,
         "latency_p50_ms": _quantile(fresh["latency_ms"], 0.5),
         "latency_p95_ms": _quantile(fresh["latency_ms"], 0.95),
         "total_tokens": float(pd.to_numeric(results["total_tokens"], errors="coerce").fillna(0).sum()),
-        "cost": float(pd.to_numeric(results["cost"], errors="coerce").fillna(0).sum()),
+        "cost": answers + grading,
+        "grader_cost": grading,
     }
 
 
@@ -183,6 +189,8 @@ def _compare(
         score=score,
         base_label=base_label,
         head_label=head_label,
+        base_grader_cost=base_m["grader_cost"],
+        head_grader_cost=head_m["grader_cost"],
     )
 
 
@@ -254,7 +262,7 @@ def compare_variants(store: StoreReader, run: str, a: str, b: str) -> VariantCom
     if va == vb:
         raise GlmevalError(f"{a!r} and {b!r} are the same variant ({va}); name two different ones")
     ra, rb = res[res["variant_id"] == va], res[res["variant_id"] == vb]
-    result = _compare(f"{vb} vs {va}", ra, rb, va, vb, vb, against=va)
+    result = _compare(f"{va} vs {vb}", ra, rb, va, vb, vb, against=va)
     if len(result.fixed) < len(result.regressed):
         # Say it the positive way round: the better variant passes more.
         result.verdict = verdict(va, len(result.fixed), len(result.regressed), result.paired, result.p_value, against=vb)
@@ -345,6 +353,9 @@ def format_variant(v: VariantComparison, title: str | None = None) -> str:
     for key, label in labels.items():
         base, head, _ = v.metrics[key]
         rows.append([label, fmt_metric(key, base), fmt_metric(key, head), fmt_delta(key, base, head)])
+    if v.base_grader_cost or v.head_grader_cost:  # the grading share of the cost row, when checks were model-graded
+        base, head = v.base_grader_cost, v.head_grader_cost
+        rows.append(["of it grading", fmt_metric("cost", base), fmt_metric("cost", head), fmt_delta("cost", base, head)])
     rows.append(["calls", f"{v.base_calls:,}", f"{v.head_calls:,}", f"{v.head_calls - v.base_calls:+,}"])
     rows.append(["errors", str(v.base_errors), str(v.head_errors), f"{v.head_errors - v.base_errors:+d}"])
     table = tabulate(rows, headers=["metric", v.base_label, v.head_label, "delta"], tablefmt="simple", disable_numparse=True)

@@ -7,13 +7,18 @@ live runner state; any past run, or any pair of runs, renders the same way.
 from __future__ import annotations
 
 import json
+import numbers
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from glmeval.analysis.stats import wilson_interval
+from glmeval.errors import GlmevalError
+from glmeval.hints import did_you_mean
 from glmeval.store import Store, StoreReader
+from glmeval.store.runinfo import Row, RunInfo
 
 RESULT_COLUMNS = [
     "run_id", "job_id", "case_id", "variant_id", "repeat", "model", "mode", "status", "passed", "score",
@@ -39,14 +44,140 @@ def _scalar(value: Any) -> Any:
     return value if not isinstance(value, (list, dict)) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def results_frame(db: str | Path | StoreReader | None = None, run: str | None = None) -> pd.DataFrame:
+RunsArg = int | str | Sequence[str] | None
+# Columns glmeval.results() keeps as floats (NaN where unknown: an error, a price glmeval lacks).
+FLOAT_COLUMNS = [
+    "score", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms", "ttft_ms", "queue_ms", "retry_ms",
+    "cost", "judge_tokens", "judge_cost", "reasoning_tokens", "ttfr_ms", "cached_tokens",
+]
+# Columns glmeval.results() makes categorical besides the grid axes: few values, many rows.
+CATEGORY_COLUMNS = ["suite", "model", "mode", "status", "thinking"]
+
+
+def _no_runs(store: StoreReader, suite: str | None) -> GlmevalError:
+    if suite is None:
+        return GlmevalError(f"no runs in {store.path} yet; `glmeval run SUITE` records one")
+    known = store.suites()
+    listed = f"; its suites: {', '.join(known)}" if known else ""
+    return GlmevalError(f"no runs of suite {suite!r} in {store.path}{did_you_mean(suite, known)}{listed}")
+
+
+def _pick_runs(store: StoreReader, run: str | None, suite: str | None, runs: RunsArg) -> list[RunInfo]:
+    """The runs a results frame covers, oldest first.
+
+    ``run`` is one reference (``latest`` when nothing is given, the suite's latest with
+    ``suite``); ``runs`` is several references or the last N runs; ``suite`` alone is every
+    run of that suite. Oldest first so that a frame reads, and plots, as a history.
+    """
+    if run is not None and runs is not None:
+        raise ValueError("give run= (one run) or runs= (several runs or a count), not both")
+    if runs is None:
+        if run is None and suite is not None:
+            found = store.list_runs(suite=suite, limit=None, oldest_first=True)
+            if not found:
+                raise _no_runs(store, suite)
+            return found
+        return [store.require_run(store.resolve_run(run or "latest", suite))]
+    if isinstance(runs, bool):
+        raise TypeError("runs= takes a count or a list of run references, not a bool")
+    if isinstance(runs, int):
+        if runs < 1:
+            raise ValueError(f"runs={runs}: the count of runs must be 1 or more")
+        found = store.list_runs(suite=suite, limit=runs, oldest_first=True)
+        if not found:
+            raise _no_runs(store, suite)
+        return found
+    refs = [runs] if isinstance(runs, str) else list(runs)
+    if not refs:
+        raise ValueError("runs= is an empty list; give run references or a count")
+    ids = dict.fromkeys(store.resolve_run(str(ref), suite) for ref in refs)
+    return sorted((store.require_run(run_id) for run_id in ids), key=lambda info: info.started_at)
+
+
+def _result_record(row: Row, suite: str, axes: dict[str, None]) -> dict[str, Any]:
+    """One results-frame row: the stored columns, then the job's and the variant's parameters.
+    Notes the variant's keys (the grid axes) in ``axes``."""
+    record: dict[str, Any] = {k: row[k] for k in RESULT_COLUMNS}
+    job = json.loads(row["job"])
+    record["suite"] = suite
+    record["threshold"] = job.get("threshold")
+    record["tags"] = ",".join(job.get("tags") or [])
+    params: dict[str, Any] = {}
+    for key, value in (job.get("params") or {}).items():
+        if not isinstance(value, (list, dict)):
+            params[key] = value
+    for key, value in json.loads(row["variant"]).items():
+        params[key] = _scalar(value)
+        axes[key] = None
+    for key, value in params.items():
+        if key not in record:
+            record[key] = value
+    return record
+
+
+def _categorical(values: pd.Series, order: list[Any] | None = None) -> pd.Series:
+    """``values`` as a categorical: in ``order`` where given (variants in the grid's order, runs
+    in time order), numbers sorted and ordered (so sorting and ``max()`` follow the numbers), other
+    values sorted."""
+    present = list(pd.unique(values.dropna()))
+    ordered = False
+    if order is not None:
+        seen = set(present)
+        categories = [v for v in dict.fromkeys(order) if v in seen]
+        categories += [v for v in present if v not in set(categories)]
+    elif present and all(isinstance(v, numbers.Real) and not pd.api.types.is_bool(v) for v in present):
+        categories, ordered = sorted(present), True
+    else:
+        try:
+            categories = sorted(present)
+        except TypeError:
+            categories = present
+    return pd.Series(pd.Categorical(values, categories=categories, ordered=ordered), index=values.index, name=values.name)
+
+
+def _analysis_dtypes(frame: pd.DataFrame, infos: list[RunInfo], axes: list[str]) -> pd.DataFrame:
+    """The Python API's dtypes: ``run_started`` after the stored columns, floats with
+    NaN for unknown numbers, categoricals for the grid axes and the few-valued columns."""
+    started = {info.id: info.started_at for info in infos}
+    frame.insert(len(RESULT_COLUMNS), "run_started", pd.to_datetime(frame["run_id"].map(started).astype(float), unit="s", utc=True))
+    frame["run_id"] = _categorical(frame["run_id"], [info.id for info in infos])
+    for column in FLOAT_COLUMNS:
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    variant_order = [v for info in infos for v in info.variants]
+    frame["variant_id"] = _categorical(frame["variant_id"], variant_order)
+    for column in dict.fromkeys(CATEGORY_COLUMNS + axes):
+        if column in frame.columns and column != "variant_id":
+            frame[column] = _categorical(frame[column])
+    return frame
+
+
+def results_frame(
+    db: str | Path | StoreReader | None = None,
+    run: str | None = None,
+    *,
+    suite: str | None = None,
+    runs: RunsArg = None,
+    analysis_dtypes: bool = False,
+) -> pd.DataFrame:
     """One row per result (job), with the request parameters as columns.
 
     Besides the stored columns: ``suite``, ``threshold`` (the case's minimum pass rate across
     repeats, NaN for "every repeat must pass"), ``tags`` (comma-separated), then one column
     per grid axis (``temperature``, ``prompt``...) and per scalar request parameter
     (``max_tokens``, ``top_p``...), so ``df.groupby("temperature")`` works without parsing
-    JSON. ``run`` is any reference :meth:`Store.resolve_run` accepts (default ``latest``).
+    JSON.
+
+    Which runs: ``run`` is any reference :meth:`Store.resolve_run` accepts (default
+    ``latest``; the suite's latest with ``suite``); ``suite`` alone is every run of that suite;
+    ``runs`` is a list of references or a count (the last N runs, of ``suite`` when given).
+    Rows come run by run, oldest run first; ``run_id`` tells them apart.
+
+    ``analysis_dtypes`` (what ``glmeval.results()`` asks for) adds ``run_started`` (a UTC
+    datetime) after the stored columns and gives analysis dtypes: token, latency and cost columns as
+    floats (NaN for unknown), ``run_id``, ``variant_id`` (in the grid's order), ``suite``,
+    ``model``, ``mode``, ``status``, ``thinking`` and every grid axis as categoricals (numeric
+    axes ordered). Reports and comparisons read the plain frame, whose values stay as stored.
 
     A thinking model's ``reasoning`` is its own column (``output`` is the answer alone), with
     ``reasoning_tokens`` (part of ``completion_tokens``; NaN where unknown, as in runs recorded
@@ -57,31 +188,22 @@ def results_frame(db: str | Path | StoreReader | None = None, run: str | None = 
     """
     store, opened = _open(db)
     try:
-        run_id = store.resolve_run(run or "latest")
-        info = store.require_run(run_id)
-        rows = store.conn.execute(
-            f"SELECT {', '.join(RESULT_COLUMNS)}, variant, job FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
-        ).fetchall()
+        infos = _pick_runs(store, run, suite, runs)
+        rows_by_run = [
+            (
+                info,
+                store.conn.execute(
+                    f"SELECT {', '.join(RESULT_COLUMNS)}, variant, job FROM results WHERE run_id = ? ORDER BY rowid",
+                    (info.id,),
+                ).fetchall(),
+            )
+            for info in infos
+        ]
     finally:
         if opened is not None:
             opened.close()
-    records: list[dict[str, Any]] = []
-    for row in rows:
-        record: dict[str, Any] = {k: row[k] for k in RESULT_COLUMNS}
-        job = json.loads(row["job"])
-        record["suite"] = info.suite
-        record["threshold"] = job.get("threshold")
-        record["tags"] = ",".join(job.get("tags") or [])
-        params: dict[str, Any] = {}
-        for key, value in (job.get("params") or {}).items():
-            if not isinstance(value, (list, dict)):
-                params[key] = value
-        for key, value in json.loads(row["variant"]).items():
-            params[key] = _scalar(value)
-        for key, value in params.items():
-            if key not in record:
-                record[key] = value
-        records.append(record)
+    axes: dict[str, None] = {}
+    records = [_result_record(row, info.suite, axes) for info, rows in rows_by_run for row in rows]
     frame = pd.DataFrame.from_records(records, columns=None if records else RESULT_COLUMNS + EXTRA_COLUMNS)
     frame["passed"] = frame["passed"].astype(bool)
     frame["cached"] = frame["cached"].astype(bool)
@@ -90,6 +212,108 @@ def results_frame(db: str | Path | StoreReader | None = None, run: str | None = 
     for column in ("reasoning_tokens", "ttfr_ms", "cached_tokens"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     frame["threshold"] = pd.to_numeric(frame["threshold"], errors="coerce").astype(float)
+    if analysis_dtypes:
+        frame = _analysis_dtypes(frame, infos, list(axes))
+    return frame
+
+
+RUN_COLUMNS = [
+    "run_id", "suite", "status", "started", "finished", "duration_s", "git_commit", "git_branch", "git_dirty",
+    "local", "replay", "total_jobs", "results", "passed", "failed", "errors", "pass_rate", "tokens",
+    "judge_tokens", "answer_cost", "judge_cost", "cost", "variants", "baseline", "version",
+]
+
+
+def _run_totals(store: StoreReader, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per run: result counts, tokens and costs, from the results table (a few hundred runs per
+    query, under SQLite's limit on bound parameters)."""
+    totals: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(run_ids), 500):
+        chunk = run_ids[start : start + 500]
+        rows = store.conn.execute(
+            f"""SELECT run_id, COUNT(*) AS results, SUM(status = 'pass') AS passed, SUM(status = 'fail') AS failed,
+                       SUM(status = 'error') AS errors, SUM(total_tokens) AS tokens, SUM(judge_tokens) AS judge_tokens,
+                       SUM(cost) AS answer_cost, SUM(judge_cost) AS judge_cost
+                FROM results WHERE run_id IN ({', '.join('?' * len(chunk))}) GROUP BY run_id""",
+            chunk,
+        ).fetchall()
+        keys = ("results", "passed", "failed", "errors", "tokens", "judge_tokens", "answer_cost", "judge_cost")
+        totals.update({row["run_id"]: {k: row[k] for k in keys} for row in rows})
+    return totals
+
+
+def _run_record(info: RunInfo, totals: dict[str, Any]) -> dict[str, Any]:
+    results = int(totals.get("results") or 0)
+    passed = int(totals.get("passed") or 0)
+    answer = totals.get("answer_cost")
+    # No results is ¥0; results none of whose prices is known is unknown, never ¥0.
+    answer_cost = float("nan") if answer is None and results else float(answer or 0.0)
+    judge_cost = float(totals.get("judge_cost") or 0.0)
+    return {
+        "run_id": info.id,
+        "suite": info.suite,
+        "status": info.status,
+        "started": info.started_at,
+        "finished": info.ended_at,
+        "duration_s": info.ended_at - info.started_at if info.ended_at is not None else float("nan"),
+        "git_commit": info.git_commit,
+        "git_branch": info.git_branch,
+        "git_dirty": info.git_dirty,
+        "local": info.local,
+        "replay": info.replay,
+        "total_jobs": info.total_jobs,
+        "results": results,
+        "passed": passed,
+        "failed": int(totals.get("failed") or 0),
+        "errors": int(totals.get("errors") or 0),
+        "pass_rate": passed / results if results else float("nan"),
+        "tokens": totals.get("tokens"),
+        "judge_tokens": totals.get("judge_tokens") or 0,
+        "answer_cost": answer_cost,
+        "judge_cost": judge_cost,
+        "cost": run_cost(answer_cost, judge_cost),
+        "variants": len(info.variants),
+        "baseline": info.baseline,
+        "version": info.version,
+    }
+
+
+def runs_frame(db: str | Path | StoreReader | None = None, suite: str | None = None, limit: int | None = None) -> pd.DataFrame:
+    """One row per run, oldest first (so it plots as a history): the ``glmeval runs`` table as data.
+
+    ``started`` / ``finished`` are UTC datetimes (``finished`` NaT while a run is running or
+    after it was killed), ``duration_s`` seconds; ``local`` is a run against the local
+    (simulated) server, ``replay`` one answered from the cache. ``total_jobs`` is what the run
+    planned, ``results`` what it recorded, and ``passed`` / ``failed`` / ``errors`` /
+    ``pass_rate`` count those results. ``cost`` is ``answer_cost`` (the answers' own price, NaN
+    when none is known) plus ``judge_cost`` (what model-graded checks spent grading);
+    ``tokens`` are the answers' tokens, ``judge_tokens`` the graders'. ``variants`` is how many
+    the run had. ``limit`` keeps the newest N runs (of ``suite`` when given).
+    """
+    if limit is not None and (isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"limit={limit!r}: give a count of 1 or more, or None for every run")
+    store, opened = _open(db)
+    try:
+        infos = store.list_runs(suite=suite, limit=limit, oldest_first=True)
+        if suite is not None and not infos:
+            raise _no_runs(store, suite)
+        totals = _run_totals(store, [info.id for info in infos])
+    finally:
+        if opened is not None:
+            opened.close()
+    frame = pd.DataFrame([_run_record(info, totals.get(info.id, {})) for info in infos], columns=RUN_COLUMNS)
+    for column in ("started", "finished"):
+        frame[column] = pd.to_datetime(pd.to_numeric(frame[column], errors="coerce"), unit="s", utc=True)
+    for column in ("suite", "status"):
+        frame[column] = _categorical(frame[column])
+    for column in ("duration_s", "pass_rate", "tokens", "judge_tokens", "answer_cost", "judge_cost", "cost"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column in ("results", "passed", "failed", "errors", "variants"):
+        frame[column] = frame[column].astype("int64")
+    frame["local"] = frame["local"].astype(bool)
+    frame["replay"] = frame["replay"].astype(bool)
+    frame["git_dirty"] = frame["git_dirty"].astype("boolean")
+    frame["total_jobs"] = pd.to_numeric(frame["total_jobs"], errors="coerce").astype("Int64")
     return frame
 
 
@@ -168,8 +392,8 @@ def _numeric(results: pd.DataFrame, column: str) -> pd.Series:
 
 SUMMARY_COLUMNS = [
     "variant", "model", "jobs", "passed", "failed", "errors", "pass_rate", "latency_p50_ms",
-    "latency_p95_ms", "ttft_p50_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "cached", "judge_cost",
-    "reasoning_tokens_mean", "reasoning_tokens_total", "ttfr_p50_ms",
+    "latency_p95_ms", "ttft_p50_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "answer_cost", "grader_cost",
+    "cached", "judge_cost", "reasoning_tokens_mean", "reasoning_tokens_total", "ttfr_p50_ms",
     "pass_rate_lo", "pass_rate_hi", "cases", "cases_passed", "case_pass_rate",
 ]
 
@@ -180,8 +404,22 @@ def _sum_known(values: pd.Series) -> float:
     return float(values.sum(min_count=1))
 
 
+def run_cost(answer_cost: float, grader_cost: float) -> float:
+    """What a variant's answers and their grading cost together. Unknown ("?") only when no
+    answer has a known price and nothing was spent grading: a known grader share is real money
+    spent, so it is never hidden behind an unknown answer price."""
+    if pd.isna(answer_cost):
+        return float(grader_cost) if grader_cost else float("nan")
+    return float(answer_cost) + float(grader_cost)
+
+
 def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None) -> pd.DataFrame:
     """Per variant: pass rate, latency p50/p95 (fresh calls only), TTFT, tokens, cost, errors.
+
+    ``cost`` is what the variant's run cost: ``answer_cost`` (the answers' own price, NaN when
+    no answer's price is known) plus ``grader_cost`` (what llm-rubric / similar checks spent
+    judging them). ``judge_cost`` is the same figure as ``grader_cost``, kept for code that
+    reads the older name.
 
     Cached answers are left out of the latency and TTFT figures: their timing was measured
     on another day and would flatter or slander the model.
@@ -264,7 +502,9 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
                 "prompt_tokens": float(a["prompt_tokens"]),
                 "completion_tokens": float(a["completion_tokens"]),
                 "total_tokens": int(a["total_tokens"]),
-                "cost": float(a["cost"]),
+                "cost": run_cost(float(a["cost"]), float(a["judge_cost"])),
+                "answer_cost": float(a["cost"]),
+                "grader_cost": float(a["judge_cost"]),
                 "judge_cost": float(a["judge_cost"]),
                 "cached": int(a["cached"]),
                 "pass_rate_lo": lo,

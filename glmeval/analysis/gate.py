@@ -12,7 +12,7 @@ Grammar (spaces are ignored, case-insensitive)::
 The sign decides what the number is measured against:
 
 * **no sign: an absolute value of HEAD.** ``pass-rate<0.9`` (or ``pass-rate<90%``),
-  ``latency-p95>2000`` (ms), ``cost>0.5`` (¥, the variant's total), ``tokens>20000``,
+  ``latency-p95>2000`` (ms), ``cost>0.5`` (¥, the variant's total: answers plus grading), ``tokens>20000``,
   ``errors>0``. These need no baseline.
 * **a sign: a change against the baseline.** ``latency-p95>+20%``, ``cost>+10%``,
   ``tokens>+15%`` compare the relative change; ``latency-p95>+200`` the change in ms. For the
@@ -241,6 +241,8 @@ def evaluate(rules: list[Rule], head: dict[str, dict[str, float]], comparison: C
             if not rule.relative:
                 if rule.trips(now):
                     extra = f" ({m['cases_passed']:.0f} of {m['cases']:.0f} cases)" if rule.metric == "pass-rate" else ""
+                    if rule.metric == "cost" and m.get("grader_cost"):
+                        extra = f" ({_fmt('cost', m['grader_cost'])} grading)"
                     trips.append(
                         Trip(rule, variant, f"{variant} {_label(rule.metric)} {_fmt(rule.metric, now)}{extra}, limit {_fmt(rule.metric, rule.value)}")
                     )

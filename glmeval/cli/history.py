@@ -20,6 +20,7 @@ from glmeval.cli.group import main
 from glmeval.errors import GlmevalError
 
 if TYPE_CHECKING:  # the store and pandas load inside the commands, so `glmeval --help` stays quick
+    from glmeval.report.matrix import Cell
     from glmeval.store import RunInfo
 
 _DB = click.option(
@@ -37,6 +38,46 @@ def _duration(info: RunInfo) -> str:
     return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.1f}m"
 
 
+
+
+def _run_cost(counts: dict[str, float]) -> str:
+    """A ``runs`` row's cost: answers plus grading, the grading share apart; ``?`` when no
+    answer of the run has a known price and nothing was spent grading."""
+    from glmeval.report.markdown import cost_with_grading
+
+    if not counts:
+        return "¥0"
+    judged = counts.get("judge_cost", 0.0)
+    if not counts.get("priced") and not judged:
+        return "?"
+    return cost_with_grading(counts.get("cost", 0.0), judged)
+
+
+MAX_REASONS = 5  # per failing case in ``show``; the report has the rest
+REASON_WIDTH = 200
+
+
+def _failure_reasons(cell: Cell) -> list[str]:
+    """Why a failing case × variant failed, one line per distinct reason (a failed check's
+    ``label: reason`` or the call's error), with how many repeats it held for when not all."""
+    from glmeval.report.views import shown_reason
+
+    seen: dict[str, int] = {}
+    bad = [a for a in cell.attempts if a.status != "pass"]
+    for attempt in bad:
+        reasons = [attempt.why()] if attempt.status == "error" else [shown_reason(c) for c in attempt.failed_checks]
+        for reason in dict.fromkeys(" ".join(r.split()) for r in reasons if r):
+            seen[reason] = seen.get(reason, 0) + 1
+    if not seen:
+        return ["below the case's threshold"]
+    lines = []
+    for reason, count in list(seen.items())[:MAX_REASONS]:
+        clipped = reason if len(reason) <= REASON_WIDTH else reason[: REASON_WIDTH - 1] + "…"
+        held = f" ({count} of {cell.n} repeats)" if cell.n > 1 and count < cell.n else ""
+        lines.append(f"- {clipped}{held}")
+    if len(seen) > MAX_REASONS:
+        lines.append(f"… and {len(seen) - MAX_REASONS} more (see the report)")
+    return lines
 
 
 def _flags(info: RunInfo) -> str:
@@ -90,7 +131,7 @@ def runs_cmd(suite: str | None, limit: int, as_json: bool, db: Path | None) -> N
                     f"{int(c.get('passed', 0))}/{total}" if total else "0",
                     _pct(c.get("passed", 0) / total) if total else "–",
                     int(c.get("errors", 0)),
-                    f"¥{c.get('cost', 0):.4f}",
+                    _run_cost(c),
                     r.short_commit or "–",
                     _flags(r),
                 ]
@@ -112,8 +153,10 @@ def show_cmd(run: str, db: Path | None) -> None:
     """Print one run's summary: facts, per-variant metrics with 95% intervals, failing cases."""
     from tabulate import tabulate
 
-    from glmeval.analysis.frames import case_frame, results_frame, summary_frame
-    from glmeval.report.markdown import fmt_cost
+    from glmeval.analysis.frames import case_frame
+    from glmeval.report import views
+    from glmeval.report.load import load_report_data
+    from glmeval.report.markdown import cost_with_grading, plural, settings_text
     from glmeval.report.markdown import fmt_ms as _ms
     from glmeval.report.markdown import fmt_pct as _pct
     from glmeval.report.markdown import fmt_when as _when
@@ -122,8 +165,8 @@ def show_cmd(run: str, db: Path | None) -> None:
     with Store(db, create=False) as store:
         run_id = store.resolve_run(run)
         info = store.require_run(run_id)
-        res = results_frame(store, run_id)
-    summary = summary_frame(res, info.variants)
+        data = load_report_data(store, run_id, history_runs=0, recorded_baseline=False)
+    res, summary = data.results, data.summary
     facts = [
         ("run", info.id),
         ("suite", info.suite + (f" ({info.suite_path})" if info.suite_path else "")),
@@ -141,7 +184,12 @@ def show_cmd(run: str, db: Path | None) -> None:
         facts.append(("baseline", info.baseline))
     if info.imported_at:
         facts.append(("imported", f"{_when(info.imported_at)} from {info.origin or '?'}"))
+    if info.settings:
+        facts.append(("settings", settings_text(info.settings)))
     facts.append(("glmeval", f"{info.version or '?'} on {info.host or '?'}"))
+    if not res.empty:
+        t = views.totals(data)
+        facts.append(("cost", cost_with_grading(t["cost"], t["grader_cost"])))
     for key, value in facts:
         click.echo(f"{key:>9}  {value}")
     click.echo("")
@@ -158,7 +206,7 @@ def show_cmd(run: str, db: Path | None) -> None:
             _ms(s.latency_p95_ms),
             _ms(s.ttft_p50_ms),
             f"{s.total_tokens:,}",
-            fmt_cost(s.cost),
+            cost_with_grading(s.cost, s.grader_cost),
             s.errors,
         ]
         for s in summary.itertuples()
@@ -174,11 +222,15 @@ def show_cmd(run: str, db: Path | None) -> None:
     cases = case_frame(res)
     failing = cases[~cases["passed"].astype(bool)]
     if len(failing):
+        cells = views.matrix(data).cells
         click.echo("")
         click.echo(f"failing cases ({len(failing)}):")
         for c in failing.itertuples():
             errs = f", {c.errors} errored" if c.errors else ""
-            click.echo(f"  {c.case_id}  [{c.variant_id}]  {c.passes}/{c.repeats} repeats passed{errs}")
+            click.echo(f"  {c.case_id}  [{c.variant_id}]  {c.passes}/{plural(c.repeats, 'repeat')} passed{errs}")
+            cell = cells.get((c.case_id, c.variant_id))
+            for line in _failure_reasons(cell) if cell is not None else []:
+                click.echo(f"      {line}")
 
 
 @main.command("compare")
@@ -251,7 +303,7 @@ def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: boo
 
     from glmeval.analysis.compare import match_variant
     from glmeval.analysis.frames import results_frame, summary_frame
-    from glmeval.report.markdown import fmt_cost
+    from glmeval.report.markdown import cost_with_grading
     from glmeval.report.markdown import fmt_ms as _ms
     from glmeval.report.markdown import fmt_pct as _pct
     from glmeval.report.markdown import fmt_when as _when
@@ -299,7 +351,7 @@ def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: boo
                     _ms(r["latency_p50_ms"]),
                     _ms(r["latency_p95_ms"]),
                     f"{int(r['total_tokens']):,}",
-                    fmt_cost(r["cost"]),
+                    cost_with_grading(r["cost"], r.get("grader_cost")),
                     r["errors"],
                 ]
             )

@@ -335,8 +335,10 @@ def run(
                     )
             # --- end runner ---
             if not quiet and resumed is None:
+                from glmeval.report.markdown import plural
+
                 click.echo(
-                    f"{suite.name}: {len(plan.jobs)} jobs, {len(plan.variants)} variant(s)"
+                    f"{suite.name}: {plural(len(plan.jobs), 'job')}, {plural(len(plan.variants), 'variant')}"
                     + (" against the local GLM server" if local else ""),
                     err=True,
                 )
@@ -376,7 +378,8 @@ def _print_end(suite: str, outcome: RunOutcome, end: RunEnd, quiet: bool) -> Non
     """One suite's summary, its comparison with the baseline and its report files, in the
     order they were made; an error part way is raised after what came before it."""
     if end.data is not None:
-        from glmeval.report.markdown import summary_table
+        from glmeval.report.markdown import cost_with_grading, plural, summary_table
+        from glmeval.report.views import totals
 
         click.echo("")
         click.echo(f"{suite}  run {outcome.run_id}  ({outcome.status})")
@@ -388,7 +391,9 @@ def _print_end(suite: str, outcome: RunOutcome, end: RunEnd, quiet: bool) -> Non
                 click.echo(line)
         c = outcome.counts
         planned = f" ({c.total} planned)" if c.total and c.done < c.total else ""
-        click.echo(f"{c.passed} passed, {c.failed} failed, {c.errors} errors of {c.done} jobs{planned}")
+        t = totals(end.data)
+        cost = f" · {cost_with_grading(t['cost'], t['grader_cost'])}" if t["jobs"] else ""
+        click.echo(f"{c.passed} passed, {c.failed} failed, {plural(c.errors, 'error')} of {plural(c.done, 'job')}{planned}{cost}")
     for line in end.gate_lines:
         click.echo(line)
     for path in end.reports:

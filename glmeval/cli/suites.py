@@ -47,7 +47,11 @@ def print_plan(plan: Plan) -> None:
             ["total", len(plan.jobs), f"{sum(prompt.values()):,}", f"{sum(answer.values()):,}", f"¥{sum(cost.values()):.4f}"]
         )
     cases = len({j.case_id for j in plan.jobs})
-    click.echo(f"{plan.suite.name}: {len(plan.jobs)} jobs ({cases} cases x {len(per_variant)} variants x repeats)")
+    n_jobs, n_variants = len(plan.jobs), len(per_variant)
+    click.echo(
+        f"{plan.suite.name}: {n_jobs} job{'s' * (n_jobs != 1)} "
+        f"({cases} case{'s' * (cases != 1)} x {n_variants} variant{'s' * (n_variants != 1)} x repeats)"
+    )
     click.echo(
         tabulate(
             rows,
@@ -79,7 +83,8 @@ def validate(suites: tuple[Path, ...]) -> None:
         except SuiteError as exc:
             problems.extend(exc.problems)
             continue
-        click.echo(f"{path}: ok ({len(plan.jobs)} jobs, {len(plan.variants)} variants)")
+        jobs, variants = len(plan.jobs), len(plan.variants)
+        click.echo(f"{path}: ok ({jobs} job{'s' * (jobs != 1)}, {variants} variant{'s' * (variants != 1)})")
         print_warnings(plan)
     if problems:
         raise SuiteError(problems)

@@ -28,7 +28,7 @@ import glmeval.report.views as views
 from glmeval.report.charts import bar_chart, default_fmt, hbar_chart, line_chart, pct_fmt
 from glmeval.report.content import is_multimodal
 from glmeval.report.data import ReportData
-from glmeval.report.markdown import DELTA_METRICS, delta_cell, fmt_ci, fmt_cost, fmt_ms, fmt_num, fmt_p, fmt_pct
+from glmeval.report.markdown import DELTA_METRICS, delta_cell, fmt_ci, fmt_cost, fmt_ms, fmt_num, fmt_p, fmt_pct, setting_text
 from glmeval.report.matrix import message_text, message_tool_calls, variant_codes
 
 SBS_ANSWER_CHARS = 1_500  # answers in the side-by-side view; the cell sheet has them in full
@@ -46,7 +46,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ms=fmt_ms, pct=fmt_pct, num=fmt_num, cost=fmt_cost, when=_when, clip=_clip, msgtext=views.message_text,
+    env.filters.update(setting=setting_text, ms=fmt_ms, pct=fmt_pct, num=fmt_num, cost=fmt_cost, when=_when, clip=_clip, msgtext=views.message_text,
                        msgbody=functools.partial(message_text, with_calls=False), msgcalls=message_tool_calls,
                        parts=views.message_parts, reasoning=views.clip_reasoning, pretty=_pretty)
     env.tests["multimodal"] = is_multimodal

@@ -122,7 +122,10 @@ def load_history(store: StoreReader, run: RunInfo, limit: int = HISTORY_RUNS) ->
     ids = [r[0] for r in runs]
     marks = ",".join("?" * len(ids))
     rows = store.conn.execute(
-        f"SELECT run_id, variant_id, status, latency_ms, cached, cost FROM results WHERE run_id IN ({marks})", ids
+        # cost: the answers plus their grading, unknown only when neither is known (as in summary_frame)
+        "SELECT run_id, variant_id, status, latency_ms, cached, "
+        "CASE WHEN cost IS NULL AND COALESCE(judge_cost, 0) = 0 THEN NULL ELSE COALESCE(cost, 0) + COALESCE(judge_cost, 0) END "
+        f"FROM results WHERE run_id IN ({marks})", ids
     ).fetchall()
     if not rows:
         return pd.DataFrame(columns=columns)

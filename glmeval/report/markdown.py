@@ -182,8 +182,50 @@ def _duration(seconds: float | None) -> str:
     return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
 
 
-def _settings_text(settings: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in settings.items()) if settings else "defaults"
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``1 variant``, ``2 variants``, ``0 errors`` (``many``: an irregular plural)."""
+    return f"{n:,} {noun if n == 1 else many or noun + 's'}"
+
+
+def cost_with_grading(cost: Any, grader_cost: Any) -> str:
+    """A run's cost, with the share model-graded checks spent apart when there was one:
+    ``¥0.0231 (¥0.0046 grading)``."""
+    shown = fmt_cost(cost)
+    if not _missing(grader_cost) and grader_cost > 0:
+        shown += f" ({fmt_cost(grader_cost)} grading)"
+    return shown
+
+
+def _budget_words(budget: dict[str, Any]) -> str:
+    parts = []
+    if budget.get("max_cost") is not None:
+        parts.append(f"{fmt_cost(budget['max_cost'])} max cost")
+    if budget.get("max_tokens") is not None:
+        parts.append(f"{budget['max_tokens']:,} max tokens")
+    return ", ".join(parts) or "none"
+
+
+def setting_text(key: str, value: Any) -> str:
+    """One stored run setting in words: ``budget: ¥0.05 max cost``, ``limits: glm-4 rpm 60``,
+    ``retries=3``. Settings are written by glmeval, not typed by a person, so a dict shown as
+    its Python repr would only be noise."""
+    if key == "budget" and isinstance(value, dict):
+        return f"budget: {_budget_words(value)}"
+    if isinstance(value, dict):
+        inner = [
+            f"{k} " + (" ".join(f"{kk} {vv}" for kk, vv in v.items()) if isinstance(v, dict) else str(v))
+            for k, v in value.items()
+        ]
+        return f"{key}: {', '.join(inner) or 'none'}"
+    return f"{key}={value}"
+
+
+def settings_text(settings: dict[str, Any]) -> str:
+    """Every stored run setting in words (see :func:`setting_text`), ``defaults`` for none."""
+    return ", ".join(setting_text(k, v) for k, v in settings.items()) if settings else "defaults"
+
+
+_settings_text = settings_text
 
 
 @section(compact=True)
@@ -217,9 +259,10 @@ def header(data: ReportData) -> str:
         cached = f", {t['cached']} from cache" if t["cached"] else ""
         lines += [
             "",
-            f"{t['cases']} cases × {len(data.summary)} variants: {verdict} · "
-            f"{t['passed']}/{t['jobs']} answers passed ({fmt_pct(t['pass_rate'])}), {t['errors']} errors{cached} · "
-            f"{t['tokens']:,} tokens · {fmt_cost(t['cost'])}",
+            f"{plural(t['cases'], 'case')} × {plural(len(data.summary), 'variant')}: {verdict} · "
+            f"{t['passed']}/{plural(t['jobs'], 'answer')} passed ({fmt_pct(t['pass_rate'])}), "
+            f"{plural(t['errors'], 'error')}{cached} · {plural(t['tokens'], 'token')} · "
+            f"{cost_with_grading(t['cost'], t.get('grader_cost'))}",
         ]
     else:
         lines += ["", "No results stored for this run yet."]
@@ -316,6 +359,9 @@ def summary(data: ReportData) -> str:
         thinking += "TTFR: time to the first reasoning token; TTFT: to the first answer token. "
     if data.summary["cost"].isna().any():
         thinking += "Cost ?: glmeval knows no price for that model (set one under the suite's prices:). "
+    grading = float(pd.to_numeric(data.summary.get("grader_cost", pd.Series(dtype=float)), errors="coerce").fillna(0).sum())
+    if grading > 0:
+        thinking += f"Cost: the answers plus their grading ({fmt_cost(grading)} spent by model-graded checks). "
     return ("## Summary by variant\n\n" + summary_table(data.summary)
             + "\n\n<sub>Pass rate: answers passing every check, with its 95% Wilson interval. "
               "Cases: cases passing on this variant (repeats judged by the case's threshold). "
@@ -470,4 +516,5 @@ def render_step_summary(data: ReportData, limit: int = MAX_MARKDOWN) -> str:
 __all__ = [
     "render_markdown", "render_step_summary", "summary_table", "md_escape", "section", "SECTIONS",
     "fmt_ms", "fmt_pct", "fmt_num", "fmt_cost", "fmt_ci", "fmt_p", "fmt_when", "delta_cell", "DELTA_METRICS",
+    "plural", "cost_with_grading", "setting_text", "settings_text",
 ]

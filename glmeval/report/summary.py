@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from glmeval.analysis.frames import run_cost
 from glmeval.analysis.stats import wilson_interval
 from glmeval.report.data import ReportData, clean
 from glmeval.report.matrix import matrix
@@ -107,22 +108,33 @@ def best_variants(summary: pd.DataFrame) -> dict[str, set[str]]:
 
 
 def totals(data: ReportData) -> dict[str, Any]:
-    """Run-wide figures for the header: what a reader wants before any table."""
+    """Run-wide figures for the header: what a reader wants before any table.
+
+    ``cost`` is what the run cost: ``answer_cost`` (the answers' own price) plus
+    ``grader_cost`` (what model-graded checks spent judging them), the same sum as the
+    summary's cost column. It is unknown (NaN, shown as "?") only when no answer has a known
+    price and nothing was spent grading.
+    """
     res = data.results
     if res.empty:
-        return {"jobs": 0, "passed": 0, "failed": 0, "errors": 0, "pass_rate": None, "cost": 0.0, "tokens": 0,
-                "cached": 0, "duration_s": None, "cases": 0, "cells_failed": 0, "cells": 0}
+        return {"jobs": 0, "passed": 0, "failed": 0, "errors": 0, "pass_rate": None, "cost": 0.0, "answer_cost": 0.0,
+                "grader_cost": 0.0, "tokens": 0, "cached": 0, "duration_s": None, "cases": 0, "cells_failed": 0, "cells": 0}
     m = matrix(data)
     status = res["status"]
     duration = (data.run.ended_at - data.run.started_at) if data.run.ended_at else None
     cells_failed = sum(not c.passed for c in m.cells.values())
+    answer_cost = float(pd.to_numeric(res["cost"], errors="coerce").sum(min_count=1))
+    grader = pd.to_numeric(res["judge_cost"], errors="coerce") if "judge_cost" in res.columns else pd.Series(dtype=float)
+    grader_cost = float(grader.fillna(0).sum())
     return {
         "jobs": len(res),
         "passed": int((status == "pass").sum()),
         "failed": int((status == "fail").sum()),
         "errors": int((status == "error").sum()),
         "pass_rate": float((status == "pass").mean()),
-        "cost": float(res["cost"].fillna(0).sum()),
+        "cost": run_cost(answer_cost, grader_cost),
+        "answer_cost": answer_cost,
+        "grader_cost": grader_cost,
         "tokens": int(res["total_tokens"].fillna(0).sum()),
         "cached": int(res["cached"].sum()),
         "duration_s": duration,

@@ -54,11 +54,17 @@ def estimate_job(job: Job, prices: dict[str, dict[str, float]] | None = None) ->
 class Estimator:
     """Per-model estimates that learn from the answers of the run so far.
 
+    Model-graded checks (llm-rubric, similar) spend on top of the answer, and a budget counts
+    that spend too; so once a case's answers were graded, its next jobs are expected to cost
+    their mean grading plus a fifth as well, which keeps ``--max-cost`` from being overshot by
+    the judge. Before any grading of a case was seen its jobs are estimated without it.
+
     Used by the coordinating thread alone (not thread-safe).
     """
 
     def __init__(self, prices: dict[str, dict[str, float]] | None = None) -> None:
         self.prices = prices
+        self._grading_seen: dict[str, tuple[int, float, int]] = {}  # case id: (grader tokens, yuan, jobs)
         self._completion_seen: dict[str, tuple[int, int]] = {}  # model: (completion tokens, answers)
         self._prompt_ratio: dict[str, tuple[int, int]] = {}  # model: (server's prompt tokens, local count)
 
@@ -79,7 +85,17 @@ class Estimator:
         else:
             completion = prior_completion_tokens(local, cap)
         cost = price_table.cost(job.model, prompt, completion, self.prices)
-        return prompt + completion, local, cost
+        graded = self._grading_seen.get(job.case_id)
+        grading_tokens, grading_cost = 0, 0.0
+        if graded and graded[2] and (graded[0] or graded[1]):
+            grading_tokens = int(graded[0] / graded[2] * 1.2) + 1
+            grading_cost = graded[1] / graded[2] * 1.2
+        return prompt + completion + grading_tokens, local, cost + grading_cost
+
+    def learn_grading(self, job: Job, grader_tokens: int, grader_cost: float) -> None:
+        """Take what grading one answer of ``job``'s case cost into that case's estimate."""
+        seen = self._grading_seen.get(job.case_id, (0, 0.0, 0))
+        self._grading_seen[job.case_id] = (seen[0] + grader_tokens, seen[1] + grader_cost, seen[2] + 1)
 
     def learn(self, model: str, completion: Completion, local_prompt: int) -> None:
         """Take a fresh answer of ``model`` into its estimates (``local_prompt``: the prompt as
@@ -182,5 +198,5 @@ class BudgetAccount:
             nxt = f" (the next job was estimated at {tokens:,} tokens" + (f", ¥{cost:.4f})" if cost else ")")
         return (
             f"budget reached after {done} of {planned} jobs: spent {self.budget.describe()}; "
-            f"stopped before it would be exceeded{nxt}; {not_run} job(s) not run"
+            f"stopped before it would be exceeded{nxt}; {not_run} job{'' if not_run == 1 else 's'} not run"
         )

@@ -396,6 +396,10 @@ class Runner:
                             task.waiting_since = now
                         if wait is not None:
                             wake = wait if wake is None else min(wake, wait)
+                        # Estimate and reserve again when it can go: the jobs ahead of it may
+                        # have taught the estimator their answers' length and grading cost.
+                        self._unreserve(task)
+                        task.est_tokens = 0
                         break
                     q.popleft()
                     self._buffered -= 1
@@ -446,6 +450,8 @@ class Runner:
                 self._budget_stop()
         if not completion.cached and completion.error is None:
             self._estimator.learn(task.job.model, completion, task.local_prompt)
+        if completion.error is None:
+            self._estimator.learn_grading(task.job, item.grader_tokens, item.grader_cost)
         return item
 
     def _record(self, run_id: str, done: _Done, counts: RunCounts) -> None:

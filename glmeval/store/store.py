@@ -244,17 +244,30 @@ class Store:
         return runs[::-1] if oldest_first else runs
 
     def run_counts(self, run_ids: list[str]) -> dict[str, dict[str, float]]:
-        """Per run: results, passed, failed, errors, tokens and cost, in one query."""
+        """Per run: results, passed, failed, errors, tokens and costs, in one query.
+
+        ``cost`` is what the run cost: ``answer_cost`` (the answers' own price, 0 for answers
+        whose price is unknown) plus ``judge_cost`` (what model-graded checks spent grading);
+        ``priced`` counts the results whose answer price is known, so a caller can show "?"
+        instead of ¥0 for a run where none is.
+        """
         if not run_ids:
             return {}
         marks = ",".join("?" * len(run_ids))
         rows = self.conn.execute(
             f"""SELECT run_id, COUNT(*) AS results, SUM(status = 'pass') AS passed, SUM(status = 'fail') AS failed,
-                   SUM(status = 'error') AS errors, SUM(total_tokens) AS tokens, SUM(cost) AS cost
+                   SUM(status = 'error') AS errors, SUM(total_tokens) AS tokens, SUM(cost) AS answer_cost,
+                   SUM(judge_cost) AS judge_cost, SUM(cost IS NOT NULL) AS priced
                 FROM results WHERE run_id IN ({marks}) GROUP BY run_id""",
             run_ids,
         ).fetchall()
-        return {r["run_id"]: {k: (r[k] or 0) for k in ("results", "passed", "failed", "errors", "tokens", "cost")} for r in rows}
+        keys = ("results", "passed", "failed", "errors", "tokens", "answer_cost", "judge_cost", "priced")
+        out: dict[str, dict[str, float]] = {}
+        for r in rows:
+            counts = {k: (r[k] or 0) for k in keys}
+            counts["cost"] = counts["answer_cost"] + counts["judge_cost"]
+            out[r["run_id"]] = counts
+        return out
 
     def suites(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT suite FROM runs ORDER BY suite")]
