@@ -180,3 +180,14 @@ def test_max_cost_counts_and_expects_the_grading(tmp_path: Path) -> None:
     assert run.status == "budget"
     assert 0 < spent_answers + spent_grading <= budget
     assert "budget reached after 2 of 4 jobs" in result.output
+
+
+def test_python_runs_frame_cost_is_answers_plus_grading(graded_run: tuple[Path, Path, str]) -> None:
+    import glmeval
+
+    db = graded_run[0]
+    [row] = glmeval.runs(db=db).to_dict("records")
+    answers, grading = _stored(db)
+    assert row["answer_cost"] == pytest.approx(answers)
+    assert row["judge_cost"] == pytest.approx(grading)
+    assert row["cost"] == pytest.approx(answers + grading)
