@@ -68,7 +68,7 @@ def test_runs_picks_the_last_n_or_the_runs_named(db: Path) -> None:
     assert set(latest["run_id"]) == {second} and len(latest) == 36
     assert set(glmeval.results(db=db, suite="greeting", runs=5)["run_id"]) == {first, second}
     assert set(glmeval.results(db=db, suite="greeting", runs=["latest~1"])["run_id"]) == {first}
-    named = glmeval.results(db=db, runs=[second, first[:15]])
+    named = glmeval.results(db=db, runs=[second, first[:-2]])  # an unambiguous prefix
     assert named["run_id"].astype(str).drop_duplicates().tolist() == [first, second]
     # Without a suite, runs=N is the last N runs of any suite.
     assert set(glmeval.results(db=db, runs=2)["suite"]) == {"greeting", "thinking"}
