@@ -369,3 +369,13 @@ def test_odd_check_file_path_and_negative_prices_are_suite_errors(tmp_path: Path
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"{suite}:2: check file" in result.output
     assert f"{suite}:3: price of 'glm-4': prices must be numbers >= 0" in result.output
+
+
+def test_debug_shows_the_traceback_and_keeps_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nmessages: [{role: user, content: 你好}]\ncases: [{id: c, checks: [{contain: x}]}]\n", encoding="utf-8")
+    plain = subprocess.run([sys.executable, "-m", "glmeval", "validate", str(bad)], capture_output=True, text=True, timeout=60)
+    debug = subprocess.run([sys.executable, "-m", "glmeval", "--debug", "validate", str(bad)], capture_output=True, text=True, timeout=60)
+    assert plain.returncode == debug.returncode == 2
+    assert "Traceback" not in plain.stderr and "Traceback" in debug.stderr
+    assert plain.stderr.strip().splitlines()[-1] == debug.stderr.strip().splitlines()[-1]

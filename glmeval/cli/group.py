@@ -17,6 +17,13 @@ from glmeval.errors import GlmevalError
 from glmeval.version import __version__
 
 
+def _traceback() -> None:
+    """``--debug``: the traceback on stderr, then the same one line and exit code as without it."""
+    import traceback
+
+    traceback.print_exc()
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
@@ -24,7 +31,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except GlmevalError as exc:
             if debug:
-                raise
+                _traceback()
             for line in str(exc).splitlines() or ["error"]:
                 click.echo(f"error: {line}" if not line.startswith(("error", "  ")) else line, err=True)
             ctx.exit(exc.exit_code)
@@ -35,7 +42,7 @@ class _Group(click.Group):
             ctx.exit(130)
         except Exception as exc:
             if debug:
-                raise
+                _traceback()
             click.echo(
                 f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback and report it)",
                 err=True,
