@@ -165,7 +165,21 @@ def cost(
     *,
     cached_tokens: int = 0,
 ) -> float:
-    """Yuan spent on one call; 0.0 for a model with no known price (never raises for that).
+    """Yuan spent on one call; 0.0 for a model with no known price (budgets and estimates
+    need a number). :func:`known_cost` says ``None`` instead, for what a result records."""
+    spent = known_cost(model, prompt_tokens, completion_tokens, overrides, cached_tokens=cached_tokens)
+    return 0.0 if spent is None else spent
+
+
+def known_cost(
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    cached_tokens: int = 0,
+) -> float | None:
+    """Yuan spent on one call, or ``None`` when the model's price is unknown (one price lookup).
 
     ``cached_tokens`` are the part of ``prompt_tokens`` the API served from its cache
     (``usage.prompt_tokens_details.cached_tokens``); they are billed at the cache-hit price where
@@ -174,7 +188,7 @@ def cost(
     prompt, completion = prompt_tokens or 0, completion_tokens or 0
     price = price_for(model, overrides, prompt, completion)
     if price is None:
-        return 0.0
+        return None
     cached = min(max(cached_tokens or 0, 0), prompt)
     cache_price = cache_price_for(model, overrides, prompt, completion) if cached else None
     if cache_price is None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -48,15 +47,10 @@ def environment() -> Environment:
     )
     env.filters.update(setting=setting_text, ms=fmt_ms, pct=fmt_pct, num=fmt_num, cost=fmt_cost, when=_when, clip=_clip, msgtext=views.message_text,
                        msgbody=functools.partial(message_text, with_calls=False), msgcalls=message_tool_calls,
-                       parts=views.message_parts, reasoning=views.clip_reasoning, pretty=_pretty)
+                       parts=views.message_parts, reasoning=views.clip_reasoning)
     env.tests["multimodal"] = is_multimodal
     env.globals["reasoning_label"] = views.reasoning_label
     return env
-
-
-def _pretty(value: Any) -> str:
-    """JSON for reading (tool calls in a multimodal message); the template escapes it."""
-    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
 def _when(ts: float | None) -> str:

@@ -225,8 +225,6 @@ def settings_text(settings: dict[str, Any]) -> str:
     return ", ".join(setting_text(k, v) for k, v in settings.items()) if settings else "defaults"
 
 
-_settings_text = settings_text
-
 
 @section(compact=True)
 def header(data: ReportData) -> str:
@@ -253,7 +251,7 @@ def header(data: ReportData) -> str:
     lines.append(" · ".join(facts))
     lines.append("")
     lines.append(f"**Models**: {', '.join(md_code(m) for m in views.models(data)) or '–'} · "
-                 f"**Settings**: {md_escape(_settings_text(run.settings), 300)}")
+                 f"**Settings**: {md_escape(settings_text(run.settings), 300)}")
     if t["jobs"]:
         verdict = "all passed ✅" if not t["cells_failed"] else f"**{t['cells_failed']} of {t['cells']} case × variant cells failing** ❌"
         cached = f", {t['cached']} from cache" if t["cached"] else ""

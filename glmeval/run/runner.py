@@ -263,12 +263,7 @@ class Runner:
         return _Done(task, result, grader_cost, grader_tokens)
 
     def _judge(self, job: Job, completion: Completion) -> tuple[Result, float, int]:
-        known = price_table.price_for(job.model, self.options.prices, completion.prompt_tokens, completion.completion_tokens)
-        cost = (
-            price_table.cost(job.model, completion.prompt_tokens, completion.completion_tokens, self.options.prices)
-            if known is not None
-            else None
-        )
+        cost = price_table.known_cost(job.model, completion.prompt_tokens, completion.completion_tokens, self.options.prices)
         ctx = CheckContext(
             job=job,
             suite_dir=self.options.suite_dir,

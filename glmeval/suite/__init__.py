@@ -23,8 +23,6 @@ The planner (:mod:`glmeval.plan`) imports this package; nothing here imports the
 
 from __future__ import annotations
 
-from glmeval.catalogue.models import chat_models as known_models
-from glmeval.catalogue.models import lookup as model_spec
 from glmeval.suite.cases import CASE_KEYS, CSV_COLUMNS, show_value, source_bytes
 from glmeval.suite.checks import COMMON_CHECK_OPTIONS, parse_check
 from glmeval.suite.grid import GRID_AXES, GRID_RULES
@@ -59,9 +57,7 @@ __all__ = [
     "Suite",
     "check_param",
     "content_templates",
-    "known_models",
     "load_suite",
-    "model_spec",
     "parse_check",
     "sdk_params",
     "show_value",
