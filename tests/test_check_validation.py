@@ -383,10 +383,10 @@ def test_every_problem_of_a_suite_is_listed(tmp_path: Path) -> None:
 @pytest.fixture
 def server_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every request the local server handles, and every start of it."""
-    from glmeval.simulator import server
+    from glmeval.simulator import httpd, server
 
     calls: list[str] = []
-    dispatch = server._Handler._dispatch
+    dispatch = httpd.Handler._dispatch
     start = server.LocalServer.start
 
     def counting_dispatch(self: Any, method: str) -> None:
@@ -397,7 +397,7 @@ def server_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append("start")
         return start(self, *args, **kwargs)
 
-    monkeypatch.setattr(server._Handler, "_dispatch", counting_dispatch)
+    monkeypatch.setattr(httpd.Handler, "_dispatch", counting_dispatch)
     monkeypatch.setattr(server.LocalServer, "start", counting_start)
     return calls
 

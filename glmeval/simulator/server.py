@@ -19,7 +19,7 @@ from os import PathLike
 from typing import Any, Final
 
 from .faults import FaultConfig
-from .httpd import API_PREFIX, Handler, SimHTTPServer
+from .httpd import API_PREFIX, SimHTTPServer
 from .rules import RuleSet
 from .state import SimState
 from .stats import Stats
@@ -27,9 +27,6 @@ from .stats import Stats
 __all__ = ["API_PREFIX", "DEFAULT_API_KEY", "LocalServer", "RulesPath", "Stats", "serve_forever"]
 
 DEFAULT_API_KEY: Final = "glmeval-local.simulator"
-
-_Handler = Handler
-"""The handler class under the name it had before the HTTP layer moved to :mod:`.httpd` (tests patch it)."""
 
 
 RulesPath = str | PathLike[str] | Sequence[str | PathLike[str]] | None
