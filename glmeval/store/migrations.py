@@ -261,11 +261,11 @@ def schema_state(conn: sqlite3.Connection, path: Path | str) -> SchemaState:
 
 def refuse_newer(state: SchemaState, path: Path | str) -> None:
     if state.newer:
-        extra = f" (migrations {', '.join(state.unknown)})" if state.unknown else ""
-        raise GlmevalError(
-            f"{path}: database schema version {state.version}{extra} is newer than this glmeval ({SCHEMA_VERSION}); "
-            "upgrade glmeval"
-        )
+        if state.unknown:
+            what = f"has migrations this glmeval does not know ({', '.join(state.unknown)})"
+        else:
+            what = f"has schema version {state.version}"
+        raise GlmevalError(f"{path}: the database {what}: it is newer than this glmeval (schema {SCHEMA_VERSION}); upgrade glmeval")
 
 
 def migrate(conn: sqlite3.Connection, path: Path | str = "database") -> list[str]:
