@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +22,14 @@ from glmeval.checks.args import short
 from glmeval.errors import SuiteError
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys instead of silently keeping the last,
-    and turns a scalar that cannot be built (``2024-13-45``, ``!!int abc``) into a marked error
-    instead of a bare ValueError without a line."""
+class _Checked:
+    """Constructor behaviour shared by both parsers: a duplicate mapping key is an error instead
+    of silently keeping the last, and a scalar that cannot be built (``2024-13-45``,
+    ``!!int abc``) becomes a marked error instead of a bare ValueError without a line."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
-            return super().construct_object(node, deep=deep)
+            return super().construct_object(node, deep=deep)  # type: ignore[misc]
         except yaml.YAMLError:
             raise
         except (ValueError, TypeError, AttributeError, OverflowError, IndexError, KeyError) as exc:
@@ -37,11 +38,28 @@ class _Loader(yaml.SafeLoader):
             ) from None
 
 
+class _Loader(_Checked, yaml.SafeLoader):
+    """The pure-Python parser: its error messages are the ones suites have always shown."""
+
+
+_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
+_FastLoader: Any = type("_FastLoader", (_Checked, _CSafeLoader), {}) if _CSafeLoader is not None else None
+"""libyaml's parser (about 8x faster on a large suite) with the same constructor. A document it
+refuses is parsed again by :class:`_Loader`, so every error keeps the wording and marks of the
+pure-Python parser."""
+
+_LIBYAML_DIFFERS = re.compile(r"[\t\x85\u2028\u2029]|[|>][-+0-9]*#|!(?=\s|$)")
+"""What libyaml accepts and the pure-Python parser refuses or reads otherwise (found by
+parsing random documents with both): tabs where YAML 1.1 forbids them, NEL and the Unicode line
+separators, ``|#`` block headers and a bare ``!`` tag. Text with any of these takes the
+pure-Python parser, so a suite means the same whichever parser is installed."""
+
+
 def _node_text(node: yaml.Node) -> str:
     return short(node.value if isinstance(node, yaml.ScalarNode) else "...")
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
@@ -65,7 +83,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+for _loader in (_Loader, _FastLoader):
+    if _loader is not None:
+        _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 @dataclass
@@ -291,6 +311,8 @@ def _reader_problem(path: Path, text: str, exc: yaml.reader.ReaderError) -> str:
 
 
 MAX_EXPANDED_NODES = 1_000_000
+"""How many values aliases may add to a document. Only what aliases expand counts: a large
+suite written out in full is not a bomb, however many values it holds."""
 
 
 def _check_aliases(root: yaml.Node, path: Path) -> None:
@@ -298,22 +320,36 @@ def _check_aliases(root: yaml.Node, path: Path) -> None:
 
     An anchor used inside itself makes a self-containing list, and nested aliases can expand a
     small file into billions of values ("billion laughs"); either would hang or crash whatever
-    walks the data later, so both become one clear error here.
+    walks the data later, so both become one clear error here. The composed tree shares one
+    node per anchor, so the first reference to a node is the value as written and every later
+    reference (an alias) adds that node's whole expanded size.
     """
     sizes: dict[int, int] = {}
+    claimed: set[int] = set()
     active: set[int] = set()
+    added = 0
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
         key = id(node)
         if done:
             active.discard(key)
-            children = _children(node)
-            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
-            if sizes[key] > MAX_EXPANDED_NODES:
-                raise SuiteError(
-                    [f"{path}:{node.start_mark.line + 1}: YAML aliases expand to more than {MAX_EXPANDED_NODES:,} values"]
-                )
+            total = 1
+            for child in _children(node):
+                ident = id(child)
+                total += sizes[ident]
+                if ident in claimed:
+                    added += sizes[ident]
+                    if added > MAX_EXPANDED_NODES:
+                        raise SuiteError(
+                            [
+                                f"{path}:{node.start_mark.line + 1}: YAML aliases expand to more than "
+                                f"{MAX_EXPANDED_NODES:,} values"
+                            ]
+                        )
+                else:
+                    claimed.add(ident)
+            sizes[key] = total
             continue
         if key in sizes:
             continue
@@ -339,18 +375,43 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 
 def load_yaml(path: Path, text: str | None = None) -> Source:
-    """Parse a YAML file. Syntax errors become a SuiteError naming file, line and column."""
+    """Parse a YAML file. Syntax errors become a SuiteError naming file, line and column.
+
+    libyaml parses when it is installed; a document it refuses goes through the pure-Python
+    parser, whose messages (and marks) are the ones reported.
+    """
     if text is None:
         text = read_text(path, "file")
+    if _FastLoader is not None and not _LIBYAML_DIFFERS.search(text):
+        try:
+            loader = _FastLoader(text)
+        except yaml.YAMLError:
+            pass
+        else:
+            try:
+                return _compose(path, loader)
+            except (yaml.YAMLError, RecursionError):
+                pass
+            finally:
+                loader.dispose()
+    return _load_checked(path, text)
+
+
+def _compose(path: Path, loader: Any) -> Source:
+    root = loader.get_single_node()
+    if root is not None:
+        _check_aliases(root, path)
+    data = loader.construct_document(root) if root is not None else None
+    return Source(path=path, data=data, root=root)
+
+
+def _load_checked(path: Path, text: str) -> Source:
     try:
         loader = _Loader(text)
     except yaml.reader.ReaderError as exc:
         raise SuiteError([_reader_problem(path, text, exc)]) from None
     try:
-        root = loader.get_single_node()
-        if root is not None:
-            _check_aliases(root, path)
-        data = loader.construct_document(root) if root is not None else None
+        return _compose(path, loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -372,4 +433,3 @@ def load_yaml(path: Path, text: str | None = None) -> Source:
         raise SuiteError([f"{path}: YAML nested too deeply"]) from None
     finally:
         loader.dispose()
-    return Source(path=path, data=data, root=root)
