@@ -83,11 +83,11 @@ def parse_check(item: Any, where: str, line: int | None, registry: CheckRegistry
             args = {"value": value, **item}
     if not isinstance(ctype, str):
         raise ValueError(f"{where}: check type must be text; {got(ctype)}")
-    types = known_types(registry)
+    types = registry if registry is not None else load_builtin()
     if ctype not in types and ctype.startswith("not-") and ctype[4:] in types:
         ctype, negate = ctype[4:], not negate
     if ctype not in types:
-        raise ValueError(f"{where}: unknown check type {ctype!r}{did_you_mean(ctype, types)}")
+        raise ValueError(f"{where}: unknown check type {ctype!r}{did_you_mean(ctype, known_types(types))}")
     if not isinstance(negate, bool):
         raise ValueError(f"{where}: not must be true or false; {got(negate)}")
     if not is_number(weight) or weight < 0:
@@ -99,7 +99,7 @@ def parse_check(item: Any, where: str, line: int | None, registry: CheckRegistry
     bad_keys = [k for k in args if not isinstance(k, str)]
     if bad_keys:
         raise ValueError(f"{where}: check arguments must be named by text; got {short(bad_keys[0])}")
-    definition = (registry if registry is not None else load_builtin()).get(ctype)
+    definition = types.get(ctype)
     if on != "answer" and definition is not None and not definition.text_check:
         raise ValueError(
             f"{where}: check {ctype} does not judge text, so on: {on} does not apply to it; it works on text checks "
