@@ -380,7 +380,7 @@ def providers(data: ReportData) -> str:
         return ""
     best = views.best_rows(rows)
     table = [
-        [md_code(r.provider), md_code(r.model), r.calls, _bold_if(fmt_pct(r.pass_rate), i in best["pass_rate"]),
+        [md_escape(r.provider, 60), md_code(r.model), r.calls, _bold_if(fmt_pct(r.pass_rate), i in best["pass_rate"]),
          _bold_if(fmt_ms(r.latency_p50_ms), i in best["latency_p50_ms"]), _bold_if(fmt_ms(r.ttft_p50_ms), i in best["ttft_p50_ms"]),
          _bold_if(fmt_cost(r.cost_per_call), i in best["cost_per_call"]), fmt_cost(r.cost), r.errors]
         for i, r in enumerate(rows)

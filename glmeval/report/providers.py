@@ -44,9 +44,11 @@ def provider_of(data: ReportData) -> pd.Series:
     res = data.results
     if res.empty:
         return pd.Series(dtype=object)
-    stored = res["provider"] if "provider" in res.columns else pd.Series(DEFAULT_PROVIDER, index=res.index)
-    by_variant = {vid: v.get("provider") for vid, v in data.variants.items() if v.get("provider")}
-    return res["variant_id"].map(by_variant).fillna(stored).fillna(DEFAULT_PROVIDER).astype(str)
+    stored = res["provider"].astype(object) if "provider" in res.columns else pd.Series(DEFAULT_PROVIDER, index=res.index)
+    by_variant = {vid: str(v["provider"]) for vid, v in data.variants.items() if v.get("provider")}
+    mapped = res["variant_id"].map(by_variant).astype(object)
+    chosen = mapped.where(mapped.notna(), stored)
+    return chosen.where(chosen.notna(), DEFAULT_PROVIDER).astype(str)
 
 
 def shows_providers(data: ReportData) -> bool:
