@@ -136,6 +136,7 @@ class Job:
     cache_key: str = ""
     description: str | None = None
     thinking: Thinking | None = None
+    provider: str = "zhipu"
 
     @property
     def tools(self) -> list[dict[str, Any]] | None:

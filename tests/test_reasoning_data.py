@@ -23,7 +23,7 @@ from zhipuai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 from zhipuai.types.chat.chat_completion_chunk import CompletionUsage as ChunkUsage
 
 import glmeval
-from glmeval.analysis.frames import RESULT_COLUMNS, summary_frame
+from glmeval.analysis.frames import FRAME_COLUMNS, RESULT_COLUMNS, summary_frame
 from glmeval.catalogue.tokens import count_tokens
 from glmeval.cli import main
 from glmeval.records import Completion, ToolCall
@@ -249,7 +249,8 @@ def thinking_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_results_frame_has_reasoning_apart_from_the_answer(thinking_db: Path) -> None:
     frame = glmeval.results(db=thinking_db)
     assert set(NEW_COLUMNS) <= set(frame.columns)
-    assert list(frame.columns[: len(RESULT_COLUMNS)]) == RESULT_COLUMNS
+    assert list(frame.columns[: len(FRAME_COLUMNS)]) == FRAME_COLUMNS  # the stored columns, provider after model
+    assert [c for c in FRAME_COLUMNS if c != "provider"] == RESULT_COLUMNS and set(frame["provider"]) == {"zhipu"}
     assert sorted(frame["mode"]) == ["stream", "stream", "sync", "sync"]
     for row in frame.to_dict("records"):
         assert row["status"] == "pass" and row["output"] and row["reasoning"]

@@ -21,14 +21,17 @@ and the reports print, so a comparison never disagrees with a report):
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 from tabulate import tabulate
 
-from glmeval.analysis.frames import case_frame, results_frame
+from glmeval.analysis.frames import DEFAULT_PROVIDER, case_frame, results_frame
 from glmeval.analysis.stats import describe_p, mcnemar_exact, paired_bootstrap, wilson_interval
 from glmeval.errors import GlmevalError
 from glmeval.store import RunInfo, StoreReader
@@ -289,6 +292,99 @@ def _variant_order(info: RunInfo, results: pd.DataFrame) -> list[str]:
     return [v for v in info.variants if v in seen] + [v for v in seen if v not in info.variants]
 
 
+# -- providers: the same model served by two hosts ---------------------------------------------
+
+
+@dataclass
+class ProviderAgreement:
+    """Two providers of one model, every other grid parameter equal, compared case by case.
+
+    ``same`` counts the paired cases with the same verdict (both pass or both fail);
+    ``a_only`` / ``b_only`` those that pass on one side alone, which is all the exact McNemar
+    test looks at. ``setting`` is the other parameters the two variants share
+    (``temperature=0.2 thinking=on``, ``""`` when there are none).
+    """
+
+    model: str
+    setting: str
+    a: str
+    b: str
+    variant_a: str
+    variant_b: str
+    cases: int
+    same: int
+    a_only: int
+    b_only: int
+    p_value: float | None
+
+    @property
+    def same_rate(self) -> float:
+        return self.same / self.cases if self.cases else math.nan
+
+    @property
+    def better(self) -> str | None:
+        """The provider passing more of the paired cases (None for a tie): which side, not
+        whether it is significant; ``p_value`` says that."""
+        if self.a_only == self.b_only:
+            return None
+        return self.a if self.a_only > self.b_only else self.b
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_safe({**asdict(self), "same_rate": self.same_rate, "better": self.better})
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+
+
+def provider_agreement(
+    results: pd.DataFrame, variants: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[ProviderAgreement]:
+    """Every pair of providers that ran the same model with the same other parameters, paired by case.
+
+    ``variants`` maps a variant id to its grid values (``provider`` among them when the suite
+    has the axis); without it, or for a variant without the key, the results' ``provider`` column
+    says who served it. Pairs follow the order the variants ran in.
+    """
+    if results.empty:
+        return []
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    frames: dict[str, pd.DataFrame] = {}
+    for vid, rows in results.groupby("variant_id", sort=False, observed=True):
+        grid = dict((variants or {}).get(str(vid)) or {})
+        column = rows["provider"] if "provider" in rows.columns else None
+        provider = str(grid.pop("provider", None) or (column.iloc[0] if column is not None else None) or DEFAULT_PROVIDER)
+        model = str(grid.pop("model", None) or rows["model"].iloc[0])
+        if not grid and variants is None:
+            grid = {"variant": " ".join(t for t in str(vid).split() if t != model and t != f"provider={provider}")}
+        setting = " ".join(f"{k}={_shown(v)}" for k, v in sorted(grid.items()))
+        groups.setdefault((model, setting), []).append((provider, str(vid)))
+        frames[str(vid)] = rows
+    out = []
+    for (model, setting), members in groups.items():
+        for (pa, va), (pb, vb) in itertools.combinations(members, 2):
+            if pa == pb:
+                continue
+            ca = case_frame(frames[va]).set_index("case_id")["passed"]
+            cb = case_frame(frames[vb]).set_index("case_id")["passed"]
+            shared = [c for c in ca.index if c in cb.index]
+            a_only = sum(1 for c in shared if bool(ca[c]) and not bool(cb[c]))
+            b_only = sum(1 for c in shared if bool(cb[c]) and not bool(ca[c]))
+            out.append(ProviderAgreement(
+                model, setting.removeprefix("variant="), pa, pb, va, vb, len(shared), len(shared) - a_only - b_only,
+                a_only, b_only, mcnemar_exact(a_only, b_only) if shared else None,
+            ))
+    return out
+
+
+def compare_providers(store: StoreReader, run: str = "latest") -> list[ProviderAgreement]:
+    """:func:`provider_agreement` for a stored run: do its providers give the same verdicts?"""
+    run_id = store.resolve_run(run)
+    rows = store.conn.execute("SELECT variant_id, variant FROM results WHERE run_id = ?", (run_id,)).fetchall()
+    variants = {row[0]: json.loads(row[1]) for row in rows}
+    return provider_agreement(results_frame(store, run_id), variants)
+
+
 # -- text rendering ---------------------------------------------------------------------------
 
 
@@ -407,12 +503,15 @@ def _json_safe(value: Any) -> Any:
 
 __all__ = [
     "Comparison",
+    "ProviderAgreement",
     "VariantComparison",
+    "compare_providers",
     "compare_runs",
     "compare_variants",
     "format_comparison",
     "format_variant",
     "match_variant",
+    "provider_agreement",
     "side_metrics",
     "verdict",
 ]

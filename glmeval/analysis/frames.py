@@ -29,6 +29,11 @@ RESULT_COLUMNS = [
 ]
 # Columns results_frame adds to the stored ones (before the per-parameter columns).
 EXTRA_COLUMNS = ["suite", "threshold", "tags"]
+# The provider each result was asked of, read from the stored job (runs before providers: "zhipu"),
+# shown right after ``model``: the frame's leading columns are FRAME_COLUMNS.
+DEFAULT_PROVIDER = "zhipu"
+_AFTER_MODEL = RESULT_COLUMNS.index("model") + 1
+FRAME_COLUMNS = [*RESULT_COLUMNS[:_AFTER_MODEL], "provider", *RESULT_COLUMNS[_AFTER_MODEL:]]
 
 
 def _open(db: str | Path | StoreReader | None) -> tuple[StoreReader, Store | None]:
@@ -51,7 +56,7 @@ FLOAT_COLUMNS = [
     "cost", "judge_tokens", "judge_cost", "reasoning_tokens", "ttfr_ms", "cached_tokens",
 ]
 # Columns glmeval.results() makes categorical besides the grid axes: few values, many rows.
-CATEGORY_COLUMNS = ["suite", "model", "mode", "status", "thinking"]
+CATEGORY_COLUMNS = ["suite", "model", "provider", "mode", "status", "thinking"]
 
 
 def _no_runs(store: StoreReader, suite: str | None) -> GlmevalError:
@@ -97,8 +102,11 @@ def _pick_runs(store: StoreReader, run: str | None, suite: str | None, runs: Run
 def _result_record(row: Row, suite: str, axes: dict[str, None]) -> dict[str, Any]:
     """One results-frame row: the stored columns, then the job's and the variant's parameters.
     Notes the variant's keys (the grid axes) in ``axes``."""
-    record: dict[str, Any] = {k: row[k] for k in RESULT_COLUMNS}
     job = json.loads(row["job"])
+    variant = json.loads(row["variant"])
+    record: dict[str, Any] = {k: row[k] for k in RESULT_COLUMNS[:_AFTER_MODEL]}
+    record["provider"] = job.get("provider") or variant.get("provider") or DEFAULT_PROVIDER
+    record.update({k: row[k] for k in RESULT_COLUMNS[_AFTER_MODEL:]})
     record["suite"] = suite
     record["threshold"] = job.get("threshold")
     record["tags"] = ",".join(job.get("tags") or [])
@@ -106,7 +114,7 @@ def _result_record(row: Row, suite: str, axes: dict[str, None]) -> dict[str, Any
     for key, value in (job.get("params") or {}).items():
         if not isinstance(value, (list, dict)):
             params[key] = value
-    for key, value in json.loads(row["variant"]).items():
+    for key, value in variant.items():
         params[key] = _scalar(value)
         axes[key] = None
     for key, value in params.items():
@@ -139,7 +147,7 @@ def _analysis_dtypes(frame: pd.DataFrame, infos: list[RunInfo], axes: list[str])
     """The Python API's dtypes: ``run_started`` after the stored columns, floats with
     NaN for unknown numbers, categoricals for the grid axes and the few-valued columns."""
     started = {info.id: info.started_at for info in infos}
-    frame.insert(len(RESULT_COLUMNS), "run_started", pd.to_datetime(frame["run_id"].map(started).astype(float), unit="s", utc=True))
+    frame.insert(len(FRAME_COLUMNS), "run_started", pd.to_datetime(frame["run_id"].map(started).astype(float), unit="s", utc=True))
     frame["run_id"] = _categorical(frame["run_id"], [info.id for info in infos])
     for column in FLOAT_COLUMNS:
         if column in frame.columns:
@@ -184,7 +192,8 @@ def results_frame(
     before glmeval kept it), ``reasoning_estimated``, ``ttfr_ms`` (time to the first reasoning
     token, streams only; ``ttft_ms`` is the first *answer* token), ``cached_tokens``,
     ``web_search`` (JSON text, like ``tool_calls``) and ``thinking`` (on/off/auto, None for a
-    model that does not think).
+    model that does not think). ``provider`` (right after ``model``) names who served the answer
+    (``zhipu``, ``zai``, a suite's own provider), ``zhipu`` for runs stored before providers.
     """
     store, opened = _open(db)
     try:
@@ -204,7 +213,7 @@ def results_frame(
             opened.close()
     axes: dict[str, None] = {}
     records = [_result_record(row, info.suite, axes) for info, rows in rows_by_run for row in rows]
-    frame = pd.DataFrame.from_records(records, columns=None if records else RESULT_COLUMNS + EXTRA_COLUMNS)
+    frame = pd.DataFrame.from_records(records, columns=None if records else FRAME_COLUMNS + EXTRA_COLUMNS)
     frame["passed"] = frame["passed"].astype(bool)
     frame["cached"] = frame["cached"].astype(bool)
     frame["reasoning"] = frame["reasoning"].fillna("").astype(str)
@@ -391,7 +400,7 @@ def _numeric(results: pd.DataFrame, column: str) -> pd.Series:
 
 
 SUMMARY_COLUMNS = [
-    "variant", "model", "jobs", "passed", "failed", "errors", "pass_rate", "latency_p50_ms",
+    "variant", "model", "provider", "jobs", "passed", "failed", "errors", "pass_rate", "latency_p50_ms",
     "latency_p95_ms", "ttft_p50_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "answer_cost", "grader_cost",
     "cached", "judge_cost", "reasoning_tokens_mean", "reasoning_tokens_total", "ttfr_p50_ms",
     "pass_rate_lo", "pass_rate_hi", "cases", "cases_passed", "case_pass_rate",
@@ -449,6 +458,7 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
             "variant": results["variant_id"],
             "case": results["case_id"],
             "model": results["model"],
+            "provider": results["provider"] if "provider" in results.columns else DEFAULT_PROVIDER,
             "ok": (status == "pass").astype(int),
             "bad": (status == "fail").astype(int),
             "err": (~answered).astype(int),
@@ -467,7 +477,7 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
     )
     g = frame.groupby("variant", sort=False)
     agg = g.agg(
-        model=("model", "first"), jobs=("ok", "size"), passed=("ok", "sum"), failed=("bad", "sum"), errors=("err", "sum"),
+        model=("model", "first"), provider=("provider", "first"), jobs=("ok", "size"), passed=("ok", "sum"), failed=("bad", "sum"), errors=("err", "sum"),
         prompt_tokens=("pt", "mean"), completion_tokens=("ct", "mean"), total_tokens=("tt", "sum"), cost=("cost", _sum_known), judge_cost=("judge_cost", "sum"),
         cached=("cached", "sum"),
     )
@@ -491,6 +501,7 @@ def summary_frame(results: pd.DataFrame, variant_order: list[str] | None = None)
             {
                 "variant": variant,
                 "model": a["model"],
+                "provider": a["provider"],
                 "jobs": jobs,
                 "passed": passed,
                 "failed": int(a["failed"]),

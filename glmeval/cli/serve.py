@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from glmeval.cli.group import main
+
+if TYPE_CHECKING:
+    from glmeval.catalogue.dialects import Dialect
 
 
 @main.command()
@@ -17,18 +21,48 @@ from glmeval.cli.group import main
 @click.option("--api-key", default="glmeval-local.simulator", show_default=True, help="The key clients must send.")
 @click.option("--fault", "faults", multiple=True, metavar="KIND=RATE", help="Inject faults, as `glmeval run --local --fault` (repeatable).")
 @click.option("--fault-seed", type=int, help="Seed of the injected faults.")
+@click.option("--provider", "providers", multiple=True, metavar="NAME=DIALECT",
+              help="Mount a provider at /p/NAME/ speaking DIALECT (zhipu, vllm, sglang, dashscope, openrouter); repeatable.")
 def serve(
-    host: str, port: int, rules: Path | None, speed: float, api_key: str, faults: tuple[str, ...] = (), fault_seed: int | None = None
+    host: str, port: int, rules: Path | None, speed: float, api_key: str, faults: tuple[str, ...] = (), fault_seed: int | None = None,
+    providers: tuple[str, ...] = (),
 ) -> None:
-    """Run the local GLM server (Zhipu v4 protocol) until Ctrl-C."""
+    """Run the local GLM server (Zhipu v4 and OpenAI-compatible /v1) until Ctrl-C."""
     from glmeval.cli.run import parse_faults
     from glmeval.errors import GlmevalError
     from glmeval.simulator import RulesError, serve_forever
 
     fault_config = parse_faults(faults, fault_seed, local=True)
+    mounts = parse_providers(providers)
     try:
-        serve_forever(host=host, port=port, rules_path=rules, speed=speed, faults=fault_config, api_key=api_key)
+        serve_forever(host=host, port=port, rules_path=rules, speed=speed, faults=fault_config, api_key=api_key,
+                      providers=mounts)
     except RulesError as exc:
         raise GlmevalError(str(exc)) from None
     except OSError as exc:
         raise GlmevalError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None
+
+
+def parse_providers(values: tuple[str, ...]) -> dict[str, Dialect]:
+    """``--provider NAME=DIALECT`` values as a mapping; every bad one named in one line (exit 2)."""
+    from glmeval.catalogue.dialects import DIALECTS
+    from glmeval.errors import GlmevalError
+    from glmeval.hints import did_you_mean
+
+    mounts: dict[str, Dialect] = {}
+    problems: list[str] = []
+    for value in values:
+        name, eq, dialect = value.partition("=")
+        name, dialect = name.strip(), dialect.strip()
+        if not eq or not name or "/" in name:
+            problems.append(f"--provider {value!r}: give NAME=DIALECT, such as selfhosted=vllm")
+        elif dialect not in DIALECTS:
+            problems.append(f"--provider {value!r}: unknown dialect {dialect!r}{did_you_mean(dialect, list(DIALECTS))}; "
+                            f"known: {', '.join(DIALECTS)}")
+        elif name in mounts and mounts[name] != dialect:
+            problems.append(f"--provider {value!r}: {name} is already mounted as {mounts[name]}")
+        else:
+            mounts[name] = dialect
+    if problems:
+        raise GlmevalError("; ".join(problems))
+    return mounts

@@ -31,6 +31,13 @@ MODEL_PROFILE: dict[str, dict[str, float]] = {
     "glm-4.5-flash": {"quality": 0.76, "latency": 300.0, "tokens": 50.0, "price": 0.0, "reasoning": 220.0},
 }
 THINKING_GAIN = 0.07  # pass probability a thinking-on answer gains
+PROVIDER_PROFILE: dict[str, dict[str, float]] = {
+    # latency and price factors against Zhipu's own API; "flip": chance a verdict differs from Zhipu's
+    "zhipu": {"latency": 1.0, "price": 1.0, "flip": 0.0},
+    "zai": {"latency": 0.85, "price": 1.0, "flip": 0.03},
+    "selfhosted": {"latency": 0.55, "price": 0.25, "flip": 0.15},
+    "openrouter": {"latency": 1.25, "price": 1.1, "flip": 0.05},
+}
 REASONING_MS_PER_TOKEN = 2.5
 
 REASONING = [
@@ -65,6 +72,7 @@ def synth_run(
     reasoning_outputs: dict[str, str] | None = None,
     axes: dict[str, tuple[Any, ...]] | None = None,
     tool_turns: bool = False,
+    providers: tuple[str, ...] = (),
 ) -> str:
     """Store one synthesised run and return its id.
 
@@ -78,13 +86,19 @@ def synth_run(
     a ``None`` value leaves the key out of the variant, as a suite's ``include`` entry does,
     which is how a report meets a variant without the axis. ``tool_turns`` gives the cases
     that call a tool an earlier assistant ``tool_calls`` turn and its tool result in the
-    conversation, as a multi-turn agent suite stores them.
+    conversation, as a multi-turn agent suite stores them. ``providers`` (e.g. ``("zhipu", "zai",
+    "selfhosted")``) adds a provider axis right after the model: each provider has its own speed
+    and price (:data:`PROVIDER_PROFILE`), and its verdicts follow Zhipu's draw for the same case
+    except for a provider-specific share of flips, so providers mostly agree, as real hosts of
+    one model's weights do.
     """
     rng = random.Random(seed)
     states: tuple[Thinking | None, ...] = tuple(thinking) or (None,)
-    grid = [(m, t, th) for m in models for t in temperatures for th in states]
+    vendors: tuple[str | None, ...] = tuple(providers) or (None,)
+    grid = [(m, t, th, pv) for m in models for pv in vendors for t in temperatures for th in states]
     variants: list[dict[str, Any]] = [
-        {"model": m, "temperature": t} if th is None else {"model": m, "temperature": t, "thinking": th} for m, t, th in grid
+        {"model": m, **({"provider": pv} if pv else {}), "temperature": t, **({"thinking": th} if th is not None else {})}
+        for m, t, th, pv in grid
     ]
     extras: list[dict[str, Any]] = [{}]
     for key, values in (axes or {}).items():
@@ -115,11 +129,12 @@ def synth_run(
         ]
         if tool_turns and ci % 9 == 4:
             messages += _tool_turn(ci)
-        for (model, temperature, state), variant, label in zip(grid, variants, labels):
+        for (model, temperature, state, vendor), variant, label in zip(grid, variants, labels):
             prof = MODEL_PROFILE.get(model, MODEL_PROFILE["glm-4"])
+            host = PROVIDER_PROFILE.get(vendor or "zhipu", PROVIDER_PROFILE["zhipu"])
             reasons = state == "on" and prof.get("reasoning", 0.0) > 0
             params: dict[str, Any] = {"temperature": temperature, "max_tokens": 512}
-            params.update({k: val for k, val in variant.items() if k not in ("model", "temperature", "thinking")})
+            params.update({k: val for k, val in variant.items() if k not in ("model", "temperature", "thinking", "provider")})
             if state in ("on", "off"):
                 params["thinking"] = {"type": "enabled" if state == "on" else "disabled"}
             for r in range(repeats):
@@ -137,12 +152,17 @@ def synth_run(
                     checks=specs,
                     vars={"i": ci},
                     thinking=state if "reasoning" in prof else None,
+                    provider=vendor or "zhipu",
                 )
                 p_pass = prof["quality"] + difficulty + quality_shift - 0.12 * (temperature - 0.2)
                 if reasons:
                     p_pass += THINKING_GAIN
-                ok = rng.random() < p_pass
-                latency = prof["latency"] * rng.lognormvariate(0, 0.35)
+                if vendor is None:
+                    ok = rng.random() < p_pass
+                else:  # one draw per case shared by the providers, then each provider's flips
+                    ok = random.Random(f"{seed}/{ci}/{model}/{temperature}/{state}/{r}").random() < p_pass
+                    ok = ok != (rng.random() < host["flip"])
+                latency = prof["latency"] * host["latency"] * rng.lognormvariate(0, 0.35)
                 completion_tokens = max(1, int(rng.gauss(prof["tokens"] * (1 + temperature * 0.3), 12)))
                 prompt_tokens = 24 + ci % 7
                 if outputs and case_id in outputs:
@@ -193,7 +213,7 @@ def synth_run(
                                     label="max-latency-ms 3000"),
                     ]
                     passed = all(c.passed for c in checks)
-                cost = (prompt_tokens + completion_tokens) * prof["price"] / 1e6
+                cost = (prompt_tokens + completion_tokens) * prof["price"] * host["price"] / 1e6
                 store.add_result(run_id, Result(job, completion, checks, passed, 1.0 if passed else 0.0, cost))
     store.finish_run(run_id, "complete")
     return run_id
@@ -225,4 +245,4 @@ def _reasoning(
     }
 
 
-__all__ = ["synth_run", "MODEL_PROFILE", "REASONING", "THINKING_GAIN"]
+__all__ = ["synth_run", "MODEL_PROFILE", "PROVIDER_PROFILE", "REASONING", "THINKING_GAIN"]

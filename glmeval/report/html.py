@@ -199,6 +199,27 @@ def effect_blocks(data: ReportData) -> list[dict[str, Any]]:
     return blocks
 
 
+def provider_block(data: ReportData) -> dict[str, Any] | None:
+    """The providers section (None for a run with one provider): rows with best cells, the
+    agreement pairs, a latency chart by provider and model, and the one-line verdict."""
+    rows = views.provider_rows(data)
+    if not rows:
+        return None
+    best = views.best_rows(rows)
+    table = [{
+        "provider": r.provider, "model": r.model, "calls": r.calls, "errors": r.errors,
+        "cells": [(fmt_pct(r.pass_rate), i in best["pass_rate"]), (fmt_ms(r.latency_p50_ms), i in best["latency_p50_ms"]),
+                  (fmt_ms(r.ttft_p50_ms), i in best["ttft_p50_ms"]), (fmt_cost(r.cost_per_call), i in best["cost_per_call"]),
+                  (fmt_cost(r.cost), False)],
+    } for i, r in enumerate(rows)]
+    names = list(dict.fromkeys(r.provider for r in rows))
+    series = {m: [next((r.latency_p50_ms for r in rows if r.model == m and r.provider == p), None) for p in names]
+              for m in dict.fromkeys(r.model for r in rows)}
+    chart = bar_chart(names, series, title="latency p50 (ms) by provider", fmt=default_fmt, width=420, height=220)
+    pairs = [{**views.agreement_cells(p), "same": fmt_pct(p.same_rate), "p": fmt_p(p.p_value)} for p in views.agreements(data)]
+    return {"headline": views.headline(data), "rows": table, "pairs": pairs, "chart": chart}
+
+
 def trend_block(data: ReportData) -> dict[str, Any]:
     tr = views.trends(data)
     if not tr.enough:
@@ -299,6 +320,7 @@ def render_html(data: ReportData) -> str:
         data=data,
         cell_messages=functools.partial(views.cell_messages, data),
         effects=effect_blocks(data),
+        providers=provider_block(data),
         trends=trend_block(data),
         baseline=baseline_block(data),
         best_pass={"shown": best[:BEST_SHOWN], "more": best[BEST_SHOWN:], "codes": codes},

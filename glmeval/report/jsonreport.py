@@ -117,7 +117,7 @@ def report_dict(data: ReportData) -> dict[str, Any]:
             "notes": data.notes,
         }
     )
-    return {
+    out: dict[str, Any] = {
         "schema": SCHEMA,
         "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "run": small["run"],
@@ -132,6 +132,11 @@ def report_dict(data: ReportData) -> dict[str, Any]:
         "baseline": small["baseline"],
         "notes": small["notes"],
     }
+    if views.shows_providers(data):  # only for a run with several providers, so other reports keep their keys
+        out["providers"] = _jsonable({"headline": views.headline(data),
+                                      "rows": [dataclasses.asdict(r) for r in views.provider_rows(data)],
+                                      "agreement": [p.to_dict() for p in views.agreements(data)]})
+    return out
 
 
 def render_json(data: ReportData) -> str:

@@ -367,6 +367,38 @@ def summary(data: ReportData) -> str:
               f"{thinking}Best values in bold.</sub>")
 
 
+PROVIDER_HEADERS = ["provider", "model", "calls", "pass rate", "p50 ms", "TTFT p50 ms", "cost/call", "cost", "errors"]
+AGREEMENT_HEADERS = ["providers", "model", "other parameters", "cases", "same verdict", "only A passes", "only B passes",
+                     "p (McNemar)", "passes more"]
+
+
+@section(compact=True)
+def providers(data: ReportData) -> str:
+    """Providers side by side (a run with two or more): speed, price, and whether they agree."""
+    rows = views.provider_rows(data)
+    if not rows:
+        return ""
+    best = views.best_rows(rows)
+    table = [
+        [md_escape(r.provider, 60), md_code(r.model), r.calls, _bold_if(fmt_pct(r.pass_rate), i in best["pass_rate"]),
+         _bold_if(fmt_ms(r.latency_p50_ms), i in best["latency_p50_ms"]), _bold_if(fmt_ms(r.ttft_p50_ms), i in best["ttft_p50_ms"]),
+         _bold_if(fmt_cost(r.cost_per_call), i in best["cost_per_call"]), fmt_cost(r.cost), r.errors]
+        for i, r in enumerate(rows)
+    ]
+    parts = ["## Providers", "", md_escape(views.headline(data), 600), "",
+             tabulate(table, headers=PROVIDER_HEADERS, tablefmt="github", disable_numparse=True)]
+    pairs = [views.agreement_cells(p) for p in views.agreements(data)]
+    if pairs:
+        cells = [[md_escape(c["pair"], 80), md_code(c["model"]), md_escape(c["setting"] or "—", 80), c["cases"],
+                  fmt_pct(c["same"]), c["a_only"], c["b_only"], fmt_p(c["p"]), md_escape(c["better"] or "neither", 40)]
+                 for c in pairs]
+        parts += ["", "### Same cases, same verdict?", "",
+                  tabulate(cells, headers=AGREEMENT_HEADERS, tablefmt="github", disable_numparse=True)]
+    return "\n".join(parts) + ("\n\n<sub>Latency and TTFT: medians of fresh calls. Best per model in bold. Same verdict: "
+                               "cases that pass (or fail) on both providers, repeats judged by the case's threshold; "
+                               "p: exact McNemar on the cases only one of the two passes.</sub>")
+
+
 def _variant_headers(variants: list[str]) -> tuple[list[str], str]:
     if len(variants) <= MAX_VARIANT_COLUMNS:
         return [md_escape(v, 60) for v in variants], ""

@@ -8,6 +8,7 @@ renderers (and anything else that shows a run) import them by; the code lives in
 * :mod:`glmeval.report.matrix`: the case × variant matrix, attempts, check rows, failures;
 * :mod:`glmeval.report.summary`: the per-variant summary, best values, totals, the status badge;
 * :mod:`glmeval.report.effects`: what each grid axis did (thinking on against off among them);
+* :mod:`glmeval.report.providers`: the providers of one model side by side, and their agreement;
 * :mod:`glmeval.report.content`: image parts, web search results and reasoning, laid out;
 * :mod:`glmeval.report.trends`: the suite's recent runs;
 * :mod:`glmeval.report.baseline`: the comparison against a baseline, laid out;
@@ -35,6 +36,7 @@ from glmeval.report.matrix import (
     message_text,
     shown_reason,
 )
+from glmeval.report.providers import ProviderRow, agreement_cells, agreements, best_rows, headline, provider_rows, shows_providers
 from glmeval.report.summary import (
     BEST_DIRECTION,
     BEST_PRECISION,
@@ -55,4 +57,5 @@ __all__ = [
     "EFFECT_METRICS", "TREND_METRICS", "BEST_DIRECTION", "BEST_PRECISION", "shown_reason", "failure_lines",
     "failure_items", "outcome", "has_reasoning", "shows_reasoning", "shows_ttfr", "THINKING_AXIS", "axis_value_label",
     "Part", "SearchResult", "message_parts", "web_search_results", "reasoning_label", "clip_reasoning",
+    "ProviderRow", "provider_rows", "agreements", "agreement_cells", "best_rows", "headline", "shows_providers",
 ]

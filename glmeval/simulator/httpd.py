@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
+from dataclasses import replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
@@ -24,8 +25,10 @@ from typing import Any, Final
 from glmeval.catalogue.tokens import count_tokens
 
 from .bodies import Outcome, chat_body, chat_message, dumps, new_id, shape, usage_for
+from .dialect_wire import wire_for
 from .embeddings import embed
 from .faults import FaultDecision
+from .openai_compat import NO_MOUNT, V1_ROUTES, Mount, models_list, openai_error, split_mount, to_zhipu_body
 from .protocol import (
     ApiError,
     ChatRequest,
@@ -73,6 +76,7 @@ class Handler(BaseHTTPRequestHandler):
     # The request being served counts as in flight (Stats) until _land(); per request.
     _flying = False
     _flight_model: str | None = None
+    _mount: Mount = NO_MOUNT  # the provider mount (/p/<name>/) of the request being served
 
     def setup(self) -> None:
         super().setup()
@@ -192,6 +196,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(head.encode("latin-1") + body)
 
     def _send_api_error(self, error: ApiError) -> None:
+        if self._mount.openai:
+            self._send_json(*openai_error(error, self._mount.dialect), error.headers)
+            return
         self._send_json(error.status, error.body(), error.headers)
 
     def _wait_until(self, deadline: float) -> None:
@@ -217,24 +224,32 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.partition("?")[0]
         while "//" in path:
             path = path.replace("//", "/")
-        sub = path[len(API_PREFIX):] if path.startswith(API_PREFIX + "/") else None
+        self._mount = mount = split_mount(path, self.sim.providers)
+        rest = mount.rest
+        sub = rest[len(API_PREFIX):] if rest.startswith(API_PREFIX + "/") else None
         if sub is not None and len(sub) > 1:
             sub = sub.rstrip("/")
         route = "other"
         if sub is not None:
             route = "/async-result" if sub.startswith("/async-result/") else sub if sub in _ROUTES else "other"
+        elif mount.openai and rest.rstrip("/") in V1_ROUTES:
+            route = rest.rstrip("/")
         self._flying, self._flight_model = True, None
         self.sim.stats._request(route)
         try:
             raw = self._read_body()
-            expected = "GET" if route == "/async-result" else "POST"
+            expected = "GET" if route in ("/async-result", "/v1/models") else "POST"
+            if mount.unknown:
+                raise ApiError(404, "404", mount.unknown)
             if route == "other":
                 raise ApiError(404, "404", f"Not Found: {path}")
             if method != expected:
                 raise ApiError(405, "1212", f"不支持 {method} 调用方式")
             check_auth(self.headers.get("Authorization"), self.sim.api_key)
-            if route == "/chat/completions":
-                self._chat(raw, started)
+            if route in ("/chat/completions", "/v1/chat/completions"):
+                self._chat(raw, started, openai=route != "/chat/completions")
+            elif route == "/v1/models":
+                self._send_json(200, models_list(mount.dialect))
             elif route == "/async/chat/completions":
                 self._async_create(raw, started)
             elif route == "/async-result":
@@ -285,8 +300,12 @@ class Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ endpoints
 
-    def _chat(self, raw: bytes, started: float) -> None:
-        request = validate_chat(parse_json_body(raw))
+    def _chat(self, raw: bytes, started: float, openai: bool = False) -> None:
+        body = parse_json_body(raw)
+        wire = wire_for(body, self._mount.dialect) if openai else None
+        request = validate_chat(to_zhipu_body(body, self._mount.dialect) if wire else body)
+        if self._mount.provider is not None:
+            request = replace(request, provider=self._mount.provider)
         self._fly(request.model.name)
         reply = answer(request, self.sim.rules)
         fault = self.sim.decide(raw, _JUDGE_FAULTS if reply.action == "judge" else None)
@@ -298,11 +317,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         ident = new_id()
         created = int(time.time())
+        if request.stream and wire is not None:
+            self._send_stream(*wire.timeline(request, outcome, created, started + first, started + total, fault.kind,
+                                             self.sim.max_stream_chunks))
+            return
         if request.stream:
             self._stream(request, outcome, ident, created, started + first, started + total, fault.kind)
             return
         self._wait_until(started + total)
-        self._send_json(200, chat_body(request, outcome, ident, created))
+        self._send_json(200, wire.body(request, outcome, created) if wire else chat_body(request, outcome, ident, created))
 
     def _stream(
         self,
@@ -318,6 +341,12 @@ class Handler(BaseHTTPRequestHandler):
             request, outcome, ident, created, first_at, end_at, fault, self.sim.max_stream_chunks
         )
         head = self._head(200, "text/event-stream;charset=UTF-8", {"Cache-Control": "no-cache"}, None)
+        self._send_timeline(head.encode("latin-1"), timeline, complete)
+        if not complete:
+            self.close_connection = True
+
+    def _send_stream(self, timeline: Timeline, complete: bool) -> None:
+        head = self._head(200, "text/event-stream; charset=utf-8", {"Cache-Control": "no-cache"}, None)
         self._send_timeline(head.encode("latin-1"), timeline, complete)
         if not complete:
             self.close_connection = True
@@ -357,6 +386,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _async_create(self, raw: bytes, started: float) -> None:
         request = validate_chat(parse_json_body(raw), async_mode=True)
+        if self._mount.provider is not None:
+            request = replace(request, provider=self._mount.provider)
         self._fly(request.model.name)
         reply = answer(request, self.sim.rules)
         fault = self.sim.decide(raw, _JUDGE_FAULTS if reply.action == "judge" else None)

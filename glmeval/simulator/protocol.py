@@ -182,6 +182,7 @@ class ChatRequest:
     search: WebSearch | None = None
     search_results: tuple[dict[str, str], ...] = ()
     cached_tokens: int = 0
+    provider: str | None = None  # the provider mount (/p/<name>/) the request came through
 
     @property
     def english(self) -> bool:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import Any, Final
+
+from glmeval.catalogue.dialects import DIALECTS, Dialect
 
 from .faults import FaultConfig
 from .httpd import API_PREFIX, SimHTTPServer
@@ -24,7 +26,7 @@ from .rules import RuleSet
 from .state import SimState
 from .stats import Stats
 
-__all__ = ["API_PREFIX", "DEFAULT_API_KEY", "LocalServer", "RulesPath", "Stats", "serve_forever"]
+__all__ = ["API_PREFIX", "DEFAULT_API_KEY", "LocalServer", "RulesPath", "Stats", "check_providers", "serve_forever"]
 
 DEFAULT_API_KEY: Final = "glmeval-local.simulator"
 
@@ -46,6 +48,10 @@ class LocalServer:
     CPU-bound on the client; 8 keeps streams multi-chunk and tests fast. ``0`` sends one
     token per chunk, as the real API does. A thinking model's reasoning always streams one
     token per chunk (zhipu-api-2026.md §9), whatever the cap.
+
+    ``providers`` maps provider names to dialects: ``/p/<name>/api/paas/v4/...`` then serves the
+    Zhipu wire and ``/p/<name>/v1/...`` the OpenAI-compatible wire in that dialect
+    (:meth:`provider_url`); a dialect's own name (``/p/vllm/v1``) works without registering.
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class LocalServer:
         api_key: str | None = DEFAULT_API_KEY,
         fixed_latency_ms: float | None = None,
         max_stream_chunks: int = 8,
+        providers: Mapping[str, Dialect] | None = None,
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
@@ -70,6 +77,7 @@ class LocalServer:
         self._sim = SimState(
             RuleSet.from_paths(rules_path), speed, faults, api_key, fixed_latency_ms, max_stream_chunks
         )
+        self._sim.providers = check_providers(providers or {})
         self._httpd: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -83,6 +91,18 @@ class LocalServer:
         """What to pass as ``ZhipuAI(base_url=...)``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}{API_PREFIX}"
+
+    @property
+    def providers(self) -> dict[str, Dialect]:
+        """The registered provider mounts: name -> dialect."""
+        return dict(self._sim.providers)
+
+    def provider_url(self, name: str, wire: str = "openai") -> str:
+        """The base URL a client of provider ``name`` is given: ``.../p/<name>/v1`` for the
+        openai SDK (``wire="openai"``), ``.../p/<name>/api/paas/v4`` for zhipuai and zai-sdk (``"zhipu"``)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        tail = "/v1" if wire == "openai" else API_PREFIX
+        return f"http://{host}:{self.port}/p/{name}{tail}"
 
     @property
     def api_key(self) -> str:
@@ -168,9 +188,13 @@ def serve_forever(
     api_key: str | None = DEFAULT_API_KEY,
     fixed_latency_ms: float | None = None,
     max_stream_chunks: int = 8,
+    providers: Mapping[str, Dialect] | None = None,
 ) -> None:
-    """Run in the foreground until Ctrl-C (or SIGTERM); prints one line saying how to connect."""
-    server = LocalServer(host, port, rules_path, speed, faults, api_key, fixed_latency_ms, max_stream_chunks).start()
+    """Run in the foreground until Ctrl-C (or SIGTERM); prints one line saying how to connect,
+    and one per provider mount."""
+    server = LocalServer(
+        host, port, rules_path, speed, faults, api_key, fixed_latency_ms, max_stream_chunks, providers
+    ).start()
     # Only the built-in demo key is printed: a key given on the command line may be a real one,
     # and this banner ends up in CI logs.
     key = "<any key>" if api_key is None else api_key if api_key == DEFAULT_API_KEY else "<the --api-key you gave>"
@@ -178,6 +202,9 @@ def serve_forever(
         f"glmeval local GLM server (simulated replies) on {server.base_url}  api_key={key}  (Ctrl-C to stop)",
         flush=True,
     )
+    for name, dialect in server.providers.items():
+        print(f"  provider {name} ({dialect}): {server.provider_url(name)} (openai SDK), "
+              f"{server.provider_url(name, 'zhipu')} (zhipuai, zai-sdk)", flush=True)
     previous = None
     if threading.current_thread() is threading.main_thread():
         def _terminate(signum: int, frame: Any) -> None:
@@ -193,3 +220,15 @@ def serve_forever(
         server.stop()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def check_providers(providers: Mapping[str, str]) -> dict[str, Dialect]:
+    """``providers`` checked: each name one path segment, each dialect a known one (ValueError naming it)."""
+    checked: dict[str, Dialect] = {}
+    for name, dialect in providers.items():
+        if not isinstance(name, str) or not name or "/" in name or name != name.strip():
+            raise ValueError(f"provider name {name!r}: give one path segment, such as 'selfhosted'")
+        if dialect not in DIALECTS:
+            raise ValueError(f"provider {name!r}: unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
+        checked[name] = dialect
+    return checked

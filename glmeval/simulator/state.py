@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import threading
 
+from glmeval.catalogue.dialects import Dialect
+
 from .faults import NO_FAULT, FaultConfig, FaultDecision, decide_fault
 from .models import ModelSpec
 from .rules import RuleSet
@@ -40,6 +42,7 @@ class SimState:
         self.stats = Stats()
         self.stopping = threading.Event()
         self.tasks = TaskStore()
+        self.providers: dict[str, Dialect] = {}  # provider mounts: name -> dialect (LocalServer providers=)
 
     def decide(self, raw: bytes, allowed: frozenset[str] | None) -> FaultDecision:
         """The fault for this request body; keyed by how often the body was seen, so a retry can differ."""
