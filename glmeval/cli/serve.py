@@ -17,8 +17,11 @@ from glmeval.cli.group import main
 @click.option("--api-key", default="glmeval-local.simulator", show_default=True, help="The key clients must send.")
 @click.option("--fault", "faults", multiple=True, metavar="KIND=RATE", help="Inject faults, as `glmeval run --local --fault` (repeatable).")
 @click.option("--fault-seed", type=int, help="Seed of the injected faults.")
+@click.option("--cassette", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="Answer from cassette FILE (from `glmeval run --record`), its answers cycling.")
+@click.option("--cassette-miss", type=click.Choice(["error", "rules"]), default="error", show_default=True, help="A request the cassette lacks: 404 glmeval-cassette-miss, or the rules.")
 def serve(
-    host: str, port: int, rules: Path | None, speed: float, api_key: str, faults: tuple[str, ...] = (), fault_seed: int | None = None
+    host: str, port: int, rules: Path | None, speed: float, api_key: str, faults: tuple[str, ...] = (), fault_seed: int | None = None,
+    cassette: Path | None = None, cassette_miss: str = "error",
 ) -> None:
     """Run the local GLM server (Zhipu v4 protocol) until Ctrl-C."""
     from glmeval.cli.run import parse_faults
@@ -26,8 +29,14 @@ def serve(
     from glmeval.simulator import RulesError, serve_forever
 
     fault_config = parse_faults(faults, fault_seed, local=True)
+    from glmeval.cassette import load_cassette
+
+    recorded = load_cassette(cassette) if cassette is not None else None
     try:
-        serve_forever(host=host, port=port, rules_path=rules, speed=speed, faults=fault_config, api_key=api_key)
+        serve_forever(
+            host=host, port=port, rules_path=rules, speed=speed, faults=fault_config, api_key=api_key,
+            cassette=recorded, cassette_miss="rules" if cassette_miss == "rules" else "error",
+        )
     except RulesError as exc:
         raise GlmevalError(str(exc)) from None
     except OSError as exc:

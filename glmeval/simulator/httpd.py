@@ -21,6 +21,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
+from glmeval.cassette.replay import CASSETTE_MISS_CODE, send_reply
 from glmeval.catalogue.tokens import count_tokens
 
 from .bodies import Outcome, chat_body, chat_message, dumps, new_id, shape, usage_for
@@ -233,6 +234,8 @@ class Handler(BaseHTTPRequestHandler):
             if method != expected:
                 raise ApiError(405, "1212", f"不支持 {method} 调用方式")
             check_auth(self.headers.get("Authorization"), self.sim.api_key)
+            if self.sim.cassette is not None and self._replay(method, sub or "", raw, started):
+                return
             if route == "/chat/completions":
                 self._chat(raw, started)
             elif route == "/async/chat/completions":
@@ -261,6 +264,23 @@ class Handler(BaseHTTPRequestHandler):
                 pass
         finally:
             self._land()
+
+    def _replay(self, method: str, sub: str, raw: bytes, started: float) -> bool:
+        """Answer from the cassette (``--cassette``) at its recorded times; False for a miss
+        the rules are to answer (``--cassette-miss rules``)."""
+        cassette = self.sim.cassette
+        assert cassette is not None
+        # The upstream is the provider mount's name once mounts exist (contracts §2); "zhipu" today.
+        reply = cassette.answer("zhipu", method, sub, raw)
+        if isinstance(reply, str):
+            if cassette.miss == "rules":
+                return False
+            raise ApiError(404, CASSETTE_MISS_CODE, reply)
+        self.sim.stats._status(reply.status)
+        chunked = self.request_version != "HTTP/1.0"
+        if not send_reply(reply, started, self.wfile.write, self._wait_until, chunked, last=self._land):
+            self.close_connection = True
+        return True
 
     # ------------------------------------------------------------------ faults
 

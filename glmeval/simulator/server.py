@@ -16,7 +16,11 @@ import threading
 import time
 from collections.abc import Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any, Final
+
+from glmeval.cassette.format import Cassette
+from glmeval.cassette.replay import Exhausted, MissMode, ReplayIndex
 
 from .faults import FaultConfig
 from .httpd import API_PREFIX, SimHTTPServer
@@ -46,6 +50,12 @@ class LocalServer:
     CPU-bound on the client; 8 keeps streams multi-chunk and tests fast. ``0`` sends one
     token per chunk, as the real API does. A thinking model's reasoning always streams one
     token per chunk (zhipu-api-2026.md §9), whatever the cap.
+
+    ``cassette`` (a file or a loaded :class:`~glmeval.cassette.Cassette`) answers chat, async
+    and embeddings requests from recorded answers, at their recorded times; a request it lacks
+    is a 404 ``glmeval-cassette-miss``, or goes to the rules with ``cassette_miss="rules"``.
+    ``cassette_exhausted`` says what a request asked more often than recorded gets (see
+    :mod:`glmeval.cassette.replay`).
     """
 
     def __init__(
@@ -58,6 +68,9 @@ class LocalServer:
         api_key: str | None = DEFAULT_API_KEY,
         fixed_latency_ms: float | None = None,
         max_stream_chunks: int = 8,
+        cassette: Cassette | Path | None = None,
+        cassette_miss: MissMode = "error",
+        cassette_exhausted: Exhausted = "error",
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
@@ -70,6 +83,8 @@ class LocalServer:
         self._sim = SimState(
             RuleSet.from_paths(rules_path), speed, faults, api_key, fixed_latency_ms, max_stream_chunks
         )
+        if cassette is not None:
+            self._sim.cassette = ReplayIndex(cassette, cassette_miss, cassette_exhausted)
         self._httpd: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -168,16 +183,24 @@ def serve_forever(
     api_key: str | None = DEFAULT_API_KEY,
     fixed_latency_ms: float | None = None,
     max_stream_chunks: int = 8,
+    cassette: Cassette | Path | None = None,
+    cassette_miss: MissMode = "error",
 ) -> None:
-    """Run in the foreground until Ctrl-C (or SIGTERM); prints one line saying how to connect."""
-    server = LocalServer(host, port, rules_path, speed, faults, api_key, fixed_latency_ms, max_stream_chunks).start()
+    """Run in the foreground until Ctrl-C (or SIGTERM); prints one line saying how to connect.
+    A cassette's answers cycle: every run of an app against this server gets the same ones."""
+    server = LocalServer(
+        host, port, rules_path, speed, faults, api_key, fixed_latency_ms, max_stream_chunks,
+        cassette=cassette, cassette_miss=cassette_miss, cassette_exhausted="cycle",
+    ).start()
     # Only the built-in demo key is printed: a key given on the command line may be a real one,
     # and this banner ends up in CI logs.
     key = "<any key>" if api_key is None else api_key if api_key == DEFAULT_API_KEY else "<the --api-key you gave>"
-    print(
-        f"glmeval local GLM server (simulated replies) on {server.base_url}  api_key={key}  (Ctrl-C to stop)",
-        flush=True,
-    )
+    replies = "simulated replies"
+    if server._sim.cassette is not None:
+        index = server._sim.cassette
+        misses = "the rules answer the rest" if cassette_miss == "rules" else "others get 404 glmeval-cassette-miss"
+        replies = f"replaying cassette {index.name}: {len(index)} recorded requests, {misses}"
+    print(f"glmeval local GLM server ({replies}) on {server.base_url}  api_key={key}  (Ctrl-C to stop)", flush=True)
     previous = None
     if threading.current_thread() is threading.main_thread():
         def _terminate(signum: int, frame: Any) -> None:

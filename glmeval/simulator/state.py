@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from typing import TYPE_CHECKING
 
 from .faults import NO_FAULT, FaultConfig, FaultDecision, decide_fault
 from .models import ModelSpec
 from .rules import RuleSet
 from .stats import Stats
 from .tasks import TaskStore
+
+if TYPE_CHECKING:
+    from glmeval.cassette.replay import ReplayIndex
 
 __all__ = ["SimState"]
 
@@ -40,6 +44,7 @@ class SimState:
         self.stats = Stats()
         self.stopping = threading.Event()
         self.tasks = TaskStore()
+        self.cassette: ReplayIndex | None = None  # --cassette: recorded answers come first
 
     def decide(self, raw: bytes, allowed: frozenset[str] | None) -> FaultDecision:
         """The fault for this request body; keyed by how often the body was seen, so a retry can differ."""
