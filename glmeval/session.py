@@ -113,6 +113,10 @@ class Target:
 
         if self.cassette is not None:
             return "cassette"
+        if self.recorder is not None:
+            # Judge and embedding replies are read from the cache in every mode; a namespace of
+            # this recording's own keeps them out of it, so each one reaches the cassette.
+            return f"record:{id(self.recorder):x}:{self.recorder.started_at}"
         return "local" if self.local else endpoint_namespace(self.base_url)
 
     def __exit__(self, *exc: Any) -> None:

@@ -60,8 +60,12 @@ KEPT_HEADERS: Final = ("content-type", "x-request-id", "x-log-id", "retry-after"
 _HEADER_NAME = re.compile(r"^[a-z0-9-]+$")
 _UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Characters YAML allows unescaped (YAML 1.1 "printable"), minus line breaks for one-line scalars.
-_UNPRINTABLE = re.compile("[^\x09\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_UNPRINTABLE = re.compile("[^\x09\x0a\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _UNPRINTABLE_LINE = re.compile("[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_PLAIN_PATH = re.compile(r"^/[A-Za-z0-9/_.~-]*$")
+# The halves of an id.secret key are scrubbed too when they look random (a digit or a capital
+# letter), so a readable demo key like the local server's does not blank out ordinary words.
+_RANDOM = re.compile(r"[0-9A-Z]")
 
 _HEAD: Final = """\
 # glmeval cassette: answers recorded by `glmeval run SUITE --record FILE`, replayed with no
@@ -174,10 +178,24 @@ def _body_lines(key: str, raw: bytes, indent: str) -> list[str]:
         parsed = json.loads(text)
     except ValueError:
         return _block("text" if key == "json" else key, text, indent)
-    pretty = json.dumps(parsed, ensure_ascii=False, indent=2)
+    pretty = _pretty(parsed, False)
     if _UNPRINTABLE.search(pretty):
-        pretty = json.dumps(parsed, ensure_ascii=True, indent=2)
+        pretty = _pretty(parsed, True)
     return _block(key, pretty, indent)
+
+
+def _pretty(value: Any, ascii_only: bool, indent: str = "") -> str:
+    """JSON indented by two, except that a list of numbers stays on one line (an embedding
+    is one line, not 2048)."""
+    inner = indent + "  "
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(k, ensure_ascii=ascii_only)}: {_pretty(v, ascii_only, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, list) and value:
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return json.dumps(value)
+        return "[\n" + ",\n".join(inner + _pretty(v, ascii_only, inner) for v in value) + "\n" + indent + "]"
+    return json.dumps(value, ensure_ascii=ascii_only)
 
 
 def _ms(value: float) -> str:
@@ -221,7 +239,9 @@ def dump_cassette(cassette: Cassette, secrets: Iterable[str] = ()) -> str:
         out.append("")
         out.extend(_comment(item.label))
         out.append(f"- upstream: {item.upstream}")
-        out.append(f"  request: {item.method.upper()} {_quote(normal_path(item.path))}")
+        path = normal_path(item.path)
+        line = f"{item.method.upper()} {path}"
+        out.append(f"  request: {line if _PLAIN_PATH.match(path) else _quote(line)}")
         body = item.body
         if body:
             parsed, canon = canonical_body(body)
@@ -241,7 +261,7 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
         secret = (secret or "").strip()
         if secret:
             parts.add(secret)
-            parts.update(secret.split("."))
+            parts.update(p for p in secret.split(".") if _RANDOM.search(p))
     for part in sorted(parts, key=len, reverse=True):
         if len(part) >= 6:
             for form in (part, json.dumps(part, ensure_ascii=True)[1:-1]):
