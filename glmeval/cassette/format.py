@@ -112,6 +112,9 @@ class Interaction:
     pending: bytes | None = None
     label: str = ""
     line: int = 0
+    # Its last answer answers again once all are used (judge and embedding calls: how often
+    # they are asked depends on the run's cache and timing, not on the suite).
+    reuse: bool = False
 
     @property
     def key(self) -> RequestKey:
@@ -249,6 +252,8 @@ def dump_cassette(cassette: Cassette, secrets: Iterable[str] = ()) -> str:
         out.extend(_body_lines("body", body, "  "))
         if item.pending is not None:
             out.extend(_body_lines("pending", item.pending, "  "))
+        if item.reuse:
+            out.append("  reuse: true")
         out.append("  responses:" if item.responses else "  responses: []")
         for resp in item.responses:
             out.extend(_response_lines(resp))
@@ -368,8 +373,8 @@ def _read_interaction(entry: Any) -> Interaction:
         body=_read_body(entry, "body") or b"",
         responses=[_read_response(r, i) for i, r in enumerate(responses, 1)],
     )
-    pending = _read_body(entry, "pending")
-    item.pending = pending
+    item.pending = _read_body(entry, "pending")
+    item.reuse = entry.get("reuse") is True
     return item
 
 
@@ -402,6 +407,7 @@ def load_cassette(path: Path) -> Cassette:
     if not isinstance(items, list):
         raise GlmevalError(f"{path}:1: interactions must be a list")
     lines = _item_lines(node, len(items))
+    text_lines = text.splitlines()
     cassette = Cassette(upstreams={str(k): str(v) for k, v in upstreams.items()}, recorded=str(data.get("recorded") or ""), path=path)
     for entry, line in zip(items, lines):
         try:
@@ -410,10 +416,21 @@ def load_cassette(path: Path) -> Cassette:
             problems.append(f"{path}:{line}: {exc}")
             continue
         item.line = line
+        item.label = _label_above(text_lines, line)
         cassette.interactions.append(item)
     if problems:
         raise GlmevalError("\n".join(problems))
     return cassette
+
+
+def _label_above(lines: list[str], line: int) -> str:
+    """The comment lines right above an interaction (its case and variant), without ``# ``."""
+    found: list[str] = []
+    n = line - 2
+    while n >= 0 and lines[n].startswith("#"):
+        found.append(lines[n][1:].strip())
+        n -= 1
+    return "\n".join(reversed(found))
 
 
 def _item_lines(node: Any, count: int) -> list[int]:

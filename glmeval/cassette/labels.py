@@ -97,6 +97,7 @@ def order_and_label(items: Sequence[Interaction], jobs: Sequence[Job]) -> list[I
             key: tuple[Any, ...] = (min(n for n, _ in found), item.upstream, item.path, _canon(item.json_body()))
         else:
             item.label = _other_label(item)
+            item.reuse = True
             key = (_LAST, item.upstream, item.path, _canon(item.json_body()) if item.json_body() is not None else "")
         keys[id(item)] = key
         for i, resp in enumerate(item.responses):

@@ -1,7 +1,8 @@
 """What the local server needs to answer from a cassette (``--cassette``, ``serve --cassette``).
 
 :class:`ReplayIndex` finds the recorded answer to a request by its fingerprint and hands out
-a fingerprint's answers in the order they were recorded. When they run out, ``exhausted``
+a fingerprint's answers in the order they were recorded. When they run out, an interaction
+marked ``reuse`` (a judge or embedding call) answers with its last again; otherwise ``exhausted``
 decides: ``"error"`` (``glmeval run --cassette``: a request asked more often than it was
 recorded is a miss, so a suite that grew a repeat says so instead of reusing an answer) or
 ``"cycle"`` (``glmeval serve --cassette``: a long-lived server answers every run of an app the
@@ -85,9 +86,12 @@ class ReplayIndex:
         with self._lock:
             n = self._next.get(key, 0)
             if n >= len(item.responses):
-                if self.exhausted == "error":
+                if item.reuse:
+                    n = len(item.responses) - 1
+                elif self.exhausted == "error":
                     return self._miss_text(key, raw, f"; asked {n + 1} times, recorded {len(item.responses)}")
-                n = 0
+                else:
+                    n = 0
             self._next[key] = n + 1
         response = item.responses[n]
         if key[2].startswith("/async/"):
