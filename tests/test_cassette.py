@@ -113,7 +113,6 @@ def test_replayed_latency_comes_from_the_recording(recorded: dict[str, Any]) -> 
     """The replay server waits as long as the recording took: no replayed answer arrives
     sooner than it was recorded (upper bounds would only measure this machine's load)."""
     import glmeval
-
     from glmeval.cassette import load_cassette
 
     db = recorded["tmp"] / "replay.db"
