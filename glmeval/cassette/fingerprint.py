@@ -2,7 +2,10 @@
 
 A fingerprint is the upstream's name, the method, the path under the base URL and the
 request body as canonical JSON (keys sorted, no whitespace) without the fields that change
-from call to call without changing the answer (:data:`VOLATILE_FIELDS`). Headers never take
+from call to call without changing the answer (:data:`VOLATILE_FIELDS`) and without top-level
+fields sent as ``null`` (zhipuai always sends ``"thinking": null`` and ``"response_format":
+null``, other SDKs leave them out: the API reads both as "not given"), so a recording made with
+one SDK replays for another. Headers never take
 part: they carry the key, SDK versions and other noise, never the question. The host and any
 mount in front of the API (``/api/paas/v4``, ``/p/<provider>/``) are not in the path either,
 so a cassette recorded against the official API replays behind any base URL.
@@ -54,7 +57,7 @@ def canonical_body(raw: bytes) -> tuple[Any, str]:
     except ValueError:
         return None, raw.decode("utf-8", "replace")
     if isinstance(parsed, dict):
-        parsed = {k: v for k, v in parsed.items() if k not in VOLATILE_FIELDS}
+        parsed = {k: v for k, v in parsed.items() if k not in VOLATILE_FIELDS and v is not None}
     return parsed, json.dumps(parsed, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -60,8 +60,10 @@ KEPT_HEADERS: Final = ("content-type", "x-request-id", "x-log-id", "retry-after"
 _HEADER_NAME = re.compile(r"^[a-z0-9-]+$")
 _UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Characters YAML allows unescaped (YAML 1.1 "printable"), minus line breaks for one-line scalars.
-_UNPRINTABLE = re.compile("[^\x09\x0a\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_UNPRINTABLE_LINE = re.compile("[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Bidi controls are printable to YAML but make a reviewer read a line wrongly: escaped too.
+_BIDI = "\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNPRINTABLE = re.compile(f"[^\x09\x0a\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[{_BIDI}]")
+_UNPRINTABLE_LINE = re.compile(f"[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[{_BIDI}]")
 _PLAIN_PATH = re.compile(r"^/[A-Za-z0-9/_.~-]*$")
 # The halves of an id.secret key are scrubbed too when they look random (a digit or a capital
 # letter), so a readable demo key like the local server's does not blank out ordinary words.
@@ -145,12 +147,26 @@ def safe_url(url: str) -> str:
 # ------------------------------------------------------------------------------ writing
 
 
+def _escape(char: str) -> str:
+    code = ord(char)
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if 0xD800 <= code <= 0xDFFF:
+        return "\\ufffd"  # a lone surrogate (not text at all): YAML has no escape for it
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+_ESCAPES: Final = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_NEEDS_ESCAPE = re.compile('[\\\\"]|' + _UNPRINTABLE_LINE.pattern)
+
+
 def _quote(text: str) -> str:
     """A one-line YAML scalar for any string: single-quoted when YAML allows it, else
-    double-quoted with JSON escapes restricted to ASCII (always valid YAML)."""
+    double-quoted with YAML escapes for what is not printable (valid YAML for any text,
+    lone surrogates included)."""
     if not _UNPRINTABLE_LINE.search(text):
         return "'" + text.replace("'", "''") + "'"
-    return json.dumps(text, ensure_ascii=True)
+    return '"' + _NEEDS_ESCAPE.sub(lambda m: _escape(m.group()), text) + '"'
 
 
 def _block(key: str, text: str, indent: str) -> list[str]:
