@@ -277,7 +277,7 @@ def run(
         raise click.UsageError("give at least one SUITE file")
     if resume is not None and resume != "latest" and len(suites) > 1:
         raise GlmevalError("--resume RUN continues one run: give only that run's suite")
-    _check_cassette_flags(record, cassette, cassette_miss, local, cache_mode)
+    _check_cassette_flags(record, cassette, cassette_miss, local, cache_mode, resume)
     limits = parse_limits(model_concurrency, rpm, tpm)
     fault_config = parse_faults(faults, fault_seed, local)
     overrides = Overrides(
@@ -397,12 +397,16 @@ def _noted(misses: Any, on_result: Any) -> Any:
     return on_result if misses is None else misses.wrap(on_result)
 
 
-def _check_cassette_flags(record: Path | None, cassette: Path | None, miss: str, local: bool, cache_mode: str | None) -> None:
+def _check_cassette_flags(
+    record: Path | None, cassette: Path | None, miss: str, local: bool, cache_mode: str | None, resume: str | None
+) -> None:
     """--record / --cassette combinations that cannot do what they say, before anything runs."""
     if record is not None and cassette is not None:
         raise click.UsageError("--record and --cassette contradict each other: record with a key, replay without one")
     if record is not None and cache_mode in ("use", "replay"):
         raise click.UsageError("--record needs every answer from the API; drop --cache/--replay")
+    if record is not None and resume is not None:
+        raise click.UsageError("--record writes the answers of one whole run; run the suite again without --resume")
     if cassette is not None and local:
         raise click.UsageError("--cassette replays through its own local server; drop --local")
     if miss != "error" and cassette is None:
