@@ -103,6 +103,8 @@ class Target:
                 max_connections=max(16, self.concurrency * 2),
             )
             self.client.cache_namespace = self.cache_namespace
+            if self.recorder is not None:  # messages name the real endpoint, not the proxy
+                self.client.base_url = self.recorder.upstreams["zhipu"]
         return self
 
     @property

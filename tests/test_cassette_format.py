@@ -193,3 +193,24 @@ def test_one_recorder_fronts_several_upstreams(tmp_path: Path) -> None:
     other = next(item for item in cassette.interactions if item.upstream == "other")
     assert not isinstance(index.answer("other", "POST", "/chat/completions", other.body), str)
     assert isinstance(index.answer("zhipu", "POST", "/chat/completions", other.body), str)  # filed under its upstream
+
+
+def test_recording_an_unreachable_api_names_it_and_keeps_the_old_cassette(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ncases:\n  - id: a\n    messages: [{role: user, content: hi}]\n", encoding="utf-8")
+    cassette = tmp_path / "c.yaml"
+    cassette.write_text("a good recording\n", encoding="utf-8")
+    monkeypatch.setenv("ZHIPUAI_API_KEY", "abc123.Def456")
+    url = f"http://127.0.0.1:{port}/api/paas/v4"
+    result = CliRunner().invoke(main, [
+        "run", str(suite), "--base-url", url, "--record", str(cassette), "--retries", "0",
+        "--db", str(tmp_path / "r.db"), "--no-report", "-q",
+    ])
+    assert result.exit_code == 2
+    assert f"cannot reach {url}" in result.output and "/u/zhipu" not in result.output
+    assert cassette.read_text(encoding="utf-8") == "a good recording\n"

@@ -242,9 +242,10 @@ class Recorder:
                     self._created[task_id] = started
             item.responses.append(response)
 
-    def stop(self, jobs: Sequence[Job] = (), secrets: Iterable[str] = ()) -> Path:
+    def stop(self, jobs: Sequence[Job] = (), secrets: Iterable[str] = ()) -> Path | None:
         """Stop listening and write the cassette: interactions in the plans' order, each
-        labelled with the case and variant that asked."""
+        labelled with the case and variant that asked. With nothing recorded, nothing is
+        written (None), so a failed attempt never replaces a good recording."""
         self._server.shutdown()
         self._thread.join(5.0)
         self._server.server_close()
@@ -252,6 +253,8 @@ class Recorder:
         with self._lock:
             items = list(self._items.values())
             known = self._secrets | {s for s in secrets if s}
+        if not items:
+            return None  # nothing answered (the API unreachable, a bad key): keep any old file
         cassette = Cassette(upstreams=dict(self.upstreams), interactions=order_and_label(items, jobs), recorded=self.started_at)
         write_cassette(self.path, cassette, known)
         return self.path
