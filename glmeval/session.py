@@ -8,6 +8,7 @@ planned suite into the store. What happens after the run is :mod:`glmeval.afterr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,15 +51,27 @@ class Target:
     faults: Any = None
     replay: bool = False
     concurrency: int = 8
+    # --record FILE: calls go through a recording proxy; --cassette FILE: the local server
+    # answers from a recording (glmeval.cassette); `jobs` label the recording.
+    record: Path | None = None
+    cassette: Path | None = None
+    cassette_miss: str = "error"
     server: Any = field(default=None, init=False)
     client: GLMClient | None = field(default=None, init=False)
+    recorder: Any = field(default=None, init=False)
+    jobs: list[Job] = field(default_factory=list, init=False)
 
     def __enter__(self) -> Target:
-        if self.local:
+        if self.local or self.cassette is not None:
+            from glmeval.cassette import load_cassette
             from glmeval.simulator import LocalServer
 
+            cassette = load_cassette(self.cassette) if self.cassette is not None else None
             try:
-                self.server = LocalServer(rules_path=self.rules, speed=self.speed, faults=self.faults).start()
+                self.server = LocalServer(
+                    rules_path=self.rules, speed=self.speed, faults=self.faults,
+                    cassette=cassette, cassette_miss="rules" if self.cassette_miss == "rules" else "error",
+                ).start()
             except Exception as exc:
                 raise GlmevalError(f"cannot start the local GLM server: {exc}") from None
             self.base_url = self.server.base_url
@@ -71,17 +84,27 @@ class Target:
                 raise GlmevalError(
                     "no API key: set ZHIPUAI_API_KEY (or ZHIPU_API_KEY), or pass --local to use the local GLM server"
                 )
+        url = self.base_url
+        if self.record is not None:
+            from glmeval.cassette.recorder import start_recorder
+            from glmeval.run.client import DEFAULT_BASE_URL
+
+            upstream = self.base_url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL
+            self.recorder = start_recorder({"zhipu": upstream}, self.record, secrets=[self.api_key or ""])
+            url = self.recorder.base_urls["zhipu"]
         if self.api_key:
             from glmeval.run.client import GLMClient
 
             self.client = GLMClient(
                 self.api_key,
-                self.base_url,
+                url,
                 timeout=self.timeout,
                 poll_timeout=self.poll_timeout,
                 max_connections=max(16, self.concurrency * 2),
             )
             self.client.cache_namespace = self.cache_namespace
+            if self.recorder is not None:  # messages name the real endpoint, not the proxy
+                self.client.base_url = self.recorder.upstreams["zhipu"]
         return self
 
     @property
@@ -90,6 +113,12 @@ class Target:
         (the port changes every run), other endpoints by URL, the official API as ""."""
         from glmeval.run.client import endpoint_namespace
 
+        if self.cassette is not None:
+            return "cassette"
+        if self.recorder is not None:
+            # Judge and embedding replies are read from the cache in every mode; a namespace of
+            # this recording's own keeps them out of it, so each one reaches the cassette.
+            return f"record:{id(self.recorder):x}:{self.recorder.started_at}"
         return "local" if self.local else endpoint_namespace(self.base_url)
 
     def __exit__(self, *exc: Any) -> None:
@@ -97,6 +126,8 @@ class Target:
             self.client.close()
         if self.server is not None:
             self.server.stop()
+        if self.recorder is not None:
+            self.recorder.stop(self.jobs, secrets=[self.api_key or ""])
 
 
 @dataclass
@@ -161,6 +192,7 @@ def run_plan(
     from glmeval.run.runner import Runner
 
     suite = plan.suite
+    target.jobs.extend(plan.jobs)
     runner = Runner(target.client, store, options, on_result=on_result)
     # Nothing stored yet: --replay with an empty cache or a budget too small for one job stops
     # here with one line; a partial cache miss is a warning.
@@ -250,6 +282,9 @@ def run_settings(options: RunOptions, target: Target, overrides: Overrides) -> d
         settings["budget"] = {"max_cost": overrides.budget.max_cost, "max_tokens": overrides.budget.max_tokens}
     if overrides.faults is not None:
         settings["faults"] = {k: v for k, v in vars(overrides.faults).items() if v}
+    from glmeval.cassette.settings import cassette_settings
+
+    settings.update(cassette_settings(target.record, target.cassette, target.cassette_miss))
     return settings
 
 

@@ -205,6 +205,11 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
 )
 @click.option("--fault-seed", type=int, help="Seed of the injected faults (same seed, same faults).")
 # --- end runner ---
+# --- cassettes: record real answers once, replay them keyless (glmeval/cassette/) ---
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="Record every answer the run receives into cassette FILE (YAML, no key in it).")
+@click.option("--cassette", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="Answer from cassette FILE: no network, no key; latency as recorded.")
+@click.option("--cassette-miss", type=click.Choice(["error", "rules"]), default="error", show_default=True, help="A request the cassette lacks: an error naming its case, or the local server's rules.")
+# --- end cassettes ---
 # --- history: baseline comparison and --fail-on gates (glmeval/gate.py) ---
 @click.option(
     "--baseline",
@@ -252,6 +257,9 @@ def run(
     poll_timeout: float | None = None,
     judge_model: str | None = None,
     embedding_model: str | None = None,
+    record: Path | None = None,
+    cassette: Path | None = None,
+    cassette_miss: str = "error",
 ) -> None:
     """Run SUITES and print a summary; exit 1 when any check failed."""
     given = [flag for flag, on in (("--cache", use_cache), ("--no-cache", no_cache), ("--replay", replay)) if on]
@@ -269,6 +277,7 @@ def run(
         raise click.UsageError("give at least one SUITE file")
     if resume is not None and resume != "latest" and len(suites) > 1:
         raise GlmevalError("--resume RUN continues one run: give only that run's suite")
+    _check_cassette_flags(record, cassette, cassette_miss, local, cache_mode, resume)
     limits = parse_limits(model_concurrency, rpm, tpm)
     fault_config = parse_faults(faults, fault_seed, local)
     overrides = Overrides(
@@ -305,6 +314,9 @@ def run(
     # --- end history ---
     ends: list[RunEnd] = []
     aborted: str | None = None
+    from glmeval.cassette.misses import MissLog
+
+    misses = MissLog(cassette) if cassette is not None else None
     with Target(
         local=local,
         base_url=base_url,
@@ -315,6 +327,9 @@ def run(
         replay=cache_mode == "replay",
         concurrency=max((concurrency or p.suite.settings.concurrency) for p in plans),
         faults=fault_config,
+        record=record,
+        cassette=cassette,
+        cassette_miss=cassette_miss,
     ) as target:
         for plan in plans:
             suite = plan.suite
@@ -339,7 +354,8 @@ def run(
 
                 click.echo(
                     f"{suite.name}: {plural(len(plan.jobs), 'job')}, {plural(len(plan.variants), 'variant')}"
-                    + (" against the local GLM server" if local else ""),
+                    + (" against the local GLM server" if local else "")
+                    + (f", answered from cassette {cassette}" if cassette else f", recording to {record}" if record else ""),
                     err=True,
                 )
             with Progress(len(plan.jobs), suite.name, start=resumed.counts if resumed else None) as progress:
@@ -348,7 +364,7 @@ def run(
                     store,
                     target,
                     options,
-                    on_result=None if quiet else progress.update,
+                    on_result=_noted(misses, None if quiet else progress.update),
                     settings=run_settings(options, target, overrides),
                     resume=resumed,
                 )
@@ -371,7 +387,30 @@ def run(
         raise GlmevalError(decision.stopped)
     for line in decision.lines:
         click.echo(line, err=True)
+    if misses:
+        raise GlmevalError(misses.message())
     sys.exit(decision.code)
+
+
+def _noted(misses: Any, on_result: Any) -> Any:
+    """``on_result``, with each result checked for a cassette miss first when replaying."""
+    return on_result if misses is None else misses.wrap(on_result)
+
+
+def _check_cassette_flags(
+    record: Path | None, cassette: Path | None, miss: str, local: bool, cache_mode: str | None, resume: str | None
+) -> None:
+    """--record / --cassette combinations that cannot do what they say, before anything runs."""
+    if record is not None and cassette is not None:
+        raise click.UsageError("--record and --cassette contradict each other: record with a key, replay without one")
+    if record is not None and cache_mode in ("use", "replay"):
+        raise click.UsageError("--record needs every answer from the API; drop --cache/--replay")
+    if record is not None and resume is not None:
+        raise click.UsageError("--record writes the answers of one whole run; run the suite again without --resume")
+    if cassette is not None and local:
+        raise click.UsageError("--cassette replays through its own local server; drop --local")
+    if miss != "error" and cassette is None:
+        raise click.UsageError("--cassette-miss applies to --cassette FILE")
 
 
 def _print_end(suite: str, outcome: RunOutcome, end: RunEnd, quiet: bool) -> None:

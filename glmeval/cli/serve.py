@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 @click.option("--fault-seed", type=int, help="Seed of the injected faults.")
 @click.option("--provider", "providers", multiple=True, metavar="NAME=DIALECT",
               help="Mount a provider at /p/NAME/ speaking DIALECT (zhipu, vllm, sglang, dashscope, openrouter); repeatable.")
+@click.option("--cassette", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="Answer from cassette FILE (from `glmeval run --record`), its answers cycling.")
+@click.option("--cassette-miss", type=click.Choice(["error", "rules"]), default="error", show_default=True, help="A request the cassette lacks: 404 glmeval-cassette-miss, or the rules.")
 def serve(
     host: str, port: int, rules: Path | None, speed: float, api_key: str, faults: tuple[str, ...] = (), fault_seed: int | None = None,
-    providers: tuple[str, ...] = (),
+    providers: tuple[str, ...] = (), cassette: Path | None = None, cassette_miss: str = "error",
 ) -> None:
     """Run the local GLM server (Zhipu v4 and OpenAI-compatible /v1) until Ctrl-C."""
     from glmeval.cli.run import parse_faults
@@ -34,9 +36,14 @@ def serve(
 
     fault_config = parse_faults(faults, fault_seed, local=True)
     mounts = parse_providers(providers)
+    from glmeval.cassette import load_cassette
+
+    recorded = load_cassette(cassette) if cassette is not None else None
     try:
-        serve_forever(host=host, port=port, rules_path=rules, speed=speed, faults=fault_config, api_key=api_key,
-                      providers=mounts)
+        serve_forever(
+            host=host, port=port, rules_path=rules, speed=speed, faults=fault_config, api_key=api_key,
+            providers=mounts, cassette=recorded, cassette_miss="rules" if cassette_miss == "rules" else "error",
+        )
     except RulesError as exc:
         raise GlmevalError(str(exc)) from None
     except OSError as exc:

@@ -211,6 +211,10 @@ def setting_text(key: str, value: Any) -> str:
     its Python repr would only be noise."""
     if key == "budget" and isinstance(value, dict):
         return f"budget: {_budget_words(value)}"
+    if key == "cassette":
+        from glmeval.cassette.settings import setting_words
+
+        return setting_words(value)
     if isinstance(value, dict):
         inner = [
             f"{k} " + (" ".join(f"{kk} {vv}" for kk, vv in v.items()) if isinstance(v, dict) else str(v))

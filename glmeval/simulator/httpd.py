@@ -22,6 +22,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
+from glmeval.cassette.replay import CASSETTE_MISS_CODE, send_reply
 from glmeval.catalogue.tokens import count_tokens
 
 from .bodies import Outcome, chat_body, chat_message, dumps, new_id, shape, usage_for
@@ -246,6 +247,9 @@ class Handler(BaseHTTPRequestHandler):
             if method != expected:
                 raise ApiError(405, "1212", f"不支持 {method} 调用方式")
             check_auth(self.headers.get("Authorization"), self.sim.api_key)
+            under = rest.rstrip("/")[len("/v1"):] if mount.openai and sub is None else sub or ""
+            if self.sim.cassette is not None and self._replay(mount.provider or "zhipu", method, under, raw, started):
+                return
             if route in ("/chat/completions", "/v1/chat/completions"):
                 self._chat(raw, started, openai=route != "/chat/completions")
             elif route == "/v1/models":
@@ -276,6 +280,22 @@ class Handler(BaseHTTPRequestHandler):
                 pass
         finally:
             self._land()
+
+    def _replay(self, upstream: str, method: str, sub: str, raw: bytes, started: float) -> bool:
+        """Answer from the cassette (``--cassette``) at its recorded times; False for a miss
+        the rules are to answer (``--cassette-miss rules``)."""
+        cassette = self.sim.cassette
+        assert cassette is not None
+        reply = cassette.answer(upstream, method, sub, raw)
+        if isinstance(reply, str):
+            if cassette.miss == "rules":
+                return False
+            raise ApiError(404, CASSETTE_MISS_CODE, reply)
+        self.sim.stats._status(reply.status)
+        chunked = self.request_version != "HTTP/1.0"
+        if not send_reply(reply, started, self.wfile.write, self._wait_until, chunked, last=self._land):
+            self.close_connection = True
+        return True
 
     # ------------------------------------------------------------------ faults
 

@@ -16,8 +16,11 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any, Final
 
+from glmeval.cassette.format import Cassette
+from glmeval.cassette.replay import Exhausted, MissMode, ReplayIndex
 from glmeval.catalogue.dialects import DIALECTS, Dialect
 
 from .faults import FaultConfig
@@ -52,6 +55,11 @@ class LocalServer:
     ``providers`` maps provider names to dialects: ``/p/<name>/api/paas/v4/...`` then serves the
     Zhipu wire and ``/p/<name>/v1/...`` the OpenAI-compatible wire in that dialect
     (:meth:`provider_url`); a dialect's own name (``/p/vllm/v1``) works without registering.
+    ``cassette`` (a file or a loaded :class:`~glmeval.cassette.Cassette`) answers chat, async
+    and embeddings requests from recorded answers, at their recorded times; a request it lacks
+    is a 404 ``glmeval-cassette-miss``, or goes to the rules with ``cassette_miss="rules"``.
+    ``cassette_exhausted`` says what a request asked more often than recorded gets (see
+    :mod:`glmeval.cassette.replay`).
     """
 
     def __init__(
@@ -65,6 +73,9 @@ class LocalServer:
         fixed_latency_ms: float | None = None,
         max_stream_chunks: int = 8,
         providers: Mapping[str, Dialect] | None = None,
+        cassette: Cassette | Path | None = None,
+        cassette_miss: MissMode = "error",
+        cassette_exhausted: Exhausted = "error",
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
@@ -78,6 +89,8 @@ class LocalServer:
             RuleSet.from_paths(rules_path), speed, faults, api_key, fixed_latency_ms, max_stream_chunks
         )
         self._sim.providers = check_providers(providers or {})
+        if cassette is not None:
+            self._sim.cassette = ReplayIndex(cassette, cassette_miss, cassette_exhausted)
         self._httpd: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -189,19 +202,25 @@ def serve_forever(
     fixed_latency_ms: float | None = None,
     max_stream_chunks: int = 8,
     providers: Mapping[str, Dialect] | None = None,
+    cassette: Cassette | Path | None = None,
+    cassette_miss: MissMode = "error",
 ) -> None:
     """Run in the foreground until Ctrl-C (or SIGTERM); prints one line saying how to connect,
-    and one per provider mount."""
+    and one per provider mount. A cassette's answers cycle: every run of an app against this
+    server gets the same ones."""
     server = LocalServer(
-        host, port, rules_path, speed, faults, api_key, fixed_latency_ms, max_stream_chunks, providers
+        host, port, rules_path, speed, faults, api_key, fixed_latency_ms, max_stream_chunks, providers,
+        cassette=cassette, cassette_miss=cassette_miss, cassette_exhausted="cycle",
     ).start()
     # Only the built-in demo key is printed: a key given on the command line may be a real one,
     # and this banner ends up in CI logs.
     key = "<any key>" if api_key is None else api_key if api_key == DEFAULT_API_KEY else "<the --api-key you gave>"
-    print(
-        f"glmeval local GLM server (simulated replies) on {server.base_url}  api_key={key}  (Ctrl-C to stop)",
-        flush=True,
-    )
+    replies = "simulated replies"
+    if server._sim.cassette is not None:
+        index = server._sim.cassette
+        misses = "the rules answer the rest" if cassette_miss == "rules" else "others get 404 glmeval-cassette-miss"
+        replies = f"replaying cassette {index.name}: {len(index)} recorded requests, {misses}"
+    print(f"glmeval local GLM server ({replies}) on {server.base_url}  api_key={key}  (Ctrl-C to stop)", flush=True)
     for name, dialect in server.providers.items():
         print(f"  provider {name} ({dialect}): {server.provider_url(name)} (openai SDK), "
               f"{server.provider_url(name, 'zhipu')} (zhipuai, zai-sdk)", flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from typing import TYPE_CHECKING
 
 from glmeval.catalogue.dialects import Dialect
 
@@ -17,6 +18,9 @@ from .models import ModelSpec
 from .rules import RuleSet
 from .stats import Stats
 from .tasks import TaskStore
+
+if TYPE_CHECKING:
+    from glmeval.cassette.replay import ReplayIndex
 
 __all__ = ["SimState"]
 
@@ -43,6 +47,7 @@ class SimState:
         self.stopping = threading.Event()
         self.tasks = TaskStore()
         self.providers: dict[str, Dialect] = {}  # provider mounts: name -> dialect (LocalServer providers=)
+        self.cassette: ReplayIndex | None = None  # --cassette: recorded answers come first
 
     def decide(self, raw: bytes, allowed: frozenset[str] | None) -> FaultDecision:
         """The fault for this request body; keyed by how often the body was seen, so a retry can differ."""
