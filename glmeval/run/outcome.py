@@ -67,12 +67,12 @@ class RunOutcome:
 def pace_line(cut: list[Lane], backing_off: MutableMapping[tuple[str, str], float], now: float) -> str:
     """What holds a run back, one part per (model, provider): ``glm-4: 8→4 in flight (429s),
     backing off 3.2s``. ``cut`` are the lanes whose limit 429s cut; ``backing_off`` maps lanes
-    to when their last scheduled retry is due (entries in the past are dropped from it)."""
+    to when their last scheduled retry is due (entries as good as due are dropped from it)."""
     notes: dict[tuple[str, str], str] = {}
     for lane in cut:
         notes[(lane.model, lane.provider)] = f"{lane.name}: {lane.ceiling}→{lane.limit} in flight (429s)"
     for key, due in list(backing_off.items()):
-        if due <= now:
+        if due - now < 0.05:  # as good as due: "backing off 0.0s" says nothing
             del backing_off[key]
             continue
         if key in notes:
