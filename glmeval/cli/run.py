@@ -35,7 +35,8 @@ class Progress:
 
     Shows done/total, pass, fail, error, retried and cached jobs, tokens and cost so far, and
     an ETA from this session's own pace (a resumed run starts from its stored totals, which
-    must not make the ETA look faster than it is).
+    must not make the ETA look faster than it is), and what holds the run back (``counts.pace``:
+    an in-flight limit that 429s cut, retries backing off).
     """
 
     def __init__(self, total: int, label: str, stream: Any = None, start: RunCounts | None = None, every: float = 2.0) -> None:
@@ -60,8 +61,7 @@ class Progress:
         if counts.cached:
             text += f" cached {counts.cached}"
         cost = counts.cost + counts.grader_cost
-        pace = f" · {counts.pace}" if counts.pace else ""
-        return f"{text} tok {counts.tokens:,} ¥{cost:.4f}{pace}"
+        return f"{text} tok {counts.tokens:,} ¥{cost:.4f}"
 
     @staticmethod
     def compact(counts: RunCounts) -> str:
@@ -125,7 +125,8 @@ class Progress:
             self._last = now
             eta = self.eta(counts.done)
             shown = "-" if eta is None else f"{eta:.0f}s"
-            print(f"[{self.label}] {counts.done}/{self.total} {self.stats(counts)} eta {shown}", file=self.stream, flush=True)
+            pace = f" · {counts.pace}" if counts.pace else ""  # what holds the run back (429s, backoff)
+            print(f"[{self.label}] {counts.done}/{self.total} {self.stats(counts)} eta {shown}{pace}", file=self.stream, flush=True)
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
