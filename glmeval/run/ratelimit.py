@@ -140,6 +140,7 @@ class Lane:
         return self.model if self.provider == DEFAULT_PROVIDER else f"{self.model}@{self.provider}"
 
     def on_rate_limit(self, granted_at: float, now: float) -> None:
+        """Halve, unless the call was granted before the last cut (it was sent at the old limit)."""
         self.rate_limited += 1
         self.streak = 0
         if granted_at >= self.cut_at and self.limit > 1:
@@ -147,6 +148,7 @@ class Lane:
             self.cut_at = now
 
     def on_success(self) -> None:
+        """One step back up after ``limit`` successes in a row: about one per round of calls."""
         if self.limit >= self.ceiling:
             return
         self.streak += 1
