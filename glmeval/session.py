@@ -235,6 +235,7 @@ class Overrides:
 
     concurrency: int | None = None
     retries: int | None = None
+    retry_budget: float | None = None
     cache: str | None = None
     judge_model: str | None = None
     embedding_model: str | None = None
@@ -247,12 +248,14 @@ def suite_options(
     suite: Suite, target: Target, overrides: Overrides, notify: Callable[[str], None] | None = None
 ) -> RunOptions:
     """The runner's options for one suite of a ``glmeval run``."""
+    from glmeval.run.retry import DEFAULT_RETRY_BUDGET
     from glmeval.run.runner import RunOptions
 
     return RunOptions(
         cache_namespace=target.cache_namespace,
         concurrency=overrides.concurrency or suite.settings.concurrency,
         retries=suite.settings.retries if overrides.retries is None else overrides.retries,
+        retry_budget=overrides.retry_budget or suite.settings.retry_budget or DEFAULT_RETRY_BUDGET,
         cache=overrides.cache or "off",
         judge_model=overrides.judge_model or suite.settings.judge_model,
         embedding_model=overrides.embedding_model or suite.settings.embedding_model,
@@ -269,11 +272,13 @@ def run_settings(options: RunOptions, target: Target, overrides: Overrides) -> d
     """The settings worth keeping with a stored run (``glmeval show`` prints them)."""
     settings: dict[str, Any] = {
         "concurrency": options.concurrency,
-        "retries": options.retries,
+        "retry_budget": options.retry_budget,
         "cache": options.cache,
         "timeout": target.timeout,
         "base_url": target.base_url if not target.local else "local",
     }
+    if options.retries is not None:
+        settings["retries"] = options.retries
     if options.model_limits:
         settings["limits"] = {
             m: {k: v for k, v in vars(lim).items() if v is not None} for m, lim in options.model_limits.items()

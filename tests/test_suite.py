@@ -415,7 +415,9 @@ def test_settings_defaults_and_values(tmp_path: Path) -> None:
         "messages: [{role: user, content: hi}]\ncases: [{id: a}]\n",
     )
     assert (suite.settings.concurrency, suite.settings.judge_model, suite.settings.poll_timeout) == (3, "glm-4-plus", 9)
-    assert (suite.settings.timeout, suite.settings.retries, suite.settings.embedding_model) == (60.0, 4, "embedding-3")
+    # No retry count by default (issue 16): a per-job retry budget in time decides (None: glmeval's 600 s).
+    assert (suite.settings.timeout, suite.settings.retries, suite.settings.embedding_model) == (60.0, None, "embedding-3")
+    assert suite.settings.retry_budget is None
 
 
 def test_run_accepts_setting_overrides_in_dry_run() -> None:

@@ -35,7 +35,8 @@ class Progress:
 
     Shows done/total, pass, fail, error, retried and cached jobs, tokens and cost so far, and
     an ETA from this session's own pace (a resumed run starts from its stored totals, which
-    must not make the ETA look faster than it is).
+    must not make the ETA look faster than it is), and what holds the run back (``counts.pace``:
+    an in-flight limit that 429s cut, retries backing off).
     """
 
     def __init__(self, total: int, label: str, stream: Any = None, start: RunCounts | None = None, every: float = 2.0) -> None:
@@ -72,7 +73,12 @@ class Progress:
             text += f" cached {counts.cached}"
         tokens = counts.tokens
         shown = f"{tokens / 1000:.1f}k" if tokens >= 10_000 else str(tokens)
-        return f"{text} {shown} tok ¥{counts.cost + counts.grader_cost:.3f}"
+        pace = ""
+        if counts.pace:
+            from rich.markup import escape
+
+            pace = f" [yellow]{escape(counts.pace)}[/]"
+        return f"{text} {shown} tok ¥{counts.cost + counts.grader_cost:.3f}{pace}"
 
     def eta(self, done: int) -> float | None:
         """Seconds left at this session's pace; None before anything finished."""
@@ -119,7 +125,8 @@ class Progress:
             self._last = now
             eta = self.eta(counts.done)
             shown = "-" if eta is None else f"{eta:.0f}s"
-            print(f"[{self.label}] {counts.done}/{self.total} {self.stats(counts)} eta {shown}", file=self.stream, flush=True)
+            pace = f" · {counts.pace}" if counts.pace else ""  # what holds the run back (429s, backoff)
+            print(f"[{self.label}] {counts.done}/{self.total} {self.stats(counts)} eta {shown}{pace}", file=self.stream, flush=True)
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
@@ -161,7 +168,13 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
 @click.option("--mode", type=click.Choice(["sync", "stream", "async"]), help="Override the call mode.")
 @click.option("--concurrency", "-j", type=click.IntRange(1, 1024), help="Calls in flight at once.")
 @click.option("--timeout", type=click.FloatRange(min=0.001), help="Seconds per call attempt.")
-@click.option("--retries", type=click.IntRange(0, 20), help="Retries per call on 429, 5xx and network errors.")
+@click.option("--retries", type=click.IntRange(0, 20), help="At most this many retries per call (default: --retry-budget decides).")
+@click.option(
+    "--retry-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Seconds per job to keep retrying 429, 5xx and network errors (default 600, or settings.retry_budget).",
+)
 @click.option("--cache", "use_cache", is_flag=True, help="Reuse cached answers to identical requests.")
 @click.option("--no-cache", "no_cache", is_flag=True, help="Always call the model (the default).")
 @click.option("--replay", "replay", is_flag=True, help="Answer only from the cache; send nothing.")
@@ -236,6 +249,7 @@ def run(
     concurrency: int | None,
     timeout: float | None,
     retries: int | None,
+    retry_budget: float | None,
     use_cache: bool,
     no_cache: bool,
     replay: bool,
@@ -268,6 +282,7 @@ def run(
     cache_mode = "use" if use_cache else "replay" if replay else "off" if no_cache else None
     from glmeval.afterrun import AfterRun, after_run, check_gate, decide_exit, stop_line
     from glmeval.plan import build_plan
+    from glmeval.run.outcome import unanswered_line
     from glmeval.store import Store
 
     # --- runner: flags checked before anything is loaded or spent ---
@@ -283,6 +298,7 @@ def run(
     overrides = Overrides(
         concurrency=concurrency,
         retries=retries,
+        retry_budget=retry_budget,
         cache=cache_mode,
         judge_model=judge_model,
         embedding_model=embedding_model,
@@ -376,6 +392,9 @@ def run(
             end = after_run(store, outcome.run_id, after, outcome)
             ends.append(end)
             _print_end(suite.name, outcome, end, quiet)
+            again = unanswered_line(outcome, suite.path)
+            if again is not None:
+                click.echo(again, err=True)
             # --- runner: how the run ended, and how to continue it ---
             line = stop_line(outcome, suite.path)
             if line is not None:

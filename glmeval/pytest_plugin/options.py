@@ -6,9 +6,23 @@ on the machine and must not collide with a project's own options.
 
 from __future__ import annotations
 
+import argparse
+import math
+
 import pytest
 
 DEFAULT_PATTERNS: list[str] = ["*.glmeval.yaml", "*.glmeval.yml"]
+
+
+def _positive_seconds(text: str) -> float:
+    """A ``--glmeval-retry-budget`` value; pytest shows the ArgumentTypeError as a usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -64,6 +78,13 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         metavar="N",
         help="Calls in flight at once per process (default: each suite's settings.concurrency).",
+    )
+    group.addoption(
+        "--glmeval-retry-budget",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="Seconds per job to keep retrying 429, 5xx and network errors (default: settings.retry_budget, or 600).",
     )
     parser.addini(
         "glmeval_pattern",

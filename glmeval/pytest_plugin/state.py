@@ -52,6 +52,7 @@ class GlmevalState:
     baseline: str | None = None
     replay: bool = False
     concurrency: int | None = None
+    retry_budget: float | None = None
     selected: list[CaseItem] = field(default_factory=list)
     results: dict[str, Result] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
@@ -80,6 +81,7 @@ class GlmevalState:
             baseline=config.getoption("glmeval_baseline"),
             replay=bool(config.getoption("glmeval_replay")),
             concurrency=config.getoption("glmeval_concurrency"),
+            retry_budget=config.getoption("glmeval_retry_budget"),
             _run_id=workerinput.get("glmeval_run_id"),
         )
 
@@ -196,11 +198,13 @@ class GlmevalState:
         self.results[result.job.id] = result
 
     def _options(self, suite: Suite) -> RunOptions:
+        from glmeval.run.retry import DEFAULT_RETRY_BUDGET
         from glmeval.run.runner import RunOptions
 
         return RunOptions(
             concurrency=self.concurrency or suite.settings.concurrency,
             retries=suite.settings.retries,
+            retry_budget=self.retry_budget or suite.settings.retry_budget or DEFAULT_RETRY_BUDGET,
             cache="replay" if self.replay else "off",
             judge_model=suite.settings.judge_model,
             embedding_model=suite.settings.embedding_model,

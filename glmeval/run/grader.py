@@ -21,7 +21,7 @@ from glmeval.records import Completion, ErrorInfo, Mode
 from glmeval.run.cache import ResponseCache
 from glmeval.run.client import CallError, GLMClient
 from glmeval.run.ratelimit import Limiter
-from glmeval.run.retry import Backoff, may_retry
+from glmeval.run.retry import RetryPolicy
 
 __all__ = ["RunGrader", "digest"]
 
@@ -43,16 +43,14 @@ class RunGrader:
         client: GLMClient | None,
         limiter: Limiter,
         cache: ResponseCache,
-        backoff: Backoff,
-        retries: int,
+        policy: RetryPolicy,
         halt: threading.Event,
         on_error: Callable[[CallError], None],
     ) -> None:
         self.client = client
         self.limiter = limiter
         self.cache = cache
-        self.backoff = backoff
-        self.retries = retries
+        self.policy = policy
         self.halt = halt
         self.on_error = on_error
 
@@ -74,6 +72,7 @@ class RunGrader:
         tokens = count_prompt_tokens(messages) + int(params.get("max_tokens") or 256)
         retry_ms = queue_ms = 0.0
         attempts = 0
+        first = time.perf_counter()
         while True:
             attempts += 1
             waited = time.perf_counter()
@@ -86,10 +85,10 @@ class RunGrader:
                 completion = self.client.attempt(model, mode, messages, params)
             except CallError as exc:
                 self.on_error(exc)
-                self.limiter.release(permit, None)
-                if not may_retry(exc, attempts, self.retries) or self.halt.is_set():
+                self.limiter.release(permit, None, rate_limited=exc.info.kind == "rate_limit")
+                delay = self.policy.delay(exc, attempts, time.perf_counter() - first)
+                if delay is None or self.halt.is_set():
                     return Completion(error=exc.info, attempts=attempts, retry_ms=retry_ms, queue_ms=queue_ms)
-                delay = self.backoff.delay(attempts, exc.retry_after)
                 retry_ms += (time.perf_counter() - started + delay) * 1000
                 self.halt.wait(delay)
                 continue
@@ -112,6 +111,7 @@ class RunGrader:
         if client is None:
             raise RuntimeError("embedding needs a client")
         attempts = 0
+        first = time.perf_counter()
         while True:
             attempts += 1
             permit = self.limiter.acquire(model, sum(len(t) for t in texts), stop=self.halt)
@@ -120,12 +120,13 @@ class RunGrader:
             try:
                 vectors = client.embed(model, texts)
             except CallError as exc:
-                self.limiter.release(permit, None)
+                self.limiter.release(permit, None, rate_limited=exc.info.kind == "rate_limit")
                 self.on_error(exc)
-                if not may_retry(exc, attempts, self.retries) or self.halt.is_set():
+                delay = self.policy.delay(exc, attempts, time.perf_counter() - first)
+                if delay is None or self.halt.is_set():
                     raise RuntimeError(str(exc.info)) from None
-                self.halt.wait(self.backoff.delay(attempts, exc.retry_after))
+                self.halt.wait(delay)
                 continue
-            self.limiter.release(permit, None)
+            self.limiter.release(permit, 0)
             self.cache.put(key, model, Completion(text=json.dumps(vectors)))
             return vectors

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from glmeval.checks import CheckRegistry
 from glmeval.run.ratelimit import Budget, ModelLimit
+from glmeval.run.retry import DEFAULT_RETRY_BUDGET
 
 __all__ = ["RunOptions"]
 
@@ -28,10 +29,16 @@ class RunOptions:
     limits; ``budget`` caps spending (one :class:`Budget` may be shared by several runs).
     ``checks`` is the suite's check registry (its check files over the built-ins); ``None``
     means the built-ins and plugins alone.
+
+    Retries (:mod:`glmeval.run.retry`): a job retries 429s, 5xx and network errors for up to
+    ``retry_budget`` seconds of wall time from its first attempt; ``retries`` caps the number
+    of retries on top (``None``: the budget alone decides). Backoff is exponential from
+    ``backoff_base`` up to ``backoff_max`` seconds, with full jitter; a ``Retry-After`` wins.
     """
 
     concurrency: int = 8
-    retries: int = 4
+    retries: int | None = None
+    retry_budget: float = DEFAULT_RETRY_BUDGET
     backoff_base: float = 0.5
     backoff_max: float = 20.0
     cache: str = "off"

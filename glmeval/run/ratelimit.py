@@ -13,6 +13,11 @@ stated pace at start-up, as a bucket holding a whole minute would. Token use is 
 before a call, so a call takes an *estimate* (prompt tokens counted locally plus expected
 completion tokens) and settles with the actual usage afterwards: the difference is given back,
 or taken as debt that delays later calls.
+
+On top of the configured limits, the in-flight limit of each (model, provider) *adapts*
+(AIMD): a 429 halves it (not below 1), a run of successes as long as the limit grows it back
+by one, never above the configured concurrency. A 429 from a call that was granted before
+the last cut says nothing about the cut limit, so a burst of 429s halves once, not to 1.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = [
     "BURST_SECONDS",
+    "DEFAULT_PROVIDER",
     "Budget",
+    "Lane",
     "Limiter",
     "ModelLimit",
     "Permit",
@@ -37,6 +44,9 @@ BURST_SECONDS = 1.0
 """How much of a per-minute allowance may be spent at once (one second's worth)."""
 
 Clock = Callable[[], float]
+
+DEFAULT_PROVIDER = "zhipu"
+"""The provider of a job that names none (``Job.provider``'s default)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,45 @@ class Permit:
     model: str
     tokens: int
     granted_at: float
+    provider: str = DEFAULT_PROVIDER
+
+
+@dataclass
+class Lane:
+    """The adaptive in-flight limit of one (model, provider): ``limit`` of ``ceiling`` (the
+    configured concurrency), the calls ``active`` in it, the successes in a row since the
+    last change and when it was last cut. ``rate_limited`` counts its 429s."""
+
+    model: str
+    provider: str
+    ceiling: int
+    limit: int
+    active: int = 0
+    streak: int = 0
+    cut_at: float = -math.inf
+    rate_limited: int = 0
+
+    @property
+    def name(self) -> str:
+        """``glm-4``, or ``glm-4@openrouter`` for another provider."""
+        return self.model if self.provider == DEFAULT_PROVIDER else f"{self.model}@{self.provider}"
+
+    def on_rate_limit(self, granted_at: float, now: float) -> None:
+        """Halve, unless the call was granted before the last cut (it was sent at the old limit)."""
+        self.rate_limited += 1
+        self.streak = 0
+        if granted_at >= self.cut_at and self.limit > 1:
+            self.limit = max(1, self.limit // 2)
+            self.cut_at = now
+
+    def on_success(self) -> None:
+        """One step back up after ``limit`` successes in a row: about one per round of calls."""
+        if self.limit >= self.ceiling:
+            return
+        self.streak += 1
+        if self.streak >= self.limit:
+            self.limit += 1
+            self.streak = 0
 
 
 class _ModelState:
@@ -141,6 +190,8 @@ class Limiter:
         self._freed = threading.Condition(self._lock)
         self._blocking_waiters = 0
         self._waiting: dict[str, int] = {}
+        self._lanes: dict[tuple[str, str], Lane] = {}
+        self._cut = 0  # lanes below their ceiling: nothing to show while 0
 
     @property
     def active(self) -> int:
@@ -156,12 +207,23 @@ class Limiter:
             state = self._models[model] = _ModelState(self.limit_for(model), self._clock)
         return state
 
-    def _try(self, model: str, tokens: int, now: float) -> tuple[Permit | None, float | None]:
+    def _lane(self, model: str, provider: str) -> Lane:
+        lane = self._lanes.get((model, provider))
+        if lane is None:
+            cap = self._state(model).limit.concurrency
+            ceiling = min(cap or self.concurrency, self.concurrency)
+            lane = self._lanes[(model, provider)] = Lane(model, provider, ceiling, ceiling)
+        return lane
+
+    def _try(self, model: str, tokens: int, now: float, provider: str) -> tuple[Permit | None, float | None]:
         if self._active >= self.concurrency:
             return None, None
         state = self._state(model)
         cap = state.limit.concurrency
         if cap is not None and state.active >= cap:
+            return None, None
+        lane = self._lane(model, provider)
+        if lane.active >= lane.limit:
             return None, None
         wait = 0.0
         if state.rpm is not None:
@@ -175,24 +237,33 @@ class Limiter:
         if state.tpm is not None and tokens > 0:
             state.tpm.take(tokens)
         state.active += 1
+        lane.active += 1
         self._active += 1
-        return Permit(model, tokens, now), None
+        return Permit(model, tokens, now, provider), None
 
-    def try_acquire(self, model: str, tokens: int = 0) -> tuple[Permit | None, float | None]:
+    def try_acquire(
+        self, model: str, tokens: int = 0, provider: str = DEFAULT_PROVIDER
+    ) -> tuple[Permit | None, float | None]:
         """Take a permit now if every limit allows it; never blocks.
 
         Returns ``(permit, None)`` on success, otherwise ``(None, wait)`` where ``wait`` is
         the seconds until a rate bucket refills enough, or ``None`` when the call waits for a
-        concurrency slot (which frees when a call ends). Blocking callers (judge calls) go
-        first: while one waits, its model and one global slot are kept for it.
+        concurrency slot (which frees when a call ends; the adaptive limit of the model and
+        ``provider`` counts as one). Blocking callers (judge calls) go first: while one waits,
+        its model and one global slot are kept for it.
         """
         with self._lock:
             if self._waiting.get(model) or self._active + self._blocking_waiters >= self.concurrency:
                 return None, None
-            return self._try(model, tokens, self._clock())
+            return self._try(model, tokens, self._clock(), provider)
 
     def acquire(
-        self, model: str, tokens: int = 0, stop: threading.Event | None = None, timeout: float | None = None
+        self,
+        model: str,
+        tokens: int = 0,
+        stop: threading.Event | None = None,
+        timeout: float | None = None,
+        provider: str = DEFAULT_PROVIDER,
     ) -> Permit | None:
         """Block until a permit is granted; ``None`` if ``stop`` is set or ``timeout`` passes."""
         deadline = None if timeout is None else self._clock() + timeout
@@ -204,7 +275,7 @@ class Limiter:
                     if stop is not None and stop.is_set():
                         return None
                     now = self._clock()
-                    permit, wait = self._try(model, tokens, now)
+                    permit, wait = self._try(model, tokens, now, provider)
                     if permit is not None:
                         return permit
                     step = 0.1 if wait is None else min(wait, 0.1)
@@ -217,22 +288,44 @@ class Limiter:
                 self._blocking_waiters -= 1
                 self._waiting[model] -= 1
 
-    def release(self, permit: Permit, actual_tokens: int | None = None) -> None:
+    def release(self, permit: Permit, actual_tokens: int | None = None, rate_limited: bool = False) -> None:
         """Free the permit's slots and settle its token estimate with the actual usage.
 
         ``actual_tokens=None`` (the call failed before any usage was known) refunds the whole
         token estimate: a rejected request is not charged against the per-minute tokens. The
-        request itself stays counted against the requests-per-minute bucket.
+        request itself stays counted against the requests-per-minute bucket. ``rate_limited``
+        (a 429) cuts the adaptive limit; a call with usage (a success) may grow it back.
         """
         with self._lock:
             state = self._state(permit.model)
             state.active -= 1
             self._active -= 1
+            lane = self._lane(permit.model, permit.provider)
+            lane.active -= 1
+            was_cut = lane.limit < lane.ceiling
+            if rate_limited:
+                lane.on_rate_limit(permit.granted_at, self._clock())
+            elif actual_tokens is not None:
+                lane.on_success()
+            self._cut += (lane.limit < lane.ceiling) - was_cut
             if state.tpm is not None:
                 used = 0 if actual_tokens is None else actual_tokens
                 if used != permit.tokens:
                     state.tpm.give_back(permit.tokens - used)
             self._freed.notify_all()
+
+
+    def cut_lanes(self) -> list[Lane]:
+        """Copies of the lanes running below their configured concurrency after 429s."""
+        if not self._cut:
+            return []
+        with self._lock:
+            return [replace(lane) for lane in self._lanes.values() if lane.limit < lane.ceiling]
+
+    def lane(self, model: str, provider: str = DEFAULT_PROVIDER) -> Lane:
+        """A copy of the adaptive state of ``model`` at ``provider``."""
+        with self._lock:
+            return replace(self._lane(model, provider))
 
 
 class Budget:

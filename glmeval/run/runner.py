@@ -14,9 +14,11 @@ It is the only stage that touches the network (through :class:`GLMClient`). The 
   (:mod:`glmeval.run.budget`).
 - **Timing is honest**: ``latency_ms`` is the attempt that produced the answer; time waiting
   for a slot or a rate bucket is ``queue_ms``; failed attempts plus backoff are ``retry_ms``.
-- **Retries** (:mod:`glmeval.run.retry`; the SDK's own are off): rate limits, 5xx, timeouts,
-  connection errors and cut streams, with exponential backoff and full jitter, or the server's
-  ``Retry-After``. A bad key (401) or an empty balance (429 code 1113) stops the whole run at once.
+- **Retries** (:mod:`glmeval.run.retry`; the SDK's own are off): 429, 5xx, timeouts, connection
+  errors and cut streams, within a per-job budget of wall time, with capped exponential backoff
+  and full jitter, or the server's ``Retry-After``; a 429 also halves the in-flight limit of
+  its model and provider (``Lane``; ``RunCounts.pace`` tells the progress line). A bad key
+  (401) or an empty balance (429 code 1113) stops the whole run at once.
 - **Cache** (:mod:`glmeval.run.cache`): every fresh successful answer is written; reading it
   is opt-in (``--cache``, ``--replay``).
 - **Grading** (:mod:`glmeval.run.grader`): model-graded checks call through the same client,
@@ -55,12 +57,16 @@ from glmeval.run.cache import ResponseCache
 from glmeval.run.client import FATAL_KINDS, RETRYABLE_KINDS, CallError, GLMClient
 from glmeval.run.grader import RunGrader
 from glmeval.run.options import RunOptions
-from glmeval.run.outcome import RunCounts, RunOutcome, abort_message
-from glmeval.run.ratelimit import Limiter, Permit
-from glmeval.run.retry import Backoff, may_retry
+from glmeval.run.outcome import RunCounts, RunOutcome, abort_message, pace_line
+from glmeval.run.ratelimit import DEFAULT_PROVIDER, Limiter, Permit
+from glmeval.run.retry import Backoff, RetryPolicy
 from glmeval.store import Store
 
 # -- internal records passed between the coordinator and the workers -------------------------
+
+
+def _provider(job: Job) -> str:
+    return getattr(job, "provider", DEFAULT_PROVIDER)
 
 
 @dataclass(eq=False)
@@ -73,6 +79,7 @@ class _Task:
     local_prompt: int = 0
     reserved: bool = False
     attempts: int = 0
+    first_sent: float = 0.0  # when the first attempt began: the retry budget counts from it
     retry_ms: float = 0.0
     queue_ms: float = 0.0
     waiting_since: float | None = None
@@ -85,6 +92,7 @@ class _Retry:
     task: _Task
     error: CallError
     attempt_ms: float
+    delay: float = 0.0  # seconds of backoff before the next attempt
 
 
 @dataclass(eq=False)
@@ -127,6 +135,7 @@ class Runner:
         self._account = BudgetAccount(self.budget)
         self._estimator = Estimator(self.options.prices)
         self._backoff = Backoff(self.options.backoff_base, self.options.backoff_max, self.options.seed)
+        self._policy = RetryPolicy(self._backoff, self.options.retry_budget, self.options.retries)
         self._halt = threading.Event()  # no new attempts at all (Ctrl-C, fatal error, stop())
         self._no_new_jobs = False  # budget: no new jobs, in-flight jobs may still retry
         self._interrupted = False
@@ -139,14 +148,14 @@ class Runner:
         # grading never takes a slot from calls. Fewer threads means less GIL hand-off.
         self._max_threads = self.limiter.concurrency + max(2, self.limiter.concurrency // 4)
         self.grader = RunGrader(
-            client, self.limiter, self.cache, self._backoff, self.options.retries, self._halt, self._note_fatal
+            client, self.limiter, self.cache, self._policy, self._halt, self._note_fatal
         )
         # The schedule, owned by the coordinating thread alone.
         self._jobs: Iterator[Job] = iter(())
         self._exhausted = False
-        self._queues: dict[str, deque[_Task]] = {}  # per model, in plan order
-        self._next_in_line: dict[str, int] = {}
-        self._models: list[str] = []
+        self._queues: dict[tuple[str, str], deque[_Task]] = {}  # per (model, provider), in plan order
+        self._next_in_line: dict[tuple[str, str], int] = {}
+        self._models: list[tuple[str, str]] = []
         self._judge_only: deque[_Task] = deque()  # cache hits and replays: checks only
         self._delayed: list[tuple[float, int, _Task]] = []  # retries: (due, seq, task) heap
         self._seq = itertools.count()
@@ -155,6 +164,8 @@ class Runner:
         self._buffered = 0  # jobs read from the plan and not started
         self._dropped = 0  # jobs left without a result because the run stopped mid-retry
         self._lookahead = max(64, 4 * self.limiter.concurrency)
+        self._backing_off: dict[tuple[str, str], float] = {}  # lane → when its last retry is due
+        self._pace_at = 0.0
 
     def stop(self) -> None:
         """Take no new jobs and make no new attempts; in-flight calls finish."""
@@ -234,17 +245,21 @@ class Runner:
             task.attempts -= 1
             return _Retry(task, CallError(ErrorInfo("cancelled", "the run stopped before this call")), 0.0)
         started = time.perf_counter()
+        if task.attempts == 1:
+            task.first_sent = started
         try:
             completion = self.client.attempt(job.model, job.mode, job.messages, job.params)
         except CallError as exc:
             self._note_fatal(exc)  # before the slot frees, so no new call can slip in
-            self.limiter.release(permit, None)
+            self.limiter.release(permit, None, rate_limited=exc.info.kind == "rate_limit")
             task.permit = None
-            if may_retry(exc, task.attempts, self.options.retries):
+            ended = time.perf_counter()
+            delay = self._policy.delay(exc, task.attempts, ended - task.first_sent, self._reached)
+            if delay is not None:
                 # The coordinator schedules the retry, or, when the run is stopping, leaves the
                 # job without a result so --resume runs it (not an error the model caused).
-                return _Retry(task, exc, (time.perf_counter() - started) * 1000)
-            completion = Completion(error=exc.info)
+                return _Retry(task, exc, (ended - started) * 1000, delay)
+            completion = Completion(error=self._policy.final_error(exc, task.attempts, ended - task.first_sent))
             if exc.info.kind == "connection" and not self._reached:
                 self._note_unreachable(exc.info)
         else:
@@ -305,14 +320,15 @@ class Runner:
             if task.completion is not None:
                 self._judge_only.append(task)
             else:
-                q = self._queues.get(job.model)
+                lane = (job.model, _provider(job))
+                q = self._queues.get(lane)
                 if q is None:
-                    q = self._queues[job.model] = deque()
-                    self._models.append(job.model)
+                    q = self._queues[lane] = deque()
+                    self._models.append(lane)
                     cap = self.limiter.limit_for(job.model).concurrency
-                    self._next_in_line[job.model] = min(cap or self.limiter.concurrency, self.limiter.concurrency)
+                    self._next_in_line[lane] = min(cap or self.limiter.concurrency, self.limiter.concurrency)
                 q.append(task)
-                if len(q) <= self._next_in_line[job.model]:
+                if len(q) <= self._next_in_line[lane]:
                     task.waiting_since = time.perf_counter()
             self._buffered += 1
 
@@ -349,7 +365,7 @@ class Runner:
                 task = entry[2]
                 if task.waiting_since is None:
                     task.waiting_since = entry[0]  # waiting again since its backoff ended
-                permit, wait = self.limiter.try_acquire(task.job.model, task.est_tokens)
+                permit, wait = self.limiter.try_acquire(task.job.model, task.est_tokens, _provider(task.job))
                 if permit is None:
                     blocked.append(entry)
                     if wait is not None:
@@ -370,7 +386,8 @@ class Runner:
             start = self._rr % n
             self._rr += 1
             for i in range(n):
-                q = self._queues[models[(start + i) % n]]
+                lane = models[(start + i) % n]
+                q = self._queues[lane]
                 while q and self._busy < self._max_threads:
                     task = q[0]
                     if task.est_tokens == 0:
@@ -385,7 +402,7 @@ class Runner:
                             self._budget_stop()
                             return wake
                         task.reserved = True
-                    permit, wait = self.limiter.try_acquire(task.job.model, task.est_tokens)
+                    permit, wait = self.limiter.try_acquire(task.job.model, task.est_tokens, lane[1])
                     if permit is None:
                         if task.waiting_since is None:
                             task.waiting_since = now
@@ -399,7 +416,7 @@ class Runner:
                     q.popleft()
                     self._buffered -= 1
                     self._start_call(task, permit)
-                    k = self._next_in_line[task.job.model]
+                    k = self._next_in_line[lane]
                     if len(q) >= k and q[k - 1].waiting_since is None:
                         q[k - 1].waiting_since = now  # it just became one of the next to go
         return wake
@@ -425,9 +442,13 @@ class Runner:
                 self._unreserve(task)
                 self._dropped += 1
                 return None
-            delay = self._backoff.delay(task.attempts, item.error.retry_after)
+            delay = item.delay
             task.retry_ms += item.attempt_ms + delay * 1000
-            heapq.heappush(self._delayed, (time.perf_counter() + delay, next(self._seq), task))
+            due = time.perf_counter() + delay
+            heapq.heappush(self._delayed, (due, next(self._seq), task))
+            lane = (task.job.model, _provider(task.job))
+            if due > self._backing_off.get(lane, 0.0):
+                self._backing_off[lane] = due
             return None
         task, result = item.task, item.result
         completion = result.completion
@@ -460,6 +481,10 @@ class Runner:
                 self.store.cache_put(self.cache.key(result.job.cache_key), result.job.model, result.completion)
         counts.add(result)
         if self.on_result is not None:
+            now = time.perf_counter()
+            if (self._backing_off or counts.pace) and now - self._pace_at >= 0.2:  # what holds the run back
+                self._pace_at = now
+                counts.pace = pace_line(self.limiter.cut_lanes(), self._backing_off, now)
             self.on_result(result, counts)
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:

@@ -40,7 +40,8 @@ _TWO64: Final[float] = float(2**64)
 class FaultConfig:
     """Probabilities (0..1) of each fault per request, plus its parameters.
 
-    - ``rate_limit``: HTTP 429, code 1302, with a ``Retry-After`` header of ``retry_after`` s.
+    - ``rate_limit``: HTTP 429, code 1302, with a ``Retry-After`` header of ``retry_after`` s
+      (no header with ``retry_after=None``, CLI ``retry_after=none``: /api/paas/v4 sends none).
     - ``balance``: HTTP 429, code 1113 (no balance); the SDK retries it although it is pointless.
     - ``server_error``: HTTP 500, code 500. On async create, half of these become a task that
       ends in FAIL instead.
@@ -76,7 +77,7 @@ class FaultConfig:
     slow: float = 0.0
     content_filter: float = 0.0
     balance: float = 0.0
-    retry_after: float = 1.0
+    retry_after: float | None = 1.0
     slow_ms: float = 3000.0
     seed: int = 0
     fail_first: int = 0
@@ -87,7 +88,7 @@ class FaultConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"fault rate {name}={value!r} must be a number between 0 and 1")
-        if self.retry_after < 0 or self.slow_ms < 0:
+        if (self.retry_after is not None and self.retry_after < 0) or self.slow_ms < 0:
             raise ValueError("retry_after and slow_ms must not be negative")
         if isinstance(self.fail_first, bool) or not isinstance(self.fail_first, int) or self.fail_first < 0:
             raise ValueError(f"fail_first={self.fail_first!r} must be a whole number >= 0")
@@ -100,16 +101,16 @@ class FaultConfig:
         return self.fail_first > 0 or any(getattr(self, name) > 0 for name in _RATE_FIELDS)
 
     @property
-    def retry_after_header(self) -> str:
-        """The ``Retry-After`` value as sent: seconds, fractional when configured so."""
-        return format(self.retry_after, "g")
+    def retry_after_header(self) -> str | None:
+        """The ``Retry-After`` value as sent: seconds, fractional when configured so; None: no header."""
+        return None if self.retry_after is None else format(self.retry_after, "g")
 
     @classmethod
     def parse(cls, spec: str) -> FaultConfig:
         """Build from ``"rate_limit=0.1,cut_stream=0.05,seed=3"`` (the CLI form); the schedule
         is ``"fail_first=2,fail_kind=rate_limit"``."""
         known = {f.name: f.type for f in fields(cls)}
-        values: dict[str, float | int | str] = {}
+        values: dict[str, float | int | str | None] = {}
         for item in filter(None, (part.strip() for part in spec.split(","))):
             key, sep, raw = item.partition("=")
             key = key.strip().replace("-", "_")
@@ -117,6 +118,9 @@ class FaultConfig:
                 raise ValueError(f"bad fault setting {item!r}; expected one of {', '.join(known)} as name=value")
             if key == "fail_kind":
                 values[key] = raw.strip().replace("-", "_")
+                continue
+            if key == "retry_after" and raw.strip().lower() == "none":
+                values[key] = None
                 continue
             try:
                 values[key] = int(raw) if key in ("seed", "fail_first") else float(raw)

@@ -308,7 +308,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(429, *_ERR_BALANCE)
         if kind == "rate_limit":
             retry = self.sim.faults.retry_after_header if self.sim.faults else "1"
-            raise ApiError(429, *_ERR_RATE, headers={"Retry-After": retry})
+            raise ApiError(429, *_ERR_RATE, headers={"Retry-After": retry} if retry is not None else None)
         if kind == "server_error":
             raise ApiError(500, *_ERR_SERVER)
         if kind == "content_filter":

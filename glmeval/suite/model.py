@@ -127,7 +127,12 @@ class Settings(_Strict):
 
     concurrency: int = Field(8, ge=1, le=1024, description="Calls in flight at once (run -j/--concurrency).")
     timeout: float = Field(60.0, gt=0, description="Seconds per call attempt (run --timeout).")
-    retries: int = Field(4, ge=0, le=20, description="Retries per call on 429, 5xx and network errors (run --retries).")
+    retries: int | None = Field(
+        None, ge=0, le=20, description="At most this many retries per call (run --retries; default: retry_budget decides)."
+    )
+    retry_budget: float | None = Field(
+        None, gt=0, description="Seconds per job to keep retrying 429, 5xx and network errors (run --retry-budget; default 600)."
+    )
     poll_timeout: float = Field(300.0, gt=0, description="Seconds to wait for an async task's result (run --poll-timeout).")
     judge_model: str = Field("glm-4", description="Model that grades llm-rubric checks (run --judge-model).")
     embedding_model: str = Field("embedding-3", description="Model for the similar check's embeddings (run --embedding-model).")
