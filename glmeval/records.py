@@ -26,7 +26,8 @@ RunStatus = Literal["running", "complete", "interrupted", "aborted", "budget"]
 """A stored run's state: ``running`` until the runner stores how it ended: ``complete``,
 ``interrupted`` (Ctrl-C or a stop before every job had a result), ``aborted`` (a bad key, an
 empty balance or an unreachable server stopped it) or ``budget`` (stopped before a job would
-pass ``--max-cost`` / ``--max-tokens``)."""
+pass ``--max-cost`` / ``--max-tokens``). A run stored as ``running`` whose lease holder is
+gone (killed outright) reads as ``interrupted`` too (:func:`glmeval.store.lease.effective_status`)."""
 
 ErrorKind = Literal[
     "auth",

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the CLI imports this module for --help: the runner and the 
     from glmeval.run.runner import RunCounts, RunOptions, RunOutcome
     from glmeval.simulator import FaultConfig
     from glmeval.store import Store
+    from glmeval.store.lease import RunLease
     from glmeval.suite import Suite
 
 LOCAL_SPEED = 0.05
@@ -135,7 +136,9 @@ class Resume:
     """What ``--resume`` found: the run to continue and the jobs it still lacks.
 
     ``counts`` holds the totals of the results already stored (errors excluded: they run
-    again), so progress and totals continue where the run stopped.
+    again), so progress and totals continue where the run stopped. ``lease`` is this
+    process's hold on the run, taken before the missing jobs were listed; :func:`run_plan`
+    releases it.
     """
 
     run_id: str
@@ -143,12 +146,19 @@ class Resume:
     jobs: list[Job]
     counts: RunCounts
     suite_changed: bool
+    lease: RunLease | None = None
 
 
 def find_resume(store: Store, plan: Plan, ref: str = "latest") -> Resume:
-    """Resolve ``ref`` (``latest`` = this suite's latest run) and list the jobs without a
-    result. Works for a run that was killed outright (its status is still ``running``)."""
-    from glmeval.run.runner import RunCounts
+    """Resolve ``ref`` (``latest`` = this suite's latest run), take its lease, and list the
+    jobs without a result. Works for a run that was killed outright (it reads as
+    ``interrupted``); a run another live process holds is refused with one line naming it
+    (:class:`~glmeval.store.lease.LeaseHeld`, exit 2).
+
+    The jobs are listed only once the lease is held: a resumer that lost the race to one
+    that has since finished then finds nothing left to send, rather than sending it again.
+    """
+    from glmeval.store.lease import RunLease
 
     suite = plan.suite
     run_id = store.resolve_run(ref, suite=suite.name)
@@ -156,6 +166,21 @@ def find_resume(store: Store, plan: Plan, ref: str = "latest") -> Resume:
     assert info is not None
     if info.suite != suite.name:
         raise GlmevalError(f"run {run_id} is of suite {info.suite!r}, not {suite.name!r}; pass that suite to --resume it")
+    lease = RunLease(store, run_id).acquire()
+    try:
+        return _remaining(store, plan, run_id, was=info.status, lease=lease)
+    except BaseException:
+        lease.release()
+        raise
+
+
+def _remaining(store: Store, plan: Plan, run_id: str, *, was: str, lease: RunLease) -> Resume:
+    """What a held run still lacks, and the totals of what it has (``was``: its status as
+    it read before this process took it)."""
+    from glmeval.run.runner import RunCounts
+
+    suite = plan.suite
+    info = store.require_run(run_id)
     done = store.done_job_ids(run_id)
     counts = RunCounts(total=len(plan.jobs))
     # Totals of the stored results, so the resumed run's progress starts where it stopped.
@@ -174,7 +199,7 @@ def find_resume(store: Store, plan: Plan, ref: str = "latest") -> Resume:
         counts.retried += int(retried or 0)
     jobs = [job for job in plan.jobs if job.id not in done]
     changed = bool(info.suite_hash and suite.content_hash and info.suite_hash != suite.content_hash)
-    return Resume(run_id=run_id, status=info.status, jobs=jobs, counts=counts, suite_changed=changed)
+    return Resume(run_id=run_id, status=was, jobs=jobs, counts=counts, suite_changed=changed, lease=lease)
 
 
 def run_plan(
@@ -188,8 +213,31 @@ def run_plan(
     resume: Resume | None = None,
 ) -> RunOutcome:
     """Run every job of ``plan`` into ``store`` as one stored run; with ``resume``, run only
-    the jobs that run still lacks, into the same run id."""
+    the jobs that run still lacks, into the same run id.
+
+    The process holds the run's lease while it runs (taken here for a new run, by
+    :func:`find_resume` for a resumed one) and gives it up when the run ends, however it ends.
+    """
+    lease = resume.lease if resume is not None else None
+    try:
+        return _run_held(plan, store, target, options, on_result, run_id, settings, resume)
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+def _run_held(
+    plan: Plan,
+    store: Store,
+    target: Target,
+    options: RunOptions,
+    on_result: Callable[[Result, RunCounts], None] | None,
+    run_id: str | None,
+    settings: dict[str, Any] | None,
+    resume: Resume | None,
+) -> RunOutcome:
     from glmeval.run.runner import Runner
+    from glmeval.store.lease import RunLease
 
     suite = plan.suite
     target.jobs.extend(plan.jobs)
@@ -200,6 +248,8 @@ def run_plan(
         if options.notify is not None:
             options.notify(warning)
     if resume is not None:
+        if resume.lease is not None:
+            resume.lease.on_lost = _on_lost(runner, resume.lease, options)
         # Back to 'running' until the runner stores how this session ended.
         store.conn.execute("UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?", (resume.run_id,))
         outcome = runner.run(resume.jobs, resume.run_id, total=len(plan.jobs), counts=resume.counts)
@@ -217,9 +267,24 @@ def run_plan(
         run_id=run_id,
         cwd=suite.path.parent if suite.path else None,
     )
-    outcome = runner.run(plan.jobs, run_id, total=len(plan.jobs))
+    lease = RunLease(store, run_id)
+    lease.on_lost = _on_lost(runner, lease, options)
+    with lease.acquire():
+        outcome = runner.run(plan.jobs, run_id, total=len(plan.jobs))
     _mark_if_simulated(store, target, run_id)
     return outcome
+
+
+def _on_lost(runner: Any, lease: RunLease, options: RunOptions) -> Callable[[], None]:
+    """What the heartbeat does when another process took the run over (this one stalled
+    past the stale time): stop sending, so no job goes out from both."""
+
+    def lost() -> None:
+        if options.notify is not None:
+            options.notify(f"run {lease.run_id} was taken over by another process; stopping (no new calls)")
+        runner.stop()
+
+    return lost
 
 
 def _mark_if_simulated(store: Store, target: Target, run_id: str) -> None:

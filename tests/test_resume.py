@@ -99,7 +99,7 @@ def test_sigkill_then_resume_calls_only_the_missing_jobs(tmp_path: Path, slow_se
 
     store = Store(db)
     [run] = store.list_runs()
-    assert run.status == "running"  # killed outright: nobody marked it
+    assert run.status == "interrupted"  # killed outright: still 'running' in the table, its holder is gone
     finished = {r["job_id"]: r["created_at"] for r in store.iter_results(run.id)}
     assert 50 <= len(finished) < 120
     store.close()

@@ -103,12 +103,17 @@ def runs_cmd(suite: str | None, limit: int, as_json: bool, db: Path | None) -> N
     from glmeval.report.markdown import fmt_pct as _pct
     from glmeval.report.markdown import fmt_when as _when
     from glmeval.store import Store
+    from glmeval.store.lease import unfinished_line
 
     with Store(db, create=False) as store:
         runs = store.list_runs(suite=suite, limit=limit)
         counts = store.run_counts([r.id for r in runs])
+        unfinished = {r.id: unfinished_line(r, int(counts.get(r.id, {}).get("results", 0))) for r in runs}
         if as_json:
-            click.echo(json.dumps([{**r.__dict__, **counts.get(r.id, {})} for r in runs], ensure_ascii=False, indent=2))
+            click.echo(json.dumps(
+                [{**r.__dict__, **counts.get(r.id, {}), "unfinished": unfinished[r.id]} for r in runs],
+                ensure_ascii=False, indent=2,
+            ))
             return
         if not runs:
             known = store.suites()
@@ -144,6 +149,10 @@ def runs_cmd(suite: str | None, limit: int, as_json: bool, db: Path | None) -> N
                 disable_numparse=True,
             )
         )
+        for r in runs:  # a killed or stopped run says what it lacks and how to finish it
+            line = unfinished[r.id]
+            if line is not None and r.status != "running":
+                click.echo(line)
 
 
 @main.command("show")
@@ -170,7 +179,7 @@ def show_cmd(run: str, db: Path | None) -> None:
     facts = [
         ("run", info.id),
         ("suite", info.suite + (f" ({info.suite_path})" if info.suite_path else "")),
-        ("status", info.status),
+        ("status", info.status + (f" ({info.holder})" if info.holder else "")),
         ("started", _when(info.started_at)),
         ("took", _duration(info)),
     ]
@@ -190,6 +199,8 @@ def show_cmd(run: str, db: Path | None) -> None:
     if not res.empty:
         t = views.totals(data)
         facts.append(("cost", cost_with_grading(t["cost"], t["grader_cost"])))
+    if data.unfinished:
+        facts.append(("jobs", data.unfinished))
     for key, value in facts:
         click.echo(f"{key:>9}  {value}")
     click.echo("")

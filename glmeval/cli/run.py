@@ -196,7 +196,8 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
     default=None,
     metavar="[RUN]",
     help="Continue RUN (default: the suite's latest run) into the same run id, running only jobs with no result "
-    "(errors run again). Works after a kill too.",
+    "(errors run again). Works after a kill too; without SUITE, the run's own suite file. A run another live "
+    "process is running is refused.",
 )
 @click.option("--max-cost", type=click.FloatRange(min=0), metavar="YUAN", help="Stop before the run would spend more than this.")
 @click.option("--max-tokens", "max_tokens_budget", type=click.IntRange(min=0), metavar="N", help="Stop before the run would use more tokens.")
@@ -288,6 +289,8 @@ def run(
     # --- runner: flags checked before anything is loaded or spent ---
     if resume is not None and (resume.endswith((".yaml", ".yml")) or Path(resume).is_file()):
         suites, resume = (Path(resume), *suites), "latest"  # `--resume SUITE`: the value was the suite
+    if not suites and resume is not None:
+        suites = (_suite_of_run(db, resume),)  # `--resume RUN` alone: the suite that run was made from
     if not suites:
         raise click.UsageError("give at least one SUITE file")
     if resume is not None and resume != "latest" and len(suites) > 1:
@@ -430,6 +433,22 @@ def _check_cassette_flags(
         raise click.UsageError("--cassette replays through its own local server; drop --local")
     if miss != "error" and cassette is None:
         raise click.UsageError("--cassette-miss applies to --cassette FILE")
+
+
+def _suite_of_run(db: Path | None, ref: str) -> Path:
+    """The suite file a stored run was made from, for ``glmeval run --resume RUN`` (what the
+    "N of M jobs have no result" line tells people to type)."""
+    from glmeval.store import Store
+
+    with Store(db, create=False) as store:
+        run_id = store.resolve_run(ref)
+        info = store.require_run(run_id)
+    if not info.suite_path:
+        raise GlmevalError(f"run {run_id} has no suite file on record; pass its suite: glmeval run SUITE --resume {run_id}")
+    path = Path(info.suite_path)
+    if not path.is_file():
+        raise GlmevalError(f"run {run_id} was made from {path}, which is not there; pass its suite: glmeval run SUITE --resume {run_id}")
+    return path
 
 
 def _print_end(suite: str, outcome: RunOutcome, end: RunEnd, quiet: bool) -> None:

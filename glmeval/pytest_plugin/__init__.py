@@ -77,6 +77,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: hand the session's run id to every worker so all join one run."""
     node.workerinput["glmeval_run_id"] = get_state(node.config).run_id
+    node.workerinput["glmeval_lease"] = get_state(node.config).holder.encode()  # one lease, shared
 
 
 @pytest.hookimpl(optionalhook=True)

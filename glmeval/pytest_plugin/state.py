@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from glmeval.run.runner import RunCounts, RunOptions
     from glmeval.session import Target
     from glmeval.store import Store
+    from glmeval.store.lease import Holder, RunLease
     from glmeval.suite import Suite
 
 NO_KEY_MESSAGE = (
@@ -66,7 +67,9 @@ class GlmevalState:
     target: Target | None = None
     jobs_run: int = 0
     markers: set[str] = field(default_factory=set)
+    lease: RunLease | None = None
     _run_id: str | None = None
+    _holder: str | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> GlmevalState:
@@ -83,6 +86,7 @@ class GlmevalState:
             concurrency=config.getoption("glmeval_concurrency"),
             retry_budget=config.getoption("glmeval_retry_budget"),
             _run_id=workerinput.get("glmeval_run_id"),
+            _holder=workerinput.get("glmeval_lease"),
         )
 
     @property
@@ -97,6 +101,19 @@ class GlmevalState:
 
             self._run_id = new_run_id()
         return self._run_id
+
+    @property
+    def holder(self) -> Holder:
+        """Who holds the session's run: made once, on the controller (its host and pid, which
+        live as long as the session), and handed to every xdist worker, so the workers join one
+        lease under one token instead of refusing each other."""
+        from glmeval.store.lease import Holder, new_holder
+
+        holder = Holder.decode(self._holder) if self._holder else None
+        if holder is None:
+            holder = new_holder()
+            self._holder = holder.encode()
+        return holder
 
     def db_path(self) -> Path:
         from glmeval.store import default_db_path
@@ -176,6 +193,9 @@ class GlmevalState:
                 run_id=self.run_id,
                 cwd=self.config.rootpath,
             )
+            from glmeval.store.lease import RunLease
+
+            self.lease = RunLease(self.store, self.run_id, self.holder).acquire()
         except GlmevalError as exc:
             self.error = f"glmeval: {exc}"
             self.close()
@@ -184,7 +204,11 @@ class GlmevalState:
         return True
 
     def close(self) -> None:
-        """Stop the client and the local server and close the store (safe to call twice)."""
+        """Give up (or, on an xdist worker, stop beating for) the run's lease, stop the client
+        and the local server and close the store (safe to call twice)."""
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.release(delete=not self.is_worker)
         target, self.target = self.target, None
         if target is not None:
             target.__exit__(None, None, None)
@@ -333,6 +357,10 @@ class GlmevalState:
             if store is None:
                 store = Store(db)
             end = after_run(store, self.run_id, AfterRun(baseline=self.baseline, gate=False, finish=status, report_dir=out))
+            if self.lease is None:  # the xdist controller: the workers' shared lease ends here
+                from glmeval.store.lease import release
+
+                release(store.conn, self.run_id, self.holder.token)
             if end.finished:
                 workers = f" from {len(outputs)} workers" if len(self.worker_outputs) > 1 else ""
                 self.summary.append(f"run {self.run_id} ({status}): {jobs} jobs{workers} stored in {db}")

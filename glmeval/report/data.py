@@ -29,6 +29,9 @@ class ReportData:
     of the suite's recent runs, for trends; ``comparison`` is the result of
     ``glmeval.analysis.compare.compare_runs`` against ``baseline`` when one was asked for.
     ``cache`` memoises computed views so rendering several formats does the work once.
+    ``unfinished`` is set for a run that stopped (or was killed) before every planned job
+    had a result: "interrupted: 336 of 400 jobs have no result: glmeval run --resume RUN",
+    so a headline over 64 answers never reads as if the run were whole.
     """
 
     run: RunInfo
@@ -41,6 +44,7 @@ class ReportData:
     baseline: RunInfo | None = None
     comparison: Comparison | None = None
     notes: list[str] = field(default_factory=list)
+    unfinished: str | None = None
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

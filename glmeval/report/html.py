@@ -310,7 +310,7 @@ def render_html(data: ReportData) -> str:
         totals=totals,
         models=views.models(data),
         settings=run.settings or {},
-        notes=data.notes,
+        notes=([data.unfinished] if data.unfinished else []) + data.notes,
         summary_headers=summary_headers(data),
         summary_rows=summary_rows(data),
         pass_chart=pass_chart,

@@ -19,6 +19,7 @@ from glmeval.errors import GlmevalError
 from glmeval.report.data import ReportData
 from glmeval.report.summary import enrich_summary
 from glmeval.store import RunInfo, StoreReader
+from glmeval.store.lease import unfinished_line
 
 HISTORY_RUNS = 20
 _JOB_FIELDS = ("messages", "params", "threshold", "description", "tags", "vars", "min_score")
@@ -92,6 +93,7 @@ def load_report_data(
     jobs, variants = _load_jobs(store, run_id)
     history = load_history(store, run, history_runs) if history_runs > 0 else None
     data = ReportData(run=run, results=results, checks=checks, summary=summary, jobs=jobs, variants=variants, history=history)
+    data.unfinished = unfinished_line(run, len(results))
     if baseline is None and recorded_baseline:
         recorded = run.baseline
         if recorded and recorded != run_id and store.get_run(recorded) is not None:

@@ -257,7 +257,7 @@ def header(data: ReportData) -> str:
     lines.append(f"**Models**: {', '.join(md_code(m) for m in views.models(data)) or '–'} · "
                  f"**Settings**: {md_escape(settings_text(run.settings), 300)}")
     if t["jobs"]:
-        verdict = "all passed ✅" if not t["cells_failed"] else f"**{t['cells_failed']} of {t['cells']} case × variant cells failing** ❌"
+        verdict = ("no failures in the answers stored" if data.unfinished else "all passed ✅") if not t["cells_failed"] else f"**{t['cells_failed']} of {t['cells']} case × variant cells failing** ❌"
         cached = f", {t['cached']} from cache" if t["cached"] else ""
         lines += [
             "",
@@ -268,6 +268,7 @@ def header(data: ReportData) -> str:
         ]
     else:
         lines += ["", "No results stored for this run yet."]
+    lines += ["", f"**{md_escape(data.unfinished, 300)}** ⚠️"] if data.unfinished else []
     for note in data.notes:
         lines += ["", f"_{md_escape(note, 300)}_"]
     return "\n".join(lines)

@@ -54,7 +54,7 @@ MIGRATIONS_TABLE = "_migrations"
 
 # Tables every glmeval database has; a SQLite file with other tables (and without ``meta``)
 # is someone else's database, which glmeval must not write into.
-OWN_TABLES = frozenset({"meta", "runs", "results", "checks", "cache", MIGRATIONS_TABLE})
+OWN_TABLES = frozenset({"meta", "runs", "results", "checks", "cache", "leases", MIGRATIONS_TABLE})
 
 
 # -- the migrations, oldest first; append only ------------------------------------------------
@@ -197,6 +197,27 @@ ALTER TABLE results ADD COLUMN ttfr_ms REAL;
 ALTER TABLE results ADD COLUMN cached_tokens INTEGER;
 ALTER TABLE results ADD COLUMN web_search TEXT;
 ALTER TABLE results ADD COLUMN thinking TEXT;
+""",
+    )
+
+
+@migration
+def m005_leases(conn: sqlite3.Connection) -> None:
+    """Which process holds each running run (:mod:`glmeval.store.lease`): a random holder
+    token, its host, pid and since, and the heartbeat that says it is alive (Unix seconds).
+    A row lives only while its run is being run; ``runs.total_jobs`` already keeps the
+    planned count an interrupted run is measured against."""
+    run_script(
+        conn,
+        """
+CREATE TABLE IF NOT EXISTS leases (
+    run_id TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    since REAL NOT NULL,
+    heartbeat REAL NOT NULL
+);
 """,
     )
 

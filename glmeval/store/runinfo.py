@@ -46,6 +46,7 @@ class RunInfo:
     baseline: str | None = None
     origin: str | None = None
     imported_at: float | None = None
+    holder: str | None = None  # who is running it now (read from its lease), for ``show``
 
     @property
     def short_commit(self) -> str:

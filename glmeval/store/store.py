@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from glmeval.errors import GlmevalError
 from glmeval.records import CheckResult, Completion, ErrorInfo, Job, Result, ToolCall
+from glmeval.store.lease import with_live_status
 from glmeval.store.migrations import migrate, refuse_newer, schema_state
 from glmeval.store.protocols import StoreWriter
 from glmeval.store.refs import git_info
@@ -200,7 +201,7 @@ class Store:
 
     def get_run(self, run_id: str) -> RunInfo | None:
         row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return run_info(row) if row else None
+        return with_live_status(self.conn, [run_info(row)])[0] if row else None
 
     def require_run(self, run_id: str) -> RunInfo:
         """The run, or a clear error naming the database."""
@@ -240,7 +241,8 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        runs = [run_info(r) for r in self.conn.execute(sql, args)]
+        # A killed run (``running`` with no live lease holder) reads as ``interrupted``.
+        runs = with_live_status(self.conn, [run_info(r) for r in self.conn.execute(sql, args)])
         return runs[::-1] if oldest_first else runs
 
     def run_counts(self, run_ids: list[str]) -> dict[str, dict[str, float]]:
@@ -288,7 +290,7 @@ class Store:
     def delete_run(self, run_id: str) -> None:
         """Remove a run with its results and checks (``import --replace``)."""
         with write_transaction(self.conn):
-            for table in ("checks", "results"):
+            for table in ("checks", "results", "leases"):
                 self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             self.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
