@@ -20,11 +20,12 @@ from glmeval.run.ratelimit import Budget, ModelLimit, parse_model_values
 if TYPE_CHECKING:  # the CLI imports this module for --help: the runner and the SDK load on use
     from glmeval.plan import Plan
     from glmeval.records import Job, Result
-    from glmeval.run.client import GLMClient
+    from glmeval.run.client import Endpoint, GLMClient
     from glmeval.run.runner import RunCounts, RunOptions, RunOutcome
     from glmeval.simulator import FaultConfig
     from glmeval.store import Store
     from glmeval.suite import Suite
+    from glmeval.suite.providers import ProviderInfo
 
 LOCAL_SPEED = 0.05
 
@@ -38,7 +39,14 @@ def is_status(text: str) -> TypeGuard[RunStatus]:
 
 @dataclass
 class Target:
-    """Where calls go. Use as a context manager: a local server is stopped on exit."""
+    """Where calls go. Use as a context manager: a local server is stopped on exit.
+
+    ``providers`` are the providers the plans use (``Plan.providers``; none: zhipu alone).
+    Each gets its own client (``clients``), with its key from its own environment variable,
+    behind the one :class:`GLMClient` the runner calls; ``base_url`` / ``api_key`` are the
+    default zhipu provider's. With ``local`` every provider is sent to the local server, at
+    ``/p/<name>/api/paas/v4`` (zhipuai, zai-sdk) or ``/p/<name>/v1`` (openai), in its dialect.
+    """
 
     local: bool = False
     base_url: str | None = None
@@ -50,39 +58,88 @@ class Target:
     faults: Any = None
     replay: bool = False
     concurrency: int = 8
+    providers: dict[str, ProviderInfo] = field(default_factory=dict)
     server: Any = field(default=None, init=False)
     client: GLMClient | None = field(default=None, init=False)
 
+    @property
+    def clients(self) -> dict[str, Any]:
+        """One client (transport) per provider."""
+        return dict(self.client.transports) if self.client is not None else {}
+
     def __enter__(self) -> Target:
+        from glmeval.run.client import GLMClient
+
         if self.local:
-            from glmeval.simulator import LocalServer
-
-            try:
-                self.server = LocalServer(rules_path=self.rules, speed=self.speed, faults=self.faults).start()
-            except Exception as exc:
-                raise GlmevalError(f"cannot start the local GLM server: {exc}") from None
-            self.base_url = self.server.base_url
-            self.api_key = self.server.api_key
+            endpoints = self._start_local()
         else:
-            from glmeval.run.client import find_api_key
-
-            self.api_key = self.api_key or find_api_key()
-            if not self.api_key and not self.replay:
-                raise GlmevalError(
-                    "no API key: set ZHIPUAI_API_KEY (or ZHIPU_API_KEY), or pass --local to use the local GLM server"
-                )
-        if self.api_key:
-            from glmeval.run.client import GLMClient
-
+            endpoints = self._real_endpoints()
+        if self.api_key or endpoints:
             self.client = GLMClient(
                 self.api_key,
                 self.base_url,
                 timeout=self.timeout,
                 poll_timeout=self.poll_timeout,
                 max_connections=max(16, self.concurrency * 2),
+                endpoints=endpoints,
             )
             self.client.cache_namespace = self.cache_namespace
         return self
+
+    def _start_local(self) -> list[Endpoint]:
+        """Start the local server with every provider mounted in its dialect; their endpoints.
+
+        (A server without provider mounts, older than ``LocalServer(providers=...)``, serves
+        the Zhipu paths alone: zhipuai and zai-sdk providers then share them.)
+        """
+        import inspect
+
+        from glmeval.run.client import Endpoint
+        from glmeval.simulator import LocalServer
+
+        mounts = "providers" in inspect.signature(LocalServer).parameters
+        extra: dict[str, Any] = {"providers": {n: p.dialect for n, p in self.providers.items()}} if mounts else {}
+        try:
+            self.server = LocalServer(rules_path=self.rules, speed=self.speed, faults=self.faults, **extra).start()
+        except Exception as exc:
+            raise GlmevalError(f"cannot start the local GLM server: {exc}") from None
+        self.base_url = self.server.base_url
+        self.api_key = self.server.api_key
+        root = self.base_url.rsplit("/api/paas/v4", 1)[0]
+        endpoints = []
+        for name, info in self.providers.items():
+            if info.sdk == "openai":
+                url = f"{root}/p/{name}/v1" if mounts else f"{root}/v1"
+            else:
+                url = f"{root}/p/{name}/api/paas/v4" if mounts else self.base_url
+            endpoints.append(Endpoint(name, info.sdk, url, self.api_key, info.dialect, info.models, info.api_key_env))
+        return endpoints
+
+    def _real_endpoints(self) -> list[Endpoint]:
+        """Each provider's endpoint with its key from its environment variable; every missing
+        key named in one line (none needed for --replay, which sends nothing)."""
+        from glmeval.run.client import KEY_VARS, Endpoint, find_api_key, find_key
+
+        self.api_key = self.api_key or find_api_key()
+        endpoints: list[Endpoint] = []
+        missing: list[str] = []
+        for name, info in self.providers.items():
+            names = KEY_VARS if info.api_key_env == "ZHIPUAI_API_KEY" else (info.api_key_env,)
+            key = self.api_key if name == "zhipu" and info.sdk == "zhipuai" and info.base_url is None else find_key(names)
+            if not key:
+                missing.append(f"{name} ({' or '.join(names)})")
+                continue
+            url = info.base_url or (self.base_url if info.sdk == "zhipuai" else None)
+            endpoints.append(Endpoint(name, info.sdk, url, key, info.dialect, info.models, info.api_key_env))
+        if not self.providers and not self.api_key:
+            missing.append("zhipu (ZHIPUAI_API_KEY or ZHIPU_API_KEY)")
+        if missing and not self.replay:
+            if missing == ["zhipu (ZHIPUAI_API_KEY or ZHIPU_API_KEY)"]:
+                raise GlmevalError(
+                    "no API key: set ZHIPUAI_API_KEY (or ZHIPU_API_KEY), or pass --local to use the local GLM server"
+                )
+            raise GlmevalError(f"no API key for provider {', '.join(missing)}: set it, or pass --local to use the local GLM server")
+        return endpoints
 
     @property
     def cache_namespace(self) -> str:
@@ -97,6 +154,15 @@ class Target:
             self.client.close()
         if self.server is not None:
             self.server.stop()
+
+
+def plan_providers(plans: list[Plan]) -> dict[str, ProviderInfo]:
+    """The providers a ``glmeval run`` of ``plans`` calls, one definition each (a name two
+    suites define differently is one line: a name gets one client)."""
+    from glmeval.suite.providers import merge_providers
+
+    used = {name for plan in plans for name in plan.providers}
+    return merge_providers(((str(plan.suite.path or plan.suite.name), plan.providers) for plan in plans), used)
 
 
 @dataclass
@@ -230,6 +296,7 @@ def suite_options(
         budget=overrides.budget,
         notify=notify,
         checks=suite.check_registry,
+        provider_prices={name: info.prices for name, info in suite.provider_table.items() if info.prices},
     )
 
 
@@ -297,6 +364,6 @@ def parse_faults(items: tuple[str, ...], seed: int | None, local: bool) -> Fault
 
 
 __all__ = [
-    "LOCAL_SPEED", "RUN_STATUSES", "is_status", "Target", "Resume", "find_resume", "run_plan",
+    "LOCAL_SPEED", "RUN_STATUSES", "is_status", "Target", "plan_providers", "Resume", "find_resume", "run_plan",
     "Overrides", "suite_options", "run_settings", "parse_limits", "suite_limits", "parse_faults",
 ]

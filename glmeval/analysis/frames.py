@@ -97,8 +97,13 @@ def _pick_runs(store: StoreReader, run: str | None, suite: str | None, runs: Run
 def _result_record(row: Row, suite: str, axes: dict[str, None]) -> dict[str, Any]:
     """One results-frame row: the stored columns, then the job's and the variant's parameters.
     Notes the variant's keys (the grid axes) in ``axes``."""
-    record: dict[str, Any] = {k: row[k] for k in RESULT_COLUMNS}
     job = json.loads(row["job"])
+    record: dict[str, Any] = {}
+    for k in RESULT_COLUMNS:
+        record[k] = row[k]
+        if k == "model":
+            # Who served the answer (runs stored before providers existed: zhipu).
+            record["provider"] = job.get("provider") or "zhipu"
     record["suite"] = suite
     record["threshold"] = job.get("threshold")
     record["tags"] = ",".join(job.get("tags") or [])

@@ -19,6 +19,7 @@ from glmeval.session import (
     find_resume,
     parse_faults,
     parse_limits,
+    plan_providers,
     run_plan,
     run_settings,
     suite_options,
@@ -126,9 +127,9 @@ class Progress:
             self._bar.__exit__(*exc)
 
 
-def _nonblank(values: tuple[str, ...], flag: str) -> tuple[str, ...]:
+def _nonblank(values: tuple[str, ...], flag: str, what: str = "model") -> tuple[str, ...]:
     if any(not v.strip() for v in values):
-        raise click.BadParameter("a model name cannot be empty", param_hint=flag)
+        raise click.BadParameter(f"a {what} name cannot be empty", param_hint=flag)
     return tuple(v.strip() for v in values)
 
 
@@ -157,6 +158,10 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
 @click.option(
     "--model", "models", multiple=True, callback=lambda ctx, param, value: _nonblank(value, "--model"),
     help="Run only these models (overrides the grid's model axis).",
+)
+@click.option(
+    "--provider", "providers", multiple=True, callback=lambda ctx, param, value: _nonblank(value, "--provider", "provider"),
+    help="Run only these providers (zhipu, zai or one under the suite's providers:; overrides the grid's provider axis).",
 )
 @click.option("--mode", type=click.Choice(["sync", "stream", "async"]), help="Override the call mode.")
 @click.option("--concurrency", "-j", type=click.IntRange(1, 1024), help="Calls in flight at once.")
@@ -252,6 +257,7 @@ def run(
     poll_timeout: float | None = None,
     judge_model: str | None = None,
     embedding_model: str | None = None,
+    providers: tuple[str, ...] = (),
 ) -> None:
     """Run SUITES and print a summary; exit 1 when any check failed."""
     given = [flag for flag, on in (("--cache", use_cache), ("--no-cache", no_cache), ("--replay", replay)) if on]
@@ -283,7 +289,10 @@ def run(
     )
     # --- end runner ---
     loaded = _load_all(suites)
-    plans = [build_plan(s, model_override=list(models) or None, mode_override=mode) for s in loaded]
+    plans = [
+        build_plan(s, model_override=list(models) or None, mode_override=mode, provider_override=list(providers) or None)
+        for s in loaded
+    ]
     if dry_run:
         from glmeval.cli.suites import print_plan
 
@@ -315,6 +324,7 @@ def run(
         replay=cache_mode == "replay",
         concurrency=max((concurrency or p.suite.settings.concurrency) for p in plans),
         faults=fault_config,
+        providers=plan_providers(plans),
     ) as target:
         for plan in plans:
             suite = plan.suite

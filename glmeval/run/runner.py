@@ -125,7 +125,7 @@ class Runner:
         namespace = self.options.cache_namespace or getattr(client, "cache_namespace", "") or ""
         self.cache = ResponseCache(store, self._store_lock, namespace, self.options.cache)
         self._account = BudgetAccount(self.budget)
-        self._estimator = Estimator(self.options.prices)
+        self._estimator = Estimator(self.options.prices, self.options.provider_prices)
         self._backoff = Backoff(self.options.backoff_base, self.options.backoff_max, self.options.seed)
         self._halt = threading.Event()  # no new attempts at all (Ctrl-C, fatal error, stop())
         self._no_new_jobs = False  # budget: no new jobs, in-flight jobs may still retry
@@ -235,7 +235,7 @@ class Runner:
             return _Retry(task, CallError(ErrorInfo("cancelled", "the run stopped before this call")), 0.0)
         started = time.perf_counter()
         try:
-            completion = self.client.attempt(job.model, job.mode, job.messages, job.params)
+            completion = self.client.attempt(job.model, job.mode, job.messages, job.params, job.provider)
         except CallError as exc:
             self._note_fatal(exc)  # before the slot frees, so no new call can slip in
             self.limiter.release(permit, None)
@@ -263,11 +263,12 @@ class Runner:
         return _Done(task, result, grader_cost, grader_tokens)
 
     def _judge(self, job: Job, completion: Completion) -> tuple[Result, float, int]:
-        cost = price_table.known_cost(job.model, completion.prompt_tokens, completion.completion_tokens, self.options.prices)
+        prices = self.options.prices_for(job.provider)
+        cost = price_table.known_cost(job.model, completion.prompt_tokens, completion.completion_tokens, prices)
         ctx = CheckContext(
             job=job,
             suite_dir=self.options.suite_dir,
-            prices=self.options.prices,
+            prices=prices,
             grader=self.grader,
             judge_model=self.options.judge_model,
             embedding_model=self.options.embedding_model,
@@ -305,14 +306,14 @@ class Runner:
             if task.completion is not None:
                 self._judge_only.append(task)
             else:
-                q = self._queues.get(job.model)
+                q = self._queues.get(job.limit_key)
                 if q is None:
-                    q = self._queues[job.model] = deque()
-                    self._models.append(job.model)
-                    cap = self.limiter.limit_for(job.model).concurrency
-                    self._next_in_line[job.model] = min(cap or self.limiter.concurrency, self.limiter.concurrency)
+                    q = self._queues[job.limit_key] = deque()
+                    self._models.append(job.limit_key)
+                    cap = self.limiter.limit_for(job.limit_key).concurrency
+                    self._next_in_line[job.limit_key] = min(cap or self.limiter.concurrency, self.limiter.concurrency)
                 q.append(task)
-                if len(q) <= self._next_in_line[job.model]:
+                if len(q) <= self._next_in_line[job.limit_key]:
                     task.waiting_since = time.perf_counter()
             self._buffered += 1
 
@@ -349,7 +350,7 @@ class Runner:
                 task = entry[2]
                 if task.waiting_since is None:
                     task.waiting_since = entry[0]  # waiting again since its backoff ended
-                permit, wait = self.limiter.try_acquire(task.job.model, task.est_tokens)
+                permit, wait = self.limiter.try_acquire(task.job.limit_key, task.est_tokens)
                 if permit is None:
                     blocked.append(entry)
                     if wait is not None:
@@ -385,7 +386,7 @@ class Runner:
                             self._budget_stop()
                             return wake
                         task.reserved = True
-                    permit, wait = self.limiter.try_acquire(task.job.model, task.est_tokens)
+                    permit, wait = self.limiter.try_acquire(task.job.limit_key, task.est_tokens)
                     if permit is None:
                         if task.waiting_since is None:
                             task.waiting_since = now
@@ -399,7 +400,7 @@ class Runner:
                     q.popleft()
                     self._buffered -= 1
                     self._start_call(task, permit)
-                    k = self._next_in_line[task.job.model]
+                    k = self._next_in_line[task.job.limit_key]
                     if len(q) >= k and q[k - 1].waiting_since is None:
                         q[k - 1].waiting_since = now  # it just became one of the next to go
         return wake

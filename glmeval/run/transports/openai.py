@@ -95,7 +95,7 @@ class OpenAITransport:
         start = time.perf_counter()
         host_model = self.endpoint.host_model(model)
         params = dialect_params(params, self.endpoint.dialect)
-        create = self.sdk.chat.completions.create
+        create: Any = self.sdk.chat.completions.create
         try:
             if mode == "stream":
                 if self.endpoint.dialect != "zhipu":
