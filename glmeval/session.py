@@ -90,7 +90,7 @@ class Target:
         """Start the local server with every provider mounted in its dialect; their endpoints.
 
         (A server without provider mounts, older than ``LocalServer(providers=...)``, serves
-        the Zhipu paths alone: zhipuai and zai-sdk providers then share them.)
+        the Zhipu paths alone: every zhipu-dialect provider then shares them.)
         """
         import inspect
 
@@ -108,10 +108,11 @@ class Target:
         root = self.base_url.rsplit("/api/paas/v4", 1)[0]
         endpoints = []
         for name, info in self.providers.items():
-            if info.sdk == "openai":
-                url = f"{root}/p/{name}/v1" if mounts else f"{root}/v1"
+            if mounts:
+                url = f"{root}/p/{name}/v1" if info.sdk == "openai" else f"{root}/p/{name}/api/paas/v4"
             else:
-                url = f"{root}/p/{name}/api/paas/v4" if mounts else self.base_url
+                # Zhipu's paths are OpenAI-compatible too: only other dialects need /v1.
+                url = f"{root}/v1" if info.sdk == "openai" and info.dialect != "zhipu" else self.base_url
             endpoints.append(Endpoint(name, info.sdk, url, self.api_key, info.dialect, info.models, info.api_key_env))
         return endpoints
 

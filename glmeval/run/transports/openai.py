@@ -27,10 +27,15 @@ __all__ = ["OpenAITransport", "openai_errors"]
 
 @functools.lru_cache(maxsize=1)
 def _http_library() -> ModuleType:
-    """``httpx2`` for openai 3.x, ``httpx`` before: the module the SDK's own Timeout comes from."""
+    """``httpx2`` for openai 3.x, ``httpx`` before: the library the SDK's own default client
+    (``openai.DefaultHttpxClient``, since openai 1.17) subclasses."""
     import openai
 
-    return importlib.import_module(openai.Timeout.__module__.split(".")[0])
+    for base in openai.DefaultHttpxClient.__mro__[1:]:
+        root = base.__module__.split(".")[0]
+        if root in ("httpx", "httpx2"):
+            return importlib.import_module(root)
+    return importlib.import_module("httpx")
 
 
 @functools.lru_cache(maxsize=1)
