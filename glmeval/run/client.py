@@ -24,7 +24,7 @@ from glmeval.run.callerrors import (
     redact_all,
     retry_after,
 )
-from glmeval.run.transports import Endpoint, Transport, make_transport
+from glmeval.run.transports import Endpoint, Transport
 from glmeval.run.transports.zhipu import DEFAULT_BASE_URL
 
 __all__ = [
@@ -69,6 +69,21 @@ def endpoint_namespace(base_url: str | None) -> str:
     """The response-cache namespace of an endpoint: "" for the official API, else its URL."""
     url = (base_url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
     return "" if url == DEFAULT_BASE_URL else f"url:{url}"
+
+
+def make_transport(endpoint: Endpoint, timeout: float, poll_timeout: float, poll_interval: float, max_connections: int) -> Transport:
+    """The transport for ``endpoint``'s SDK (each imports its SDK only when built)."""
+    if endpoint.sdk == "openai":
+        from glmeval.run.transports.openai import OpenAITransport
+
+        return OpenAITransport(endpoint, timeout, max_connections)
+    if endpoint.sdk == "zai":
+        from glmeval.run.transports.zai import ZaiTransport
+
+        return ZaiTransport(endpoint, timeout, poll_timeout, poll_interval, max_connections)
+    from glmeval.run.transports.zhipu import ZhipuTransport
+
+    return ZhipuTransport(endpoint, timeout, poll_timeout, poll_interval, max_connections)
 
 
 class GLMClient:

@@ -3,8 +3,8 @@
 Each :class:`Transport` makes one attempt of a chat call to one provider and returns the same
 :class:`~glmeval.records.Completion` (answer, reasoning, tool calls, usage with reasoning and
 cached tokens, TTFT/TTFR, request id) or raises a :class:`~glmeval.run.callerrors.CallError`
-with the same error kinds, whatever the host's wire dialect. :func:`make_transport` builds one
-from an :class:`Endpoint`; :class:`glmeval.run.client.GLMClient` routes jobs to them by provider.
+with the same error kinds, whatever the host's wire dialect. :class:`glmeval.run.client.GLMClient`
+builds one per :class:`Endpoint` and routes jobs to them by provider.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from glmeval.catalogue.dialects import Dialect, thinking_switch
 from glmeval.records import Completion, Mode
 
-__all__ = ["Endpoint", "Sdk", "Transport", "dialect_params", "make_transport"]
+__all__ = ["Endpoint", "Sdk", "Transport", "dialect_params"]
 
 Sdk = Literal["zhipuai", "zai", "openai"]
 
@@ -75,18 +75,3 @@ def dialect_params(params: Mapping[str, Any], dialect: Dialect) -> dict[str, Any
             extra[key] = value
         out["extra_body"] = extra
     return out
-
-
-def make_transport(endpoint: Endpoint, timeout: float, poll_timeout: float, poll_interval: float, max_connections: int) -> Transport:
-    """The transport for ``endpoint``'s SDK (each imports its SDK only when built)."""
-    if endpoint.sdk == "openai":
-        from glmeval.run.transports.openai import OpenAITransport
-
-        return OpenAITransport(endpoint, timeout, max_connections)
-    if endpoint.sdk == "zai":
-        from glmeval.run.transports.zai import ZaiTransport
-
-        return ZaiTransport(endpoint, timeout, poll_timeout, poll_interval, max_connections)
-    from glmeval.run.transports.zhipu import ZhipuTransport
-
-    return ZhipuTransport(endpoint, timeout, poll_timeout, poll_interval, max_connections)
