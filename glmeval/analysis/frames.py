@@ -144,7 +144,7 @@ def _analysis_dtypes(frame: pd.DataFrame, infos: list[RunInfo], axes: list[str])
     """The Python API's dtypes: ``run_started`` after the stored columns, floats with
     NaN for unknown numbers, categoricals for the grid axes and the few-valued columns."""
     started = {info.id: info.started_at for info in infos}
-    frame.insert(frame.columns.get_loc(RESULT_COLUMNS[-1]) + 1, "run_started", pd.to_datetime(frame["run_id"].map(started).astype(float), unit="s", utc=True))
+    frame.insert(list(frame.columns).index(RESULT_COLUMNS[-1]) + 1, "run_started", pd.to_datetime(frame["run_id"].map(started).astype(float), unit="s", utc=True))
     frame["run_id"] = _categorical(frame["run_id"], [info.id for info in infos])
     for column in FLOAT_COLUMNS:
         if column in frame.columns:
