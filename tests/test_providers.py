@@ -318,3 +318,13 @@ def test_job_records_read_back_their_provider() -> None:
     assert Job.from_dict(json.loads(json.dumps(job.to_dict()))).provider == "zai"
     old = {k: v for k, v in job.to_dict().items() if k != "provider"}
     assert Job.from_dict(old).provider == "zhipu"
+
+
+def test_an_unreachable_provider_stops_the_run_naming_its_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    providers = 'providers:\n  gone: {sdk: openai, base_url: "http://127.0.0.1:9/v1", api_key_env: GONE_KEY, dialect: vllm}\n'
+    suite = _suite(tmp_path, providers=providers, axis="  provider: [gone]\n")
+    monkeypatch.setenv("GONE_KEY", "gone.secret-value-123")
+    result = CliRunner().invoke(main, ["run", str(suite), "--db", str(tmp_path / "h.db"), "--no-report", "--retries", "0"])
+    assert result.exit_code == 2, result.output
+    assert "cannot reach http://127.0.0.1:9/v1" in result.output and "the base_url of provider gone" in result.output
+    assert "secret-value" not in result.output and "Traceback" not in result.output

@@ -145,6 +145,11 @@ class GLMClient:
             raise CallError(ErrorInfo("auth", f"no client for provider {provider!r} (its key is not set; clients: {known})"))
         return found
 
+    def base_url_of(self, provider: str) -> str:
+        """Where ``provider``'s calls go (the default's base URL for one without a client)."""
+        found = self.transports.get(provider)
+        return found.base_url if found is not None else self.base_url
+
     def close(self) -> None:
         for transport in self.transports.values():
             transport.close()

@@ -182,16 +182,15 @@ class Runner:
 
     # -- worker side ------------------------------------------------------------------------
 
-    def _note_unreachable(self, info: ErrorInfo) -> None:
+    def _note_unreachable(self, info: ErrorInfo, provider: str = "zhipu") -> None:
         """A connection error that outlived its retries before any call got through means the
         server cannot be reached at all: stop at once with one line instead of failing every
         job the same way."""
         if self._abort is None:
-            where = self.client.base_url if self.client is not None else "the API"
+            where = self.client.base_url_of(provider) if self.client is not None else "the API"
+            fix = "--base-url / ZHIPUAI_BASE_URL" if provider == "zhipu" else f"the base_url of provider {provider}"
             self._abort = ErrorInfo(
-                "unreachable",
-                f"cannot reach {where} ({info.message}); check --base-url / ZHIPUAI_BASE_URL and the network, "
-                "or pass --local",
+                "unreachable", f"cannot reach {where} ({info.message}); check {fix} and the network, or pass --local"
             )
         self._halt.set()
         self._out.put(_WAKE)
@@ -246,7 +245,7 @@ class Runner:
                 return _Retry(task, exc, (time.perf_counter() - started) * 1000)
             completion = Completion(error=exc.info)
             if exc.info.kind == "connection" and not self._reached:
-                self._note_unreachable(exc.info)
+                self._note_unreachable(exc.info, job.provider)
         else:
             self._reached = True
             self.limiter.release(permit, completion.total_tokens)
