@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-__all__ = ["DIALECTS", "Dialect", "REASONING_FIELD", "thinking_switch"]
+__all__ = ["DIALECTS", "Dialect", "REASONING_FIELD", "thinking_fields"]
 
 Dialect = Literal["zhipu", "vllm", "sglang", "dashscope", "openrouter"]
 DIALECTS: tuple[Dialect, ...] = get_args(Dialect)
@@ -24,7 +24,7 @@ REASONING_FIELD: dict[Dialect, str] = {
 """Where each host puts the reasoning of a thinking model (message and stream delta)."""
 
 
-def thinking_switch(dialect: Dialect, enabled: bool) -> dict[str, Any]:
+def thinking_fields(dialect: Dialect, enabled: bool) -> dict[str, Any]:
     """The request fields that turn thinking on or off on a host of ``dialect``."""
     if dialect == "zhipu":
         return {"thinking": {"type": "enabled" if enabled else "disabled"}}

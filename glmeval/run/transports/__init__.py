@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from glmeval.catalogue.dialects import Dialect, thinking_switch
+from glmeval.catalogue.dialects import Dialect, thinking_fields
 from glmeval.records import Completion, Mode
 
 __all__ = ["Endpoint", "Sdk", "Transport", "dialect_params"]
@@ -69,7 +69,7 @@ def dialect_params(params: Mapping[str, Any], dialect: Dialect) -> dict[str, Any
     kind = thinking.get("type") if isinstance(thinking, Mapping) else None
     if kind in ("enabled", "disabled"):
         extra = dict(out.get("extra_body") or {})
-        for key, value in thinking_switch(dialect, kind == "enabled").items():
+        for key, value in thinking_fields(dialect, kind == "enabled").items():
             if isinstance(value, Mapping) and isinstance(extra.get(key), Mapping):
                 value = {**extra[key], **value}
             extra[key] = value
