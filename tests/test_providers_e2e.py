@@ -38,7 +38,7 @@ messages:
   - {role: user, content: "{{ question }}"}
 cases:
   - id: capital
-    vars: {question: What is the capital of France?}
+    vars: {question: "What is the capital of France?"}
     checks: [{contains: Paris}]
   - id: beijing
     vars: {question: 中国的首都是哪里？}
