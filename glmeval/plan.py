@@ -25,11 +25,13 @@ from typing import Any
 
 from glmeval.catalogue.models import lookup
 from glmeval.errors import SuiteError
+from glmeval.hints import did_you_mean
 from glmeval.records import MODES, CheckSpec, Job, Mode, Thinking
 from glmeval.suite import GRID_RULES, MAX_JOBS, MAX_VARIANTS, REQUEST_PARAMS, Case, Message, Suite, sdk_params, show_value
 from glmeval.suite.capabilities import suite_models, unknown_model_text
 from glmeval.suite.content import ContentProblem, ImageFiles, has_media, text_only_model, vision_models, wire_content
 from glmeval.suite.params import thinking_state, wire_params
+from glmeval.suite.providers import DEFAULT_PROVIDER, ProviderInfo
 from glmeval.suite.templating import TemplateProblem, render, render_value, templated_check_args
 from glmeval.suite.yamlsrc import Origin
 
@@ -126,6 +128,7 @@ class Plan:
     variants: list[str]
     warnings: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    providers: dict[str, ProviderInfo] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self.jobs)
@@ -134,10 +137,18 @@ class Plan:
         return len(self.jobs)
 
 
-def cache_key(model: str, mode: str, messages: list[dict[str, Any]], params: dict[str, Any], repeat: int) -> str:
-    """Everything that decides the answer: the same key means the same request (and sample)."""
+def cache_key(
+    model: str, mode: str, messages: list[dict[str, Any]], params: dict[str, Any], repeat: int,
+    provider: dict[str, Any] | None = None,
+) -> str:
+    """Everything that decides the answer: the same key means the same request (and sample).
+    ``provider`` is the identity of a provider other than the default zhipu one (its name,
+    SDK, base URL, dialect and model spelling): keys without one are what they always were."""
+    body: dict[str, Any] = {"model": model, "stream": mode == "stream", "messages": messages, "params": params, "sample": repeat}
+    if provider is not None:
+        body["provider"] = provider
     payload = json.dumps(
-        {"model": model, "stream": mode == "stream", "messages": messages, "params": params, "sample": repeat},
+        body,
         sort_keys=True,
         ensure_ascii=False,
         default=str,
@@ -277,11 +288,13 @@ def _variants_for(case: Case, variants: list[dict[str, Any]]) -> list[dict[str, 
 
 
 def _selected_variants(
-    suite: Suite, model_override: list[str] | None, mode_override: str | None
+    suite: Suite, model_override: list[str] | None, mode_override: str | None, provider_override: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """The variants to run. ``--model`` keeps the suite's own variants of those models (so
     their labels match a full run's in the history) and gives a model the grid lacks the
-    grid's other axes."""
+    grid's other axes; ``--provider`` does the same for providers. A variant names its
+    provider when the grid has a provider axis or the provider is not the default, so a
+    suite without providers keeps its labels and job ids."""
     grid = _readable_grid(suite.effective_grid())
     variants = expand_grid(grid)
     default_model = suite.default_model
@@ -294,10 +307,15 @@ def _selected_variants(
             extra = {**grid, "model": missing, "include": [e for e in _rules(grid, "include") if "model" not in e]}
             variants += expand_grid(extra)
         default_model = wanted[0]
+    if provider_override:
+        variants = _provider_variants(variants, list(dict.fromkeys(provider_override)))
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for variant in variants:
-        variant = {"model": variant.get("model", default_model), **{k: v for k, v in variant.items() if k != "model"}}
+        head = {"model": variant.get("model", default_model)}
+        if "provider" in variant:
+            head["provider"] = variant["provider"]
+        variant = {**head, **{k: v for k, v in variant.items() if k not in head}}
         _split_thinking(variant)
         if mode_override and "mode" in variant:
             variant["mode"] = mode_override
@@ -305,6 +323,33 @@ def _selected_variants(
             seen.add(_identity(variant))
             out.append(variant)
     return out
+
+
+def _provider_variants(variants: list[dict[str, Any]], wanted: list[str]) -> list[dict[str, Any]]:
+    """The variants of the ``wanted`` providers; a provider no variant has gets a copy of
+    every variant, with its name."""
+    kept = [v for v in variants if v.get("provider", DEFAULT_PROVIDER) in wanted]
+    present = {v.get("provider", DEFAULT_PROVIDER) for v in kept}
+    seen = {_identity(v) for v in kept}
+    for name in (p for p in wanted if p not in present):
+        for variant in variants:
+            copy = {**variant, "provider": name}
+            if _identity(copy) not in seen:
+                seen.add(_identity(copy))
+                kept.append(copy)
+    return kept
+
+
+def _check_provider_override(suite: Suite, names: list[str] | None) -> None:
+    """``--provider`` names the suite cannot reach: one line each, naming what it can."""
+    table = suite.provider_table
+    unknown = [n for n in dict.fromkeys(names or []) if n not in table]
+    if unknown:
+        raise SuiteError([
+            f"--provider {n}: suite {suite.name!r} has no provider {n!r}{did_you_mean(n, list(table))}; "
+            f"its providers: {', '.join(table)} (define others under providers:)"
+            for n in unknown
+        ])
 
 
 def _readable_thinking(value: Any) -> Any:
@@ -351,13 +396,19 @@ def _split_thinking(variant: dict[str, Any]) -> None:
             variant[key] = item
 
 
-def build_plan(suite: Suite, model_override: list[str] | None = None, mode_override: str | None = None) -> Plan:
+def build_plan(
+    suite: Suite, model_override: list[str] | None = None, mode_override: str | None = None,
+    provider_override: list[str] | None = None,
+) -> Plan:
     """Expand a loaded suite into its Jobs, in a stable order (case, variant, repeat).
 
     Raises SuiteError with every template problem of every case (each naming the case and the
     file and line of the message or check), so ``validate`` can show them all at once.
     """
-    variants = _selected_variants(suite, model_override, mode_override)
+    _check_provider_override(suite, provider_override)
+    table = suite.provider_table
+    used: dict[str, ProviderInfo] = {}
+    variants = _selected_variants(suite, model_override, mode_override, provider_override)
     labels = list(dict.fromkeys(variant_label(v) for v in variants))
     cases: list[Case] = suite.cases
     skipped: list[tuple[str, str]] = []
@@ -405,6 +456,14 @@ def build_plan(suite: Suite, model_override: list[str] | None = None, mode_overr
             if messages is None or specs is None:
                 continue
             mode = _mode(variant.get("mode", mode_override or suite.mode))
+            provider = table[str(variant.get("provider", DEFAULT_PROVIDER))]
+            used[provider.name] = provider
+            if mode == "async" and provider.sdk == "openai":
+                problems.add(
+                    f"{_where(suite._origin, suite)}: provider {provider.name!r} speaks the OpenAI wire (sdk openai), "
+                    f"which has no async mode; run its variants in sync or stream mode"
+                )
+                continue
             params = _params(suite, case, variant)
             _check_limits(suite, model, params, problems)
             sent, _ = sdk_params(wire_params(params))
@@ -429,15 +488,18 @@ def build_plan(suite: Suite, model_override: list[str] | None = None, mode_overr
                         tags=list(dict.fromkeys([*suite.tags, *case.tags])),
                         threshold=case.threshold if case.threshold is not None else suite.threshold,
                         min_score=case.min_score if case.min_score is not None else suite.min_score,
-                        cache_key=cache_key(model, mode, job_messages, sent, r),
+                        cache_key=cache_key(model, mode, job_messages, sent, r, provider.cache_identity(model)),
                         description=case.description,
                         thinking=thinking,
+                        provider=provider.name,
                     )
                 )
     if problems.items:
         raise SuiteError(problems.items)
     warnings += _unmatched_rules(suite)
-    return Plan(suite=suite, jobs=jobs, variants=labels, warnings=list(dict.fromkeys(warnings)), skipped=skipped)
+    return Plan(
+        suite=suite, jobs=jobs, variants=labels, warnings=list(dict.fromkeys(warnings)), skipped=skipped, providers=used
+    )
 
 
 def _mode(value: Any) -> Mode:

@@ -140,6 +140,13 @@ class Job:
     provider: str = "zhipu"
 
     @property
+    def limit_key(self) -> str:
+        """What rate limits and concurrency caps are kept per: the model, and for a provider
+        other than the default ``zhipu`` its name too (``zai/glm-4.7``): each host has its own
+        account and its own limits."""
+        return self.model if self.provider == "zhipu" else f"{self.provider}/{self.model}"
+
+    @property
     def tools(self) -> list[dict[str, Any]] | None:
         return self.params.get("tools")
 

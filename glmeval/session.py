@@ -21,12 +21,13 @@ from glmeval.run.ratelimit import Budget, ModelLimit, parse_model_values
 if TYPE_CHECKING:  # the CLI imports this module for --help: the runner and the SDK load on use
     from glmeval.plan import Plan
     from glmeval.records import Job, Result
-    from glmeval.run.client import GLMClient
+    from glmeval.run.client import Endpoint, GLMClient
     from glmeval.run.runner import RunCounts, RunOptions, RunOutcome
     from glmeval.simulator import FaultConfig
     from glmeval.store import Store
     from glmeval.store.lease import RunLease
     from glmeval.suite import Suite
+    from glmeval.suite.providers import ProviderInfo
 
 LOCAL_SPEED = 0.05
 
@@ -40,7 +41,14 @@ def is_status(text: str) -> TypeGuard[RunStatus]:
 
 @dataclass
 class Target:
-    """Where calls go. Use as a context manager: a local server is stopped on exit."""
+    """Where calls go. Use as a context manager: a local server is stopped on exit.
+
+    ``providers`` are the providers the plans use (``Plan.providers``; none: zhipu alone).
+    Each gets its own client (``clients``), with its key from its own environment variable,
+    behind the one :class:`GLMClient` the runner calls; ``base_url`` / ``api_key`` are the
+    default zhipu provider's. With ``local`` every provider is sent to the local server, at
+    ``/p/<name>/api/paas/v4`` (zhipuai, zai-sdk) or ``/p/<name>/v1`` (openai), in its dialect.
+    """
 
     local: bool = False
     base_url: str | None = None
@@ -57,56 +65,112 @@ class Target:
     record: Path | None = None
     cassette: Path | None = None
     cassette_miss: str = "error"
+    providers: dict[str, ProviderInfo] = field(default_factory=dict)
     server: Any = field(default=None, init=False)
     client: GLMClient | None = field(default=None, init=False)
     recorder: Any = field(default=None, init=False)
     jobs: list[Job] = field(default_factory=list, init=False)
 
+    @property
+    def clients(self) -> dict[str, Any]:
+        """One client (transport) per provider."""
+        return dict(self.client.transports) if self.client is not None else {}
+
     def __enter__(self) -> Target:
+        from glmeval.run.client import GLMClient
+
         if self.local or self.cassette is not None:
-            from glmeval.cassette import load_cassette
-            from glmeval.simulator import LocalServer
-
-            cassette = load_cassette(self.cassette) if self.cassette is not None else None
-            try:
-                self.server = LocalServer(
-                    rules_path=self.rules, speed=self.speed, faults=self.faults,
-                    cassette=cassette, cassette_miss="rules" if self.cassette_miss == "rules" else "error",
-                ).start()
-            except Exception as exc:
-                raise GlmevalError(f"cannot start the local GLM server: {exc}") from None
-            self.base_url = self.server.base_url
-            self.api_key = self.server.api_key
+            endpoints = self._start_local()
         else:
-            from glmeval.run.client import find_api_key
-
-            self.api_key = self.api_key or find_api_key()
-            if not self.api_key and not self.replay:
-                raise GlmevalError(
-                    "no API key: set ZHIPUAI_API_KEY (or ZHIPU_API_KEY), or pass --local to use the local GLM server"
-                )
+            endpoints = self._real_endpoints()
         url = self.base_url
         if self.record is not None:
-            from glmeval.cassette.recorder import start_recorder
-            from glmeval.run.client import DEFAULT_BASE_URL
-
-            upstream = self.base_url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL
-            self.recorder = start_recorder({"zhipu": upstream}, self.record, secrets=[self.api_key or ""])
-            url = self.recorder.base_urls["zhipu"]
-        if self.api_key:
-            from glmeval.run.client import GLMClient
-
+            endpoints, url = self._start_recorder(endpoints)
+        if self.api_key or endpoints:
             self.client = GLMClient(
                 self.api_key,
                 url,
                 timeout=self.timeout,
                 poll_timeout=self.poll_timeout,
                 max_connections=max(16, self.concurrency * 2),
+                endpoints=endpoints,
             )
             self.client.cache_namespace = self.cache_namespace
-            if self.recorder is not None:  # messages name the real endpoint, not the proxy
+            if self.recorder is not None and "zhipu" in self.recorder.upstreams:  # messages name the real endpoint
                 self.client.base_url = self.recorder.upstreams["zhipu"]
         return self
+
+    def _start_local(self) -> list[Endpoint]:
+        """Start the local server (answering from the cassette with ``--cassette``) with every
+        provider mounted in its dialect; their endpoints."""
+        from glmeval.cassette import load_cassette
+        from glmeval.run.client import Endpoint
+        from glmeval.simulator import LocalServer
+
+        cassette = load_cassette(self.cassette) if self.cassette is not None else None
+        try:
+            self.server = LocalServer(
+                rules_path=self.rules, speed=self.speed, faults=self.faults,
+                providers={n: p.dialect for n, p in self.providers.items()},
+                cassette=cassette, cassette_miss="rules" if self.cassette_miss == "rules" else "error",
+            ).start()
+        except Exception as exc:
+            raise GlmevalError(f"cannot start the local GLM server: {exc}") from None
+        self.base_url = self.server.base_url
+        self.api_key = self.server.api_key
+        endpoints = []
+        for name, info in self.providers.items():
+            url = self.server.provider_url(name, "openai" if info.sdk == "openai" else "zhipu")
+            endpoints.append(Endpoint(name, info.sdk, url, self.api_key, info.dialect, info.models, info.api_key_env))
+        return endpoints
+
+    def _start_recorder(self, endpoints: list[Endpoint]) -> tuple[list[Endpoint], str | None]:
+        """``--record``: put the recording proxy in front of every provider's endpoint; the
+        endpoints (and the default base URL) now pointing at it."""
+        from dataclasses import replace
+
+        from glmeval.cassette.recorder import start_recorder
+        from glmeval.run.client import DEFAULT_BASE_URL
+
+        upstreams = {e.name: e.base_url or DEFAULT_BASE_URL for e in endpoints}
+        if not upstreams:
+            upstreams = {"zhipu": self.base_url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL}
+        self.recorder = start_recorder(upstreams, self.record, secrets=self._secrets(endpoints))  # type: ignore[arg-type]
+        moved = [replace(e, base_url=self.recorder.base_urls[e.name]) for e in endpoints]
+        return moved, self.recorder.base_urls.get("zhipu")
+
+    def _secrets(self, endpoints: list[Endpoint] | None = None) -> list[str]:
+        """Every key this target holds: the recorder scrubs each from what it writes."""
+        keys = [e.api_key for e in endpoints or []]
+        if self.client is not None:
+            keys += [t.endpoint.api_key for t in self.client.transports.values()]
+        return [k for k in {*keys, self.api_key or ""} if k]
+
+    def _real_endpoints(self) -> list[Endpoint]:
+        """Each provider's endpoint with its key from its environment variable; every missing
+        key named in one line (none needed for --replay, which sends nothing)."""
+        from glmeval.run.client import KEY_VARS, Endpoint, find_api_key, find_key
+
+        self.api_key = self.api_key or find_api_key()
+        endpoints: list[Endpoint] = []
+        missing: list[str] = []
+        for name, info in self.providers.items():
+            names = KEY_VARS if info.api_key_env == "ZHIPUAI_API_KEY" else (info.api_key_env,)
+            key = self.api_key if name == "zhipu" and info.sdk == "zhipuai" and info.base_url is None else find_key(names)
+            if not key:
+                missing.append(f"{name} ({' or '.join(names)})")
+                continue
+            url = info.base_url or (self.base_url if info.sdk == "zhipuai" else None)
+            endpoints.append(Endpoint(name, info.sdk, url, key, info.dialect, info.models, info.api_key_env))
+        if not self.providers and not self.api_key:
+            missing.append("zhipu (ZHIPUAI_API_KEY or ZHIPU_API_KEY)")
+        if missing and not self.replay:
+            if missing == ["zhipu (ZHIPUAI_API_KEY or ZHIPU_API_KEY)"]:
+                raise GlmevalError(
+                    "no API key: set ZHIPUAI_API_KEY (or ZHIPU_API_KEY), or pass --local to use the local GLM server"
+                )
+            raise GlmevalError(f"no API key for provider {', '.join(missing)}: set it, or pass --local to use the local GLM server")
+        return endpoints
 
     @property
     def cache_namespace(self) -> str:
@@ -128,7 +192,16 @@ class Target:
         if self.server is not None:
             self.server.stop()
         if self.recorder is not None:
-            self.recorder.stop(self.jobs, secrets=[self.api_key or ""])
+            self.recorder.stop(self.jobs, secrets=self._secrets())
+
+
+def plan_providers(plans: list[Plan]) -> dict[str, ProviderInfo]:
+    """The providers a ``glmeval run`` of ``plans`` calls, one definition each (a name two
+    suites define differently is one line: a name gets one client)."""
+    from glmeval.suite.providers import merge_providers
+
+    used = {name for plan in plans for name in plan.providers}
+    return merge_providers(((str(plan.suite.path or plan.suite.name), plan.providers) for plan in plans), used)
 
 
 @dataclass
@@ -330,6 +403,7 @@ def suite_options(
         budget=overrides.budget,
         notify=notify,
         checks=suite.check_registry,
+        provider_prices={name: info.prices for name, info in suite.provider_table.items() if info.prices},
     )
 
 
@@ -402,6 +476,6 @@ def parse_faults(items: tuple[str, ...], seed: int | None, local: bool) -> Fault
 
 
 __all__ = [
-    "LOCAL_SPEED", "RUN_STATUSES", "is_status", "Target", "Resume", "find_resume", "run_plan",
+    "LOCAL_SPEED", "RUN_STATUSES", "is_status", "Target", "plan_providers", "Resume", "find_resume", "run_plan",
     "Overrides", "suite_options", "run_settings", "parse_limits", "suite_limits", "parse_faults",
 ]

@@ -27,7 +27,10 @@ from glmeval.analysis.frames import FRAME_COLUMNS, RESULT_COLUMNS, summary_frame
 from glmeval.catalogue.tokens import count_tokens
 from glmeval.cli import main
 from glmeval.records import Completion, ToolCall
-from glmeval.run.client import GLMClient, _stream_tool_calls, _usage
+from glmeval.run.client import GLMClient
+from glmeval.run.transports.common import from_response
+from glmeval.run.transports.common import stream_tool_calls as _stream_tool_calls
+from glmeval.run.transports.common import usage_into as _usage
 from glmeval.simulator import LocalServer
 
 HELLO = [{"role": "user", "content": "你好"}]
@@ -122,11 +125,12 @@ def test_parameters_create_does_not_take_go_in_extra_body(client: GLMClient) -> 
         if request.url.path.endswith("/chat/completions"):
             bodies.append(json.loads(request.content))
 
-    client._http.event_hooks["request"].append(keep)
+    http = client.transport("zhipu")._http  # type: ignore[attr-defined]
+    http.event_hooks["request"].append(keep)
     try:
         c = client.attempt("glm-4.5", "stream", HELLO, {**THINK, "reasoning_effort": "high", "tool_stream": True})
     finally:
-        client._http.event_hooks["request"].remove(keep)
+        http.event_hooks["request"].remove(keep)
     assert c.ok
     assert bodies and bodies[-1]["reasoning_effort"] == "high" and bodies[-1]["tool_stream"] is True
     assert bodies[-1]["thinking"] == {"type": "enabled"} and bodies[-1]["stream"] is True
@@ -146,11 +150,7 @@ def test_2026_sync_capture_through_the_sdk_types() -> None:
         "web_search": [{"title": "天气", "link": "https://example.com/w", "content": "晴", "refer": "ref_1",
                         "media": "example", "icon": "", "publish_date": "2026-03-13"}],
     }
-    client = GLMClient("local.key", "http://127.0.0.1:9/api/paas/v4")
-    try:
-        c = client._from_response(SDKCompletion.model_validate(capture))
-    finally:
-        client.close()
+    c = from_response(SDKCompletion.model_validate(capture))
     assert (c.text, c.reasoning) == ("I'll get the weather.", "The user is asking for the weather")
     assert (c.reasoning_tokens, c.reasoning_estimated, c.completion_tokens, c.total_tokens) == (61, False, 89, 262)
     assert c.cached_tokens == 169

@@ -19,6 +19,7 @@ from glmeval.session import (
     find_resume,
     parse_faults,
     parse_limits,
+    plan_providers,
     run_plan,
     run_settings,
     suite_options,
@@ -133,9 +134,9 @@ class Progress:
             self._bar.__exit__(*exc)
 
 
-def _nonblank(values: tuple[str, ...], flag: str) -> tuple[str, ...]:
+def _nonblank(values: tuple[str, ...], flag: str, what: str = "model") -> tuple[str, ...]:
     if any(not v.strip() for v in values):
-        raise click.BadParameter("a model name cannot be empty", param_hint=flag)
+        raise click.BadParameter(f"a {what} name cannot be empty", param_hint=flag)
     return tuple(v.strip() for v in values)
 
 
@@ -164,6 +165,10 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
 @click.option(
     "--model", "models", multiple=True, callback=lambda ctx, param, value: _nonblank(value, "--model"),
     help="Run only these models (overrides the grid's model axis).",
+)
+@click.option(
+    "--provider", "providers", multiple=True, callback=lambda ctx, param, value: _nonblank(value, "--provider", "provider"),
+    help="Run only these providers (zhipu, zai or one under the suite's providers:; overrides the grid's provider axis).",
 )
 @click.option("--mode", type=click.Choice(["sync", "stream", "async"]), help="Override the call mode.")
 @click.option("--concurrency", "-j", type=click.IntRange(1, 1024), help="Calls in flight at once.")
@@ -275,6 +280,7 @@ def run(
     record: Path | None = None,
     cassette: Path | None = None,
     cassette_miss: str = "error",
+    providers: tuple[str, ...] = (),
 ) -> None:
     """Run SUITES and print a summary; exit 1 when any check failed."""
     given = [flag for flag, on in (("--cache", use_cache), ("--no-cache", no_cache), ("--replay", replay)) if on]
@@ -311,7 +317,10 @@ def run(
     )
     # --- end runner ---
     loaded = _load_all(suites)
-    plans = [build_plan(s, model_override=list(models) or None, mode_override=mode) for s in loaded]
+    plans = [
+        build_plan(s, model_override=list(models) or None, mode_override=mode, provider_override=list(providers) or None)
+        for s in loaded
+    ]
     if dry_run:
         from glmeval.cli.suites import print_plan
 
@@ -349,6 +358,7 @@ def run(
         record=record,
         cassette=cassette,
         cassette_miss=cassette_miss,
+        providers=plan_providers(plans),
     ) as target:
         for plan in plans:
             suite = plan.suite

@@ -150,6 +150,7 @@ class GlmevalState:
         from glmeval.run.client import find_api_key
         from glmeval.session import LOCAL_SPEED, Target
         from glmeval.store import Store
+        from glmeval.suite.providers import merge_providers
 
         if not self.local and not self.replay and not find_api_key():
             self.error = NO_KEY_MESSAGE
@@ -165,6 +166,9 @@ class GlmevalState:
                 speed=LOCAL_SPEED if self.local_speed is None else self.local_speed,
                 replay=self.replay,
                 concurrency=self.concurrency or max((s.settings.concurrency for s in suites), default=8),
+                providers=merge_providers(
+                    ((str(s.path), s.provider_table) for s in suites), {j.provider for item in self.selected for j in item.jobs}
+                ),
             )
             self.target = target.__enter__()
             variants: list[str] = []

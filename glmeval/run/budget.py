@@ -62,8 +62,11 @@ class Estimator:
     Used by the coordinating thread alone (not thread-safe).
     """
 
-    def __init__(self, prices: dict[str, dict[str, float]] | None = None) -> None:
+    def __init__(
+        self, prices: dict[str, dict[str, float]] | None = None, provider_prices: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         self.prices = prices
+        self.provider_prices = provider_prices or {}
         self._grading_seen: dict[str, tuple[int, float, int]] = {}  # case id: (grader tokens, yuan, jobs)
         self._completion_seen: dict[str, tuple[int, int]] = {}  # model: (completion tokens, answers)
         self._prompt_ratio: dict[str, tuple[int, int]] = {}  # model: (server's prompt tokens, local count)
@@ -84,7 +87,8 @@ class Estimator:
                 completion = min(completion, cap)
         else:
             completion = prior_completion_tokens(local, cap)
-        cost = price_table.cost(job.model, prompt, completion, self.prices)
+        own = self.provider_prices.get(job.provider)
+        cost = price_table.cost(job.model, prompt, completion, {**(self.prices or {}), **own} if own else self.prices)
         graded = self._grading_seen.get(job.case_id)
         grading_tokens, grading_cost = 0, 0.0
         if graded and graded[2] and (graded[0] or graded[1]):

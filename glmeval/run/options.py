@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from glmeval.checks import CheckRegistry
 from glmeval.run.ratelimit import Budget, ModelLimit
@@ -53,3 +54,12 @@ class RunOptions:
     handle_sigint: bool = True
     notify: Callable[[str], None] | None = None
     checks: CheckRegistry | None = None
+    provider_prices: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def prices_for(self, provider: str) -> dict[str, Any] | None:
+        """The price overrides for ``provider``'s answers: its own ``prices:`` over the suite's
+        (the same model costs what each host charges)."""
+        own = self.provider_prices.get(provider)
+        if not own:
+            return self.prices
+        return {**(self.prices or {}), **own}

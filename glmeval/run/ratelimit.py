@@ -199,6 +199,10 @@ class Limiter:
         return self._active
 
     def limit_for(self, model: str) -> ModelLimit:
+        """A model's limits; a provider's model (``zai/glm-4.7``, Job.limit_key) takes the
+        model's own unless the provider's are named, in its own slots and buckets."""
+        if model not in self._limits and "/" in model:
+            model = model.split("/", 1)[1]
         return self._default.merged(self._limits[model]) if model in self._limits else self._default
 
     def _state(self, model: str) -> _ModelState:

@@ -65,10 +65,6 @@ from glmeval.store import Store
 # -- internal records passed between the coordinator and the workers -------------------------
 
 
-def _provider(job: Job) -> str:
-    return getattr(job, "provider", DEFAULT_PROVIDER)
-
-
 @dataclass(eq=False)
 class _Task:
     """One job on its way through the schedule (all its attempts)."""
@@ -133,7 +129,7 @@ class Runner:
         namespace = self.options.cache_namespace or getattr(client, "cache_namespace", "") or ""
         self.cache = ResponseCache(store, self._store_lock, namespace, self.options.cache)
         self._account = BudgetAccount(self.budget)
-        self._estimator = Estimator(self.options.prices)
+        self._estimator = Estimator(self.options.prices, self.options.provider_prices)
         self._backoff = Backoff(self.options.backoff_base, self.options.backoff_max, self.options.seed)
         self._policy = RetryPolicy(self._backoff, self.options.retry_budget, self.options.retries)
         self._halt = threading.Event()  # no new attempts at all (Ctrl-C, fatal error, stop())
@@ -153,9 +149,11 @@ class Runner:
         # The schedule, owned by the coordinating thread alone.
         self._jobs: Iterator[Job] = iter(())
         self._exhausted = False
-        self._queues: dict[tuple[str, str], deque[_Task]] = {}  # per (model, provider), in plan order
-        self._next_in_line: dict[tuple[str, str], int] = {}
-        self._models: list[tuple[str, str]] = []
+        # Per Job.limit_key (the model, and the provider's name for one other than zhipu: each
+        # host has its own limits), in plan order.
+        self._queues: dict[str, deque[_Task]] = {}
+        self._next_in_line: dict[str, int] = {}
+        self._models: list[str] = []
         self._judge_only: deque[_Task] = deque()  # cache hits and replays: checks only
         self._delayed: list[tuple[float, int, _Task]] = []  # retries: (due, seq, task) heap
         self._seq = itertools.count()
@@ -193,16 +191,15 @@ class Runner:
 
     # -- worker side ------------------------------------------------------------------------
 
-    def _note_unreachable(self, info: ErrorInfo) -> None:
+    def _note_unreachable(self, info: ErrorInfo, provider: str = "zhipu") -> None:
         """A connection error that outlived its retries before any call got through means the
         server cannot be reached at all: stop at once with one line instead of failing every
         job the same way."""
         if self._abort is None:
-            where = self.client.base_url if self.client is not None else "the API"
+            where = self.client.base_url_of(provider) if self.client is not None else "the API"
+            fix = "--base-url / ZHIPUAI_BASE_URL" if provider == "zhipu" else f"the base_url of provider {provider}"
             self._abort = ErrorInfo(
-                "unreachable",
-                f"cannot reach {where} ({info.message}); check --base-url / ZHIPUAI_BASE_URL and the network, "
-                "or pass --local",
+                "unreachable", f"cannot reach {where} ({info.message}); check {fix} and the network, or pass --local"
             )
         self._halt.set()
         self._out.put(_WAKE)
@@ -248,7 +245,7 @@ class Runner:
         if task.attempts == 1:
             task.first_sent = started
         try:
-            completion = self.client.attempt(job.model, job.mode, job.messages, job.params)
+            completion = self.client.attempt(job.model, job.mode, job.messages, job.params, job.provider)
         except CallError as exc:
             self._note_fatal(exc)  # before the slot frees, so no new call can slip in
             self.limiter.release(permit, None, rate_limited=exc.info.kind == "rate_limit")
@@ -261,7 +258,7 @@ class Runner:
                 return _Retry(task, exc, (ended - started) * 1000, delay)
             completion = Completion(error=self._policy.final_error(exc, task.attempts, ended - task.first_sent))
             if exc.info.kind == "connection" and not self._reached:
-                self._note_unreachable(exc.info)
+                self._note_unreachable(exc.info, job.provider)
         else:
             self._reached = True
             self.limiter.release(permit, completion.total_tokens)
@@ -278,11 +275,12 @@ class Runner:
         return _Done(task, result, grader_cost, grader_tokens)
 
     def _judge(self, job: Job, completion: Completion) -> tuple[Result, float, int]:
-        cost = price_table.known_cost(job.model, completion.prompt_tokens, completion.completion_tokens, self.options.prices)
+        prices = self.options.prices_for(job.provider)
+        cost = price_table.known_cost(job.model, completion.prompt_tokens, completion.completion_tokens, prices)
         ctx = CheckContext(
             job=job,
             suite_dir=self.options.suite_dir,
-            prices=self.options.prices,
+            prices=prices,
             grader=self.grader,
             judge_model=self.options.judge_model,
             embedding_model=self.options.embedding_model,
@@ -320,15 +318,14 @@ class Runner:
             if task.completion is not None:
                 self._judge_only.append(task)
             else:
-                lane = (job.model, _provider(job))
-                q = self._queues.get(lane)
+                q = self._queues.get(job.limit_key)
                 if q is None:
-                    q = self._queues[lane] = deque()
-                    self._models.append(lane)
-                    cap = self.limiter.limit_for(job.model).concurrency
-                    self._next_in_line[lane] = min(cap or self.limiter.concurrency, self.limiter.concurrency)
+                    q = self._queues[job.limit_key] = deque()
+                    self._models.append(job.limit_key)
+                    cap = self.limiter.limit_for(job.limit_key).concurrency
+                    self._next_in_line[job.limit_key] = min(cap or self.limiter.concurrency, self.limiter.concurrency)
                 q.append(task)
-                if len(q) <= self._next_in_line[lane]:
+                if len(q) <= self._next_in_line[job.limit_key]:
                     task.waiting_since = time.perf_counter()
             self._buffered += 1
 
@@ -365,7 +362,7 @@ class Runner:
                 task = entry[2]
                 if task.waiting_since is None:
                     task.waiting_since = entry[0]  # waiting again since its backoff ended
-                permit, wait = self.limiter.try_acquire(task.job.model, task.est_tokens, _provider(task.job))
+                permit, wait = self.limiter.try_acquire(task.job.limit_key, task.est_tokens)
                 if permit is None:
                     blocked.append(entry)
                     if wait is not None:
@@ -402,7 +399,7 @@ class Runner:
                             self._budget_stop()
                             return wake
                         task.reserved = True
-                    permit, wait = self.limiter.try_acquire(task.job.model, task.est_tokens, lane[1])
+                    permit, wait = self.limiter.try_acquire(task.job.limit_key, task.est_tokens)
                     if permit is None:
                         if task.waiting_since is None:
                             task.waiting_since = now
@@ -416,7 +413,7 @@ class Runner:
                     q.popleft()
                     self._buffered -= 1
                     self._start_call(task, permit)
-                    k = self._next_in_line[lane]
+                    k = self._next_in_line[task.job.limit_key]
                     if len(q) >= k and q[k - 1].waiting_since is None:
                         q[k - 1].waiting_since = now  # it just became one of the next to go
         return wake
@@ -446,7 +443,7 @@ class Runner:
             task.retry_ms += item.attempt_ms + delay * 1000
             due = time.perf_counter() + delay
             heapq.heappush(self._delayed, (due, next(self._seq), task))
-            lane = (task.job.model, _provider(task.job))
+            lane = (task.job.limit_key, DEFAULT_PROVIDER)  # the limiter's lane of that limit key
             if due > self._backing_off.get(lane, 0.0):
                 self._backing_off[lane] = due
             return None

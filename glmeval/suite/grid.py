@@ -19,7 +19,7 @@ from glmeval.suite.yamlsrc import Origin
 
 __all__ = ["GRID_AXES", "GRID_RULES", "check_grid", "check_params_map", "check_tools_value"]
 
-GRID_AXES = ("model", "mode", "prompt", *REQUEST_PARAMS)
+GRID_AXES = ("model", "provider", "mode", "prompt", *REQUEST_PARAMS)
 GRID_RULES = ("include", "exclude")
 
 
@@ -70,7 +70,7 @@ def check_grid(grid: Any, origin: Origin, problems: Problems, prompt_names: list
         values = grid[axis]
         at = origin.at(axis)
         if axis not in GRID_AXES:
-            problems.error(at, f"unknown grid axis {str(axis)!r}{did_you_mean(axis, GRID_AXES)}; an axis is model, mode, prompt or a request parameter")
+            problems.error(at, f"unknown grid axis {str(axis)!r}{did_you_mean(axis, GRID_AXES)}; an axis is model, provider, mode, prompt or a request parameter")
             continue
         if isinstance(values, list) and not values:
             problems.error(at, f"grid axis {axis!r} has no values")
@@ -101,6 +101,8 @@ def _check_axis_value(axis: str, value: Any, at: Origin, problems: Problems, pro
     if axis == "model":
         if not isinstance(value, str) or not value.strip():
             problems.error(at, f"a model must be a model name like glm-4; {got(value)}")
+    elif axis == "provider":
+        return  # checked against the suite's providers: (glmeval.suite.providers.check_providers)
     elif axis == "mode":
         if value not in MODES:
             problems.error(at, f"mode must be one of {', '.join(MODES)}; got {short(value)}{did_you_mean(value, MODES)}")

@@ -46,6 +46,7 @@ from glmeval.suite.content import ImageFiles, check_content, static_images
 from glmeval.suite.grid import GRID_RULES, check_grid, check_params_map, check_tools_value
 from glmeval.suite.model import ROLES, Case, Suite, allowed_keys
 from glmeval.suite.problems import Problems, is_int, pydantic_problem, report_all
+from glmeval.suite.providers import check_providers
 from glmeval.suite.templating import check_template, content_templates, has_template_markup, template_strings
 from glmeval.suite.yamlsrc import Origin, load_yaml
 
@@ -145,6 +146,7 @@ def _raw_checks(
     if isinstance(data.get("params"), dict) and "tools" in data["params"] and data.get("tools") is not None:
         problems.error(root, "tools are given twice: as tools: and as params.tools; keep one", ("tools",))
     check_grid(data.get("grid"), root.at("grid"), problems, prompt_names, "prompts" in data)
+    check_providers(data, root, problems)
     check_matrix(data.get("matrix"), root.at("matrix"), problems)
     suite_tools = declared_tools(data)
     axis_tools = grid_tools(data.get("grid"))

@@ -19,6 +19,7 @@ from glmeval.checks import CheckRegistry, suite_registry
 from glmeval.checks.args import got
 from glmeval.records import CheckSpec
 from glmeval.suite.problems import is_number
+from glmeval.suite.providers import ProviderEntry, ProviderInfo, provider_table
 from glmeval.suite.yamlsrc import Origin
 
 __all__ = [
@@ -229,6 +230,12 @@ class Suite(_Strict):
     prices: dict[str, Any] = Field(
         default_factory=dict, description="Price overrides, yuan per 1M tokens: {model: [input, output]}."
     )
+    providers: dict[str, ProviderEntry] = Field(
+        default_factory=dict,
+        description="Who serves the models: {name: {sdk, base_url, api_key_env, dialect, models, prices}}; "
+        "built in: zhipu (zhipuai SDK, ZHIPUAI_API_KEY, the default) and zai (zai-sdk, ZAI_API_KEY). "
+        "The provider grid axis (or run --provider) picks among them.",
+    )
     templating: bool = Field(True, description="false turns Jinja2 off for the whole suite (messages and checks).")
     tags: list[str] = Field(default_factory=list, description="Labels for every case.")
     check_files: list[str] = Field(
@@ -266,6 +273,11 @@ class Suite(_Strict):
     @property
     def default_model(self) -> str:
         return self.model or "glm-4"
+
+    @property
+    def provider_table(self) -> dict[str, ProviderInfo]:
+        """Every provider this suite can use: the built-ins under its own ``providers:``."""
+        return provider_table(self.providers)
 
     def prompt_axis(self) -> list[str]:
         """The prompt variants that run: grid.prompt, else every prompt the suite names."""
@@ -316,6 +328,8 @@ def allowed_keys(loc: tuple[Any, ...]) -> list[str]:
         return _model_fields(Case)
     if loc[0] == "settings":
         return _model_fields(Settings)
+    if loc[0] == "providers" and len(loc) == 2:
+        return _model_fields(ProviderEntry)
     if "messages" in loc or loc[0] == "prompts":
         return _model_fields(Message)
     return []

@@ -36,6 +36,7 @@ def suite_json_schema() -> dict[str, Any]:
     }
     axis_props: dict[str, Any] = {
         "model": {"description": "Models to compare.", "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}], "examples": [chat_models()[:6]]},
+        "provider": {"description": "Providers to compare (zhipu, zai, or names under providers:).", "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
         "mode": {"description": "Call modes to compare.", "anyOf": [{"enum": list(MODES)}, {"type": "array", "items": {"enum": list(MODES)}, "minItems": 1}]},
         "prompt": {"description": "Prompt variants (names under prompts:).", "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
     }
