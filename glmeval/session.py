@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the CLI imports this module for --help: the runner and the 
     from glmeval.records import Job, Result
     from glmeval.run.client import GLMClient
     from glmeval.run.runner import RunCounts, RunOptions, RunOutcome
+    from glmeval.shard import Shard
     from glmeval.simulator import FaultConfig
     from glmeval.store import Store
     from glmeval.suite import Suite
@@ -129,7 +130,8 @@ def find_resume(store: Store, plan: Plan, ref: str = "latest") -> Resume:
     counts = RunCounts(total=len(plan.jobs))
     # Totals of the stored results, so the resumed run's progress starts where it stopped.
     rows = store.conn.execute(
-        "SELECT status, COUNT(*), SUM(total_tokens), SUM(cost), SUM(cached), SUM(attempts > 1) FROM results "
+        "SELECT status, COUNT(*), SUM(total_tokens), SUM(cost), SUM(cached), SUM(CASE WHEN attempts > 1 THEN 1 ELSE 0 END) "
+        "FROM results "
         "WHERE run_id = ? AND status != 'error' GROUP BY status",
         (run_id,),
     ).fetchall()
@@ -155,10 +157,17 @@ def run_plan(
     run_id: str | None = None,
     settings: dict[str, Any] | None = None,
     resume: Resume | None = None,
+    shard: Shard | None = None,
 ) -> RunOutcome:
     """Run every job of ``plan`` into ``store`` as one stored run; with ``resume``, run only
-    the jobs that run still lacks, into the same run id."""
+    the jobs that run still lacks, into the same run id; with ``shard``, only that slice, into
+    the shared run ``run_id`` (:mod:`glmeval.shard`)."""
     from glmeval.run.runner import Runner
+
+    if shard is not None:
+        from glmeval.shard import run_shard
+
+        return run_shard(plan, store, target.client, target.local, options, shard, run_id, settings, on_result)
 
     suite = plan.suite
     runner = Runner(target.client, store, options, on_result=on_result)

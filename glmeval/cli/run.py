@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from glmeval.cli.dbopt import DB, DB_HELP
 from glmeval.cli.group import main
 from glmeval.errors import GlmevalError, SuiteError
 from glmeval.run.ratelimit import Budget
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # loaded inside the command, so `glmeval --help` needs no pyd
     from glmeval.afterrun import RunEnd
     from glmeval.records import Result
     from glmeval.run.runner import RunCounts, RunOutcome
+    from glmeval.shard import Shard
 
 
 class Progress:
@@ -165,7 +167,7 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
 @click.option("--cache", "use_cache", is_flag=True, help="Reuse cached answers to identical requests.")
 @click.option("--no-cache", "no_cache", is_flag=True, help="Always call the model (the default).")
 @click.option("--replay", "replay", is_flag=True, help="Answer only from the cache; send nothing.")
-@click.option("--db", type=click.Path(path_type=Path), envvar="GLMEVAL_DB", help="Results database (default .glmeval/results.db).")
+@click.option("--db", type=DB, envvar="GLMEVAL_DB", help=DB_HELP)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True, help="Report folder.")
 @click.option("--no-report", is_flag=True, help="Do not write report files.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; call nothing.")
@@ -185,6 +187,10 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
     help="Continue RUN (default: the suite's latest run) into the same run id, running only jobs with no result "
     "(errors run again). Works after a kill too.",
 )
+# --- shards: one run split across machines (glmeval/shard.py) ---
+@click.option("--shard", "shard_text", metavar="K/N", help="Run only slice K of N of the plan into the shared run --run-id (a CI matrix).")
+@click.option("--run-id", "run_id", metavar="ID", help="Store the run under this id (every --shard of one run gives the same one).")
+# --- end shards ---
 @click.option("--max-cost", type=click.FloatRange(min=0), metavar="YUAN", help="Stop before the run would spend more than this.")
 @click.option("--max-tokens", "max_tokens_budget", type=click.IntRange(min=0), metavar="N", help="Stop before the run would use more tokens.")
 @click.option(
@@ -234,7 +240,7 @@ def run(
     use_cache: bool,
     no_cache: bool,
     replay: bool,
-    db: Path | None,
+    db: str | Path | None,
     out: Path,
     no_report: bool,
     dry_run: bool,
@@ -252,6 +258,8 @@ def run(
     poll_timeout: float | None = None,
     judge_model: str | None = None,
     embedding_model: str | None = None,
+    shard_text: str | None = None,
+    run_id: str | None = None,
 ) -> None:
     """Run SUITES and print a summary; exit 1 when any check failed."""
     given = [flag for flag, on in (("--cache", use_cache), ("--no-cache", no_cache), ("--replay", replay)) if on]
@@ -269,6 +277,7 @@ def run(
         raise click.UsageError("give at least one SUITE file")
     if resume is not None and resume != "latest" and len(suites) > 1:
         raise GlmevalError("--resume RUN continues one run: give only that run's suite")
+    shard = _check_shard(shard_text, run_id, resume, baseline, fail_on, len(suites))
     limits = parse_limits(model_concurrency, rpm, tpm)
     fault_config = parse_faults(faults, fault_seed, local)
     overrides = Overrides(
@@ -297,10 +306,12 @@ def run(
         print_warnings(plan)
     # --- end suite ---
     store = Store(db)
+    if run_id is not None and shard is None and store.get_run(run_id) is not None:
+        raise GlmevalError(f"run {run_id} is already in {store.path}; continue it with --resume {run_id}, or pick another --run-id")
     # --- history: parse the rules and check --baseline before spending anything ---
     baseline, gate_rules = check_gate(store, baseline, fail_on, [p.suite.name for p in plans])
     after = AfterRun(
-        baseline=baseline, rules=gate_rules, summary=True, report_dir=None if no_report else out, report_subdirs=True
+        baseline=baseline, rules=gate_rules, summary=True, report_dir=None if no_report or shard else out, report_subdirs=True
     )
     # --- end history ---
     ends: list[RunEnd] = []
@@ -351,6 +362,8 @@ def run(
                     on_result=None if quiet else progress.update,
                     settings=run_settings(options, target, overrides),
                     resume=resumed,
+                    run_id=run_id,
+                    shard=shard,
                 )
             # --- runner: a bad key or an empty balance stops everything with one line (exit 2) ---
             if outcome.abort_reason:
@@ -360,6 +373,11 @@ def run(
             end = after_run(store, outcome.run_id, after, outcome)
             ends.append(end)
             _print_end(suite.name, outcome, end, quiet)
+            if shard is not None:
+                from glmeval.shard import progress_line
+                from glmeval.store.shards import run_shards
+
+                click.echo(progress_line(outcome.run_id, shard, run_shards(store.conn, outcome.run_id)), err=True)
             # --- runner: how the run ended, and how to continue it ---
             line = stop_line(outcome, suite.path)
             if line is not None:
@@ -372,6 +390,30 @@ def run(
     for line in decision.lines:
         click.echo(line, err=True)
     sys.exit(decision.code)
+
+
+def _check_shard(
+    text: str | None, run_id: str | None, resume: str | None, baseline: str | None, fail_on: tuple[str, ...], suites: int
+) -> Shard | None:
+    """``--shard`` / ``--run-id`` checked against the flags they cannot go with, before anything runs."""
+    from glmeval.shard import Shard, check_run_id
+
+    if run_id is not None:
+        check_run_id(run_id)
+        if suites > 1:
+            raise GlmevalError("--run-id names one run: give only one SUITE")
+        if resume is not None:
+            raise GlmevalError("--resume RUN already names the run; drop --run-id")
+    if text is None:
+        return None
+    if run_id is None:
+        raise GlmevalError("--shard needs --run-id ID so every shard writes the same run, e.g. --run-id ci-$GITHUB_RUN_ID")
+    if baseline or fail_on:
+        raise GlmevalError(
+            "--baseline and --fail-on gate the whole run: once every shard is done, run "
+            f"`glmeval compare BASE {run_id} --fail-on RULE` (one job after the matrix)"
+        )
+    return Shard.parse(text)
 
 
 def _print_end(suite: str, outcome: RunOutcome, end: RunEnd, quiet: bool) -> None:
