@@ -12,13 +12,18 @@ import glob
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 START_TIMEOUT_S = 60
 USER = "glmeval"
@@ -121,6 +126,62 @@ def _createdb(cluster: Cluster) -> None:
             time.sleep(0.2)
 
 
+# -- pytest fixtures (test modules import them) ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A URL of a PostgreSQL user that may create databases: ``GLMEVAL_TEST_PG`` (``.ci/run``
+    sets it), or a throwaway cluster started here; skips, saying why, when neither can be had."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install 'psycopg[binary]'): the PostgreSQL tests need it")
+    given = os.environ.get("GLMEVAL_TEST_PG")
+    if given:
+        yield given
+        return
+    try:
+        cluster = start()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty database on the test server for one test, dropped after it."""
+    import psycopg
+
+    name = "glmeval_t_" + secrets.token_hex(5)
+    try:
+        with psycopg.connect(pg_server, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+    except psycopg.Error as exc:
+        pytest.skip(f"cannot create a test database on GLMEVAL_TEST_PG ({str(exc).splitlines()[0]}); it needs CREATEDB")
+    try:
+        yield with_database(pg_server, name)
+    finally:
+        with psycopg.connect(pg_server, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A history location on each engine: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "results.db"
+    return str(request.getfixturevalue("pg_url"))
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in ("start", "stop"):
         print("usage: pgcluster.py start|stop DIR", file=sys.stderr)
@@ -130,7 +191,7 @@ def main(argv: list[str]) -> int:
         try:
             cluster = start(folder)
         except RuntimeError as exc:
-            print(f"echo 'PostgreSQL tests will skip: {str(exc)[:200]!s}' >&2", flush=True)
+            print(f"echo {shlex.quote(f'PostgreSQL tests will skip: {exc}'[:300])} >&2", flush=True)
             return 0
         print(f"export GLMEVAL_TEST_PG='{cluster.url}'")
         print(f"export GLMEVAL_TEST_PG_DIR='{cluster.folder}'")
