@@ -5,7 +5,7 @@ The store's SQL is small and written once, in SQLite's spelling with ``?`` place
 same ``execute`` / ``executemany`` as a ``sqlite3.Connection`` and translates the handful of
 spellings that differ, one statement at a time (translations are cached):
 
-* ``?`` placeholders become ``%s`` (and a literal ``%`` becomes ``%%``), outside quotes;
+* ``?`` placeholders outside quotes become ``%s``, and every literal ``%`` becomes ``%%``;
 * ``BEGIN IMMEDIATE`` (SQLite's "take the write lock now") becomes ``BEGIN`` plus a
   transaction-scoped advisory lock, so a transaction that reads and then writes sees nothing
   change in between, exactly as with SQLite: many writers on many hosts interleave safely;
@@ -76,7 +76,7 @@ def _unquoted(sql: str, change: Any) -> str:
 
 
 def _placeholders(part: str) -> str:
-    return part.replace("%", "%%").replace("?", "%s")
+    return part.replace("?", "%s")
 
 
 def _ddl(sql: str) -> str:
@@ -226,7 +226,8 @@ class PgConnection:
 def _translated(sql: str) -> str:
     if _DDL.match(sql):
         sql = _ddl(sql)
-    return _unquoted(sql, _placeholders)
+    # psycopg reads every ``%`` as a placeholder, quoted or not; ``?`` is one only outside quotes.
+    return _unquoted(sql.replace("%", "%%"), _placeholders)
 
 
 class _ErrorMapping:
