@@ -284,3 +284,12 @@ def test_export_and_import_work_both_ways(pg_url: str, tmp_path: Path) -> None:
     with Store(pg_url, create=False) as store:
         assert store.require_run("split-1").status == "complete"
         assert store.run_counts(["split-1"])["split-1"]["results"] == JOBS
+
+
+def test_without_a_server_the_tests_say_why_they_skip(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pgcluster
+
+    monkeypatch.setattr(pgcluster.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pgcluster.glob, "glob", lambda pattern: [])
+    with pytest.raises(RuntimeError, match="GLMEVAL_TEST_PG is not set and no PostgreSQL server binaries"):
+        pgcluster.start()
