@@ -141,7 +141,7 @@ def test_four_shards_in_four_processes_make_one_complete_run(pg_url: str, tmp_pa
         shards = run_shards(store.conn, "ci-42")
         assert shards is not None and (shards.count, shards.ended, shards.missing) == (4, 3, [4])
     shown = cli.invoke(main, ["show", "ci-42", "--db", pg_url])
-    assert shown.exit_code == 0 and "running" in shown.output
+    assert shown.exit_code == 0 and "running" in shown.output and "3 of 4 done, waiting for 4" in shown.output
     # The fourth shard, and a CI retry of shard 2 at the same time: nothing is doubled.
     last = wait([shard_proc(suite, 4, 4, pg_url, "ci-42", tmp_path), shard_proc(suite, 2, 4, pg_url, "ci-42", tmp_path)])
     assert all(code in (0, 1) for code, _ in last), last

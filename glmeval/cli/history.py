@@ -162,11 +162,15 @@ def show_cmd(run: str, db: str | Path | None) -> None:
         run_id = store.resolve_run(run)
         info = store.require_run(run_id)
         data = load_report_data(store, run_id, history_runs=0, recorded_baseline=False)
+        from glmeval.store.shards import run_shards
+
+        shards = run_shards(store.conn, run_id)
     res, summary = data.results, data.summary
     facts = [
         ("run", info.id),
         ("suite", info.suite + (f" ({info.suite_path})" if info.suite_path else "")),
         ("status", info.status),
+        *([("shards", f"{shards.ended} of {shards.count} done" + (f", waiting for {', '.join(map(str, shards.missing))}" if shards.missing else ""))] if shards else []),
         ("started", _when(info.started_at)),
         ("took", _duration(info)),
     ]

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-if TYPE_CHECKING:
-    from glmeval.store.postgres import PgConnection
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Engine = Literal["sqlite", "postgresql"]
 
@@ -45,24 +42,32 @@ def engine_of(conn: Connection) -> Engine:
     return "sqlite" if isinstance(conn, sqlite3.Connection) else "postgresql"
 
 
-def _pg(conn: Connection) -> PgConnection:
-    from glmeval.store.postgres import PgConnection
+@runtime_checkable
+class Catalogue(Protocol):
+    """A connection that answers the catalogue questions itself (the PostgreSQL one does)."""
 
-    assert isinstance(conn, PgConnection), f"not a store connection: {type(conn).__name__}"
+    def table_names(self) -> set[str]: ...
+
+    def table_columns(self, table: str) -> list[str]: ...
+
+
+def _catalogue(conn: Connection) -> Catalogue:
+    if not isinstance(conn, Catalogue):
+        raise TypeError(f"not a store connection: {type(conn).__name__}")
     return conn
 
 
 def table_names(conn: Connection) -> set[str]:
     if isinstance(conn, sqlite3.Connection):
         return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    return _pg(conn).table_names()
+    return _catalogue(conn).table_names()
 
 
 def table_columns(conn: Connection, table: str) -> list[str]:
     """The table's columns in order (SQLite's implicit ``rowid`` and PostgreSQL's stand-in left out)."""
     if isinstance(conn, sqlite3.Connection):
         return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-    return _pg(conn).table_columns(table)
+    return _catalogue(conn).table_columns(table)
 
 
-__all__ = ["Connection", "Cursor", "Engine", "engine_of", "table_columns", "table_names"]
+__all__ = ["Catalogue", "Connection", "Cursor", "Engine", "engine_of", "table_columns", "table_names"]
