@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the CLI imports this module for --help: the runner and the 
     from glmeval.records import Job, Result
     from glmeval.run.client import Endpoint, GLMClient
     from glmeval.run.runner import RunCounts, RunOptions, RunOutcome
+    from glmeval.shard import Shard
     from glmeval.simulator import FaultConfig
     from glmeval.store import Store
     from glmeval.store.lease import RunLease
@@ -258,7 +259,8 @@ def _remaining(store: Store, plan: Plan, run_id: str, *, was: str, lease: RunLea
     counts = RunCounts(total=len(plan.jobs))
     # Totals of the stored results, so the resumed run's progress starts where it stopped.
     rows = store.conn.execute(
-        "SELECT status, COUNT(*), SUM(total_tokens), SUM(cost), SUM(cached), SUM(attempts > 1) FROM results "
+        "SELECT status, COUNT(*), SUM(total_tokens), SUM(cost), SUM(cached), SUM(CASE WHEN attempts > 1 THEN 1 ELSE 0 END) "
+        "FROM results "
         "WHERE run_id = ? AND status != 'error' GROUP BY status",
         (run_id,),
     ).fetchall()
@@ -284,16 +286,19 @@ def run_plan(
     run_id: str | None = None,
     settings: dict[str, Any] | None = None,
     resume: Resume | None = None,
+    shard: Shard | None = None,
 ) -> RunOutcome:
     """Run every job of ``plan`` into ``store`` as one stored run; with ``resume``, run only
-    the jobs that run still lacks, into the same run id.
+    the jobs that run still lacks, into the same run id; with ``shard``, only that slice, into
+    the shared run ``run_id`` (:mod:`glmeval.shard`, where each shard process runs unleased:
+    the shards table says which have ended).
 
     The process holds the run's lease while it runs (taken here for a new run, by
     :func:`find_resume` for a resumed one) and gives it up when the run ends, however it ends.
     """
     lease = resume.lease if resume is not None else None
     try:
-        return _run_held(plan, store, target, options, on_result, run_id, settings, resume)
+        return _run_held(plan, store, target, options, on_result, run_id, settings, resume, shard)
     finally:
         if lease is not None:
             lease.release()
@@ -308,9 +313,16 @@ def _run_held(
     run_id: str | None,
     settings: dict[str, Any] | None,
     resume: Resume | None,
+    shard: Shard | None = None,
 ) -> RunOutcome:
     from glmeval.run.runner import Runner
     from glmeval.store.lease import RunLease
+
+    if shard is not None:
+        from glmeval.shard import run_shard
+
+        target.jobs.extend(plan.jobs)
+        return run_shard(plan, store, target.client, target.local, options, shard, run_id, settings, on_result)
 
     suite = plan.suite
     target.jobs.extend(plan.jobs)

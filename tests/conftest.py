@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "suites"
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "pgcluster"]  # pgcluster: the PostgreSQL fixtures (pg_server, pg_url, store_db)
 
 
 @pytest.fixture(scope="session")

@@ -37,8 +37,8 @@ def _run(store: Store, outcomes: dict[tuple[str, str], list[bool | str]], suite:
     return rid
 
 
-def test_regressed_fixed_changed_and_metrics(db_path: Path) -> None:
-    with Store(db_path) as store:
+def test_regressed_fixed_changed_and_metrics(store_db: Path | str) -> None:
+    with Store(store_db) as store:
         base = _run(store, {("glm-4", "a"): [True], ("glm-4", "b"): [True], ("glm-4", "c"): [False], ("glm-4", "d"): [True]})
         head = _run(
             store,
@@ -67,8 +67,8 @@ def test_regressed_fixed_changed_and_metrics(db_path: Path) -> None:
     assert "only in BASE (1): d" in text
 
 
-def test_repeats_aggregate_by_threshold(db_path: Path) -> None:
-    with Store(db_path) as store:
+def test_repeats_aggregate_by_threshold(store_db: Path | str) -> None:
+    with Store(store_db) as store:
         base = _run(store, {("glm-4", "a"): [True, True, True], ("glm-4", "b"): [True, True, True]})
         strict = _run(store, {("glm-4", "a"): [True, False, True], ("glm-4", "b"): [True, True, True]})
         lenient = _run(store, {("glm-4", "a"): [True, False, True], ("glm-4", "b"): [True, "timeout", False]}, threshold=0.6)
@@ -81,9 +81,9 @@ def test_repeats_aggregate_by_threshold(db_path: Path) -> None:
     assert lenient_cmp.variants[0].head_errors == 1
 
 
-def test_verdict_counts_and_significance(db_path: Path) -> None:
+def test_verdict_counts_and_significance(store_db: Path | str) -> None:
     cases = [f"c{i:02d}" for i in range(40)]
-    with Store(db_path) as store:
+    with Store(store_db) as store:
         base = _run(store, {("glm-4", c): [True] for c in cases})
         head = _run(store, {("glm-4", c): [i >= 8] for i, c in enumerate(cases)})
         cmp = compare_runs(store, base, head)
@@ -95,13 +95,13 @@ def test_verdict_counts_and_significance(db_path: Path) -> None:
     assert verdict("HEAD", 0, 0, 40, 1.0, passing=38) == "HEAD passes the same 38 of 40 cases"
 
 
-def test_compare_variants_in_one_run(db_path: Path) -> None:
+def test_compare_variants_in_one_run(store_db: Path | str) -> None:
     cases = [f"c{i:02d}" for i in range(40)]
     outcomes: dict[tuple[str, str], list[bool | str]] = {}
     for i, c in enumerate(cases):
         outcomes[("glm-4", c)] = [True]
         outcomes[("glm-3-turbo", c)] = [i >= 7]
-    with Store(db_path) as store:
+    with Store(store_db) as store:
         rid = _run(store, outcomes)
         result = compare_variants(store, rid, "glm-3-turbo", "glm-4")
         swapped = compare_variants(store, rid, "glm-4", "glm-3-turbo")
@@ -116,8 +116,8 @@ def test_compare_variants_in_one_run(db_path: Path) -> None:
     assert (result.base_label, result.head_label) == ("glm-3-turbo", "glm-4")
 
 
-def test_variants_only_on_one_side(db_path: Path) -> None:
-    with Store(db_path) as store:
+def test_variants_only_on_one_side(store_db: Path | str) -> None:
+    with Store(store_db) as store:
         base = _run(store, {("glm-4", "a"): [True], ("glm-3-turbo", "a"): [True]})
         head = _run(store, {("glm-4", "a"): [True], ("glm-4-flash", "a"): [True]})
         cmp = compare_runs(store, base, head)
@@ -175,8 +175,8 @@ def test_parse_rules_splits_commas() -> None:
     assert [r.metric for r in parse_rules(["regression,cost>+10%", "errors>0"])] == ["regressions", "cost", "errors"]
 
 
-def test_evaluate_rules_against_a_comparison(db_path: Path) -> None:
-    with Store(db_path) as store:
+def test_evaluate_rules_against_a_comparison(store_db: Path | str) -> None:
+    with Store(store_db) as store:
         base = _run(store, {("glm-4", "a"): [True], ("glm-4", "b"): [True], ("glm-4", "c"): [True]}, latency=900.0)
         head = _run(store, {("glm-4", "a"): [True], ("glm-4", "b"): [False], ("glm-4", "c"): ["timeout"]}, latency=1250.0)
         cmp = compare_runs(store, base, head)
@@ -341,11 +341,11 @@ def test_run_with_a_missing_latest_n_baseline_stops_before_running(tmp_path: Pat
     assert ok.exit_code in (0, 1) and "regressed" in ok.output
 
 
-def test_gate_after_run_uses_the_previous_run_of_the_same_suite(db_path: Path) -> None:
+def test_gate_after_run_uses_the_previous_run_of_the_same_suite(store_db: Path | str) -> None:
     from glmeval.analysis.gate import gate_after_run
 
     lines: list[str] = []
-    with Store(db_path) as store:
+    with Store(store_db) as store:
         base = _run(store, {("glm-4", "a"): [True], ("glm-4", "b"): [True]})
         _run(store, {("glm-4", "a"): [False]}, suite="other")  # newer, but another suite
         head = _run(store, {("glm-4", "a"): [True], ("glm-4", "b"): [False]})

@@ -65,7 +65,7 @@ def build_v1_db(path: Path) -> Path:
 
 def test_new_database_is_current_and_in_wal_mode(db_path: Path) -> None:
     with Store(db_path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 6
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
         assert int(store.conn.execute("PRAGMA busy_timeout").fetchone()[0]) >= 5000
         assert {"baseline", "origin", "imported_at"} <= set(store.columns("runs"))
@@ -310,8 +310,8 @@ def _runs(store: Store, n: int, suite: str = "s") -> list[str]:
     return ids
 
 
-def test_resolve_latest_prefix_and_errors(db_path: Path) -> None:
-    with Store(db_path) as store:
+def test_resolve_latest_prefix_and_errors(store_db: Path | str) -> None:
+    with Store(store_db) as store:
         ids = _runs(store, 3)
         other = _runs(store, 1, suite="t")[0]
         store.conn.execute("UPDATE runs SET started_at = 999 WHERE id = ?", (other,))
@@ -377,12 +377,12 @@ def _write_run(args: tuple[str, str, int]) -> str:
         return rid
 
 
-def test_two_processes_write_one_database_at_once(db_path: Path) -> None:
-    Store(db_path).close()
+def test_two_processes_write_one_database_at_once(store_db: Path | str) -> None:
+    Store(store_db).close()
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(2) as pool:
-        ids = pool.map(_write_run, [(str(db_path), "alpha", 150), (str(db_path), "beta", 150)])
-    with Store(db_path) as store:
+        ids = pool.map(_write_run, [(str(store_db), "alpha", 150), (str(store_db), "beta", 150)])
+    with Store(store_db) as store:
         for rid in ids:
             run = store.require_run(rid)
             assert run.status == "complete"

@@ -240,8 +240,10 @@ def _run_totals(store: StoreReader, run_ids: list[str]) -> dict[str, dict[str, A
     for start in range(0, len(run_ids), 500):
         chunk = run_ids[start : start + 500]
         rows = store.conn.execute(
-            f"""SELECT run_id, COUNT(*) AS results, SUM(status = 'pass') AS passed, SUM(status = 'fail') AS failed,
-                       SUM(status = 'error') AS errors, SUM(total_tokens) AS tokens, SUM(judge_tokens) AS judge_tokens,
+            f"""SELECT run_id, COUNT(*) AS results, SUM(CASE WHEN status = 'pass' THEN 1 ELSE 0 END) AS passed,
+                       SUM(CASE WHEN status = 'fail' THEN 1 ELSE 0 END) AS failed,
+                       SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors,
+                       SUM(total_tokens) AS tokens, SUM(judge_tokens) AS judge_tokens,
                        SUM(cost) AS answer_cost, SUM(judge_cost) AS judge_cost
                 FROM results WHERE run_id IN ({', '.join('?' * len(chunk))}) GROUP BY run_id""",
             chunk,
@@ -331,14 +333,16 @@ def checks_frame(db: str | Path | StoreReader | None = None, run: str | None = N
     store, opened = _open(db)
     try:
         run_id = store.resolve_run(run or "latest")
-        frame = pd.read_sql_query(
+        columns = ["run_id", "job_id", "case_id", "variant_id", "repeat", "model", "idx", "type", "label",
+                   "metric", "passed", "score", "weight", "reason", "error"]
+        rows = store.conn.execute(
             """SELECT c.run_id, c.job_id, r.case_id, r.variant_id, r.repeat, r.model, c.idx, c.type, c.label,
                       c.metric, c.passed, c.score, c.weight, c.reason, c.error
                FROM checks c JOIN results r ON r.run_id = c.run_id AND r.job_id = c.job_id
                WHERE c.run_id = ? ORDER BY r.rowid, c.idx""",
-            store.conn,
-            params=(run_id,),
-        )
+            (run_id,),
+        ).fetchall()
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
     finally:
         if opened is not None:
             opened.close()

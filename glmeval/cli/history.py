@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from glmeval.cli.dbopt import DB, DB_HELP
 from glmeval.cli.group import main
 from glmeval.errors import GlmevalError
 
@@ -23,12 +24,7 @@ if TYPE_CHECKING:  # the store and pandas load inside the commands, so `glmeval 
     from glmeval.report.matrix import Cell
     from glmeval.store import RunInfo
 
-_DB = click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="GLMEVAL_DB",
-    help="Results database (default .glmeval/results.db; env GLMEVAL_DB).",
-)
+_DB = click.option("--db", type=DB, envvar="GLMEVAL_DB", help=DB_HELP)
 
 
 def _duration(info: RunInfo) -> str:
@@ -96,7 +92,7 @@ def _flags(info: RunInfo) -> str:
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @_DB
-def runs_cmd(suite: str | None, limit: int, as_json: bool, db: Path | None) -> None:
+def runs_cmd(suite: str | None, limit: int, as_json: bool, db: str | Path | None) -> None:
     """List stored runs, newest first."""
     from tabulate import tabulate
 
@@ -158,7 +154,7 @@ def runs_cmd(suite: str | None, limit: int, as_json: bool, db: Path | None) -> N
 @main.command("show")
 @click.argument("run", default="latest")
 @_DB
-def show_cmd(run: str, db: Path | None) -> None:
+def show_cmd(run: str, db: str | Path | None) -> None:
     """Print one run's summary: facts, per-variant metrics with 95% intervals, failing cases."""
     from tabulate import tabulate
 
@@ -175,11 +171,15 @@ def show_cmd(run: str, db: Path | None) -> None:
         run_id = store.resolve_run(run)
         info = store.require_run(run_id)
         data = load_report_data(store, run_id, history_runs=0, recorded_baseline=False)
+        from glmeval.store.shards import run_shards
+
+        shards = run_shards(store.conn, run_id)
     res, summary = data.results, data.summary
     facts = [
         ("run", info.id),
         ("suite", info.suite + (f" ({info.suite_path})" if info.suite_path else "")),
         ("status", info.status + (f" ({info.holder})" if info.holder else "")),
+        *([("shards", f"{shards.ended} of {shards.count} done" + (f", waiting for {', '.join(map(str, shards.missing))}" if shards.missing else ""))] if shards else []),
         ("started", _when(info.started_at)),
         ("took", _duration(info)),
     ]
@@ -257,7 +257,7 @@ def show_cmd(run: str, db: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @_DB
 def compare_cmd(
-    base: str, head: str | None, variants: tuple[str, str] | None, fail_on: tuple[str, ...], as_json: bool, db: Path | None
+    base: str, head: str | None, variants: tuple[str, str] | None, fail_on: tuple[str, ...], as_json: bool, db: str | Path | None
 ) -> None:
     """Compare run HEAD (default: latest) with run BASE, case by case.
 
@@ -308,7 +308,7 @@ def compare_cmd(
 @click.option("--variant", "variant_filter", help="Only this variant (a label or an unambiguous start of one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON rows instead of tables.")
 @_DB
-def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: bool, db: Path | None) -> None:
+def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: bool, db: str | Path | None) -> None:
     """Each variant's metrics run after run (oldest first), to see what moved and when."""
     from tabulate import tabulate
 
@@ -390,7 +390,7 @@ def history_cmd(suite: str, limit: int, variant_filter: str | None, as_json: boo
 )
 @click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write here instead of stdout.")
 @_DB
-def export_cmd(run: str, fmt: str, out: Path | None, db: Path | None) -> None:
+def export_cmd(run: str, fmt: str, out: Path | None, db: str | Path | None) -> None:
     """Export RUN (default: latest) as one JSON file, or its results as CSV or JSONL."""
     from glmeval.store import Store
     from glmeval.store.transfer import export_run, results_table_text
@@ -415,7 +415,7 @@ def export_cmd(run: str, fmt: str, out: Path | None, db: Path | None) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--replace", is_flag=True, help="Overwrite a run that is already in the database.")
 @_DB
-def import_cmd(files: tuple[Path, ...], replace: bool, db: Path | None) -> None:
+def import_cmd(files: tuple[Path, ...], replace: bool, db: str | Path | None) -> None:
     """Import runs exported with `glmeval export RUN` (idempotent: a run already present is kept)."""
     from glmeval.store import Store
     from glmeval.store.transfer import import_run, read_export

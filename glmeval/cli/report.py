@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from glmeval.cli.dbopt import DB, DB_HELP
 from glmeval.cli.group import main
 from glmeval.errors import GlmevalError
 
@@ -77,12 +78,7 @@ def _targets(formats: tuple[str, ...], out: str | None, suite: str, run_id: str)
               help="How many of the suite's runs the dashboard shows, or feed a run report's trends (0: none).")
 @click.option("--step-summary/--no-step-summary", default=True, show_default=True,
               help="With Markdown, also append the summary to $GITHUB_STEP_SUMMARY when that is set.")
-@click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="GLMEVAL_DB",
-    help="Results database (default .glmeval/results.db; env GLMEVAL_DB).",
-)
+@click.option("--db", type=DB, envvar="GLMEVAL_DB", help=DB_HELP)
 def report_cmd(
     run: str | None,
     baseline: str | None,
@@ -93,7 +89,7 @@ def report_cmd(
     history: str | None,
     history_runs: int,
     step_summary: bool,
-    db: Path | None,
+    db: str | Path | None,
 ) -> None:
     """Render stored run RUN (id, id prefix, latest, latest~N or a git ref; default latest).
 
@@ -147,7 +143,7 @@ def report_cmd(
                 click.echo(f"summary appended to {written}", err=True)
 
 
-def _is_suite(db: Path | None, name: str) -> bool:
+def _is_suite(db: str | Path | None, name: str) -> bool:
     from glmeval.store import Store
 
     with Store(db, create=False) as store:
@@ -156,7 +152,7 @@ def _is_suite(db: Path | None, name: str) -> bool:
 
 def _history_cmd(
     suite: str, runs: int, formats: tuple[str, ...], out: str | None, run: str | None, baseline: str | None,
-    run_suite: str | None, db: Path | None,
+    run_suite: str | None, db: str | Path | None,
 ) -> None:
     """``glmeval report --history SUITE``: the suite's dashboard, one HTML file."""
     from glmeval.report import safe_name

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from glmeval.cli.dbopt import DB, DB_HELP
 from glmeval.cli.group import main
 from glmeval.errors import GlmevalError, SuiteError
 from glmeval.run.ratelimit import Budget
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # loaded inside the command, so `glmeval --help` needs no pyd
     from glmeval.afterrun import RunEnd
     from glmeval.records import Result
     from glmeval.run.runner import RunCounts, RunOutcome
+    from glmeval.shard import Shard
 
 
 class Progress:
@@ -183,7 +185,7 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
 @click.option("--cache", "use_cache", is_flag=True, help="Reuse cached answers to identical requests.")
 @click.option("--no-cache", "no_cache", is_flag=True, help="Always call the model (the default).")
 @click.option("--replay", "replay", is_flag=True, help="Answer only from the cache; send nothing.")
-@click.option("--db", type=click.Path(path_type=Path), envvar="GLMEVAL_DB", help="Results database (default .glmeval/results.db).")
+@click.option("--db", type=DB, envvar="GLMEVAL_DB", help=DB_HELP)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True, help="Report folder.")
 @click.option("--no-report", is_flag=True, help="Do not write report files.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; call nothing.")
@@ -204,6 +206,10 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
     "(errors run again). Works after a kill too; without SUITE, the run's own suite file. A run another live "
     "process is running is refused.",
 )
+# --- shards: one run split across machines (glmeval/shard.py) ---
+@click.option("--shard", "shard_text", metavar="K/N", help="Run only slice K of N of the plan into the shared run --run-id (a CI matrix).")
+@click.option("--run-id", "run_id", metavar="ID", help="Store the run under this id (every --shard of one run gives the same one).")
+# --- end shards ---
 @click.option("--max-cost", type=click.FloatRange(min=0), metavar="YUAN", help="Stop before the run would spend more than this.")
 @click.option("--max-tokens", "max_tokens_budget", type=click.IntRange(min=0), metavar="N", help="Stop before the run would use more tokens.")
 @click.option(
@@ -259,7 +265,7 @@ def run(
     use_cache: bool,
     no_cache: bool,
     replay: bool,
-    db: Path | None,
+    db: str | Path | None,
     out: Path,
     no_report: bool,
     dry_run: bool,
@@ -281,6 +287,8 @@ def run(
     cassette: Path | None = None,
     cassette_miss: str = "error",
     providers: tuple[str, ...] = (),
+    shard_text: str | None = None,
+    run_id: str | None = None,
 ) -> None:
     """Run SUITES and print a summary; exit 1 when any check failed."""
     given = [flag for flag, on in (("--cache", use_cache), ("--no-cache", no_cache), ("--replay", replay)) if on]
@@ -302,6 +310,7 @@ def run(
     if resume is not None and resume != "latest" and len(suites) > 1:
         raise GlmevalError("--resume RUN continues one run: give only that run's suite")
     _check_cassette_flags(record, cassette, cassette_miss, local, cache_mode, resume)
+    shard = _check_shard(shard_text, run_id, resume, baseline, fail_on, len(suites))
     limits = parse_limits(model_concurrency, rpm, tpm)
     fault_config = parse_faults(faults, fault_seed, local)
     overrides = Overrides(
@@ -334,10 +343,12 @@ def run(
         print_warnings(plan)
     # --- end suite ---
     store = Store(db)
+    if run_id is not None and shard is None and store.get_run(run_id) is not None:
+        raise GlmevalError(f"run {run_id} is already in {store.path}; continue it with --resume {run_id}, or pick another --run-id")
     # --- history: parse the rules and check --baseline before spending anything ---
     baseline, gate_rules = check_gate(store, baseline, fail_on, [p.suite.name for p in plans])
     after = AfterRun(
-        baseline=baseline, rules=gate_rules, summary=True, report_dir=None if no_report else out, report_subdirs=True
+        baseline=baseline, rules=gate_rules, summary=True, report_dir=None if no_report or shard else out, report_subdirs=True
     )
     # --- end history ---
     ends: list[RunEnd] = []
@@ -396,6 +407,8 @@ def run(
                     on_result=_noted(misses, None if quiet else progress.update),
                     settings=run_settings(options, target, overrides),
                     resume=resumed,
+                    run_id=run_id,
+                    shard=shard,
                 )
             # --- runner: a bad key or an empty balance stops everything with one line (exit 2) ---
             if outcome.abort_reason:
@@ -408,6 +421,11 @@ def run(
             again = unanswered_line(outcome, suite.path)
             if again is not None:
                 click.echo(again, err=True)
+            if shard is not None:
+                from glmeval.shard import progress_line
+                from glmeval.store.shards import run_shards
+
+                click.echo(progress_line(outcome.run_id, shard, run_shards(store.conn, outcome.run_id)), err=True)
             # --- runner: how the run ended, and how to continue it ---
             line = stop_line(outcome, suite.path)
             if line is not None:
@@ -445,7 +463,7 @@ def _check_cassette_flags(
         raise click.UsageError("--cassette-miss applies to --cassette FILE")
 
 
-def _suite_of_run(db: Path | None, ref: str) -> Path:
+def _suite_of_run(db: str | Path | None, ref: str) -> Path:
     """The suite file a stored run was made from, for ``glmeval run --resume RUN`` (what the
     "N of M jobs have no result" line tells people to type)."""
     from glmeval.store import Store
@@ -459,6 +477,28 @@ def _suite_of_run(db: Path | None, ref: str) -> Path:
     if not path.is_file():
         raise GlmevalError(f"run {run_id} was made from {path}, which is not there; pass its suite: glmeval run SUITE --resume {run_id}")
     return path
+def _check_shard(
+    text: str | None, run_id: str | None, resume: str | None, baseline: str | None, fail_on: tuple[str, ...], suites: int
+) -> Shard | None:
+    """``--shard`` / ``--run-id`` checked against the flags they cannot go with, before anything runs."""
+    from glmeval.shard import Shard, check_run_id
+
+    if run_id is not None:
+        check_run_id(run_id)
+        if suites > 1:
+            raise GlmevalError("--run-id names one run: give only one SUITE")
+        if resume is not None:
+            raise GlmevalError("--resume RUN already names the run; drop --run-id")
+    if text is None:
+        return None
+    if run_id is None:
+        raise GlmevalError("--shard needs --run-id ID so every shard writes the same run, e.g. --run-id ci-$GITHUB_RUN_ID")
+    if baseline or fail_on:
+        raise GlmevalError(
+            "--baseline and --fail-on gate the whole run: once every shard is done, run "
+            f"`glmeval compare BASE {run_id} --fail-on RULE` (one job after the matrix)"
+        )
+    return Shard.parse(text)
 
 
 def _print_end(suite: str, outcome: RunOutcome, end: RunEnd, quiet: bool) -> None:

@@ -115,10 +115,13 @@ class GlmevalState:
             self._holder = holder.encode()
         return holder
 
-    def db_path(self) -> Path:
-        from glmeval.store import default_db_path
+    def db_path(self) -> Path | str:
+        """The results database: a file (relative to where pytest was started) or a PostgreSQL URL."""
+        from glmeval.store.location import database_location
 
-        path = Path(self.db) if self.db else default_db_path()
+        path = database_location(self.db or None)
+        if isinstance(path, str):
+            return path
         return path if path.is_absolute() else self.config.invocation_params.dir / path
 
     # -- what was selected -------------------------------------------------------------------
@@ -351,7 +354,7 @@ class GlmevalState:
         statuses = [s for o in outputs for s in o.get("statuses", [])]
         status = session_status(statuses, interrupted=int(exitstatus) == int(pytest.ExitCode.INTERRUPTED))
         jobs = sum(int(o.get("jobs") or 0) for o in outputs)
-        db = Path(outputs[0]["db"]) if outputs else self.db_path()
+        db = outputs[0]["db"] if outputs else self.db_path()
         out = None
         if self.report:
             out = Path(self.report)
@@ -367,7 +370,7 @@ class GlmevalState:
                 release(store.conn, self.run_id, self.holder.token)
             if end.finished:
                 workers = f" from {len(outputs)} workers" if len(self.worker_outputs) > 1 else ""
-                self.summary.append(f"run {self.run_id} ({status}): {jobs} jobs{workers} stored in {db}")
+                self.summary.append(f"run {self.run_id} ({status}): {jobs} jobs{workers} stored in {store.path}")
             self.summary.extend(f"report: {path}" for path in end.reports)
             if end.error is not None:
                 self.summary.append(_failure_line(end.error))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from glmeval.errors import GlmevalError
+from glmeval.store.shards import is_sharded
 from glmeval.store.sqlite import write_transaction
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ class RunLease:
         self.store = store
         self.run_id = run_id
         self.holder = holder or new_holder()
-        self.connect = connect or (lambda: type(store)(store.path))
+        self.connect = connect or store.reopen
         self.heartbeat_s = heartbeat_s
         self.on_lost = on_lost
         self.held = False
@@ -287,6 +288,10 @@ def with_live_status(conn: Any, runs: list[RunInfo]) -> list[RunInfo]:
     """``runs`` with every stored ``running`` replaced by :func:`effective_status`, and the
     live holder kept on the run (``RunInfo.holder``) for ``glmeval show``."""
     running = [r for r in runs if r.status == "running"]
+    if running:
+        # A run split into shards is running until its last shard ends (glmeval.store.shards
+        # settles it); no one process holds it, so no lease says it died.
+        running = [r for r in running if not is_sharded(conn, r.id)]
     if not running:
         return runs
     holders = read_holders(conn, [r.id for r in running])

@@ -7,8 +7,12 @@ laptops that keep databases for months open with their history intact.
 
 Rules for whoever adds one: append a new function decorated with :func:`migration` at the
 end, named ``mNNN_what_it_does`` with the next number; never edit, rename, reorder or remove
-one that has shipped (databases out there already recorded it). The DDL is SQLite's; a second
-engine gives each name its own text.
+one that has shipped (databases out there already recorded it). The DDL is written once, in
+SQLite's spelling; on PostgreSQL the connection translates its types (and gives every table a
+``rowid``), so one text serves both engines: keep to ``TEXT`` / ``INTEGER`` / ``REAL``, plain
+``CREATE TABLE`` / ``ALTER TABLE ... ADD COLUMN`` / ``CREATE INDEX IF NOT EXISTS``, and run
+SQLite-only functions (``json_extract``) only on SQLite (a PostgreSQL history is always made by
+a glmeval that has every migration, so back-fills of old rows never run there).
 
 Before names were recorded, glmeval counted versions in ``meta.schema_version`` (1, 2, 3).
 Such a database is read as having run the first N migrations, which are exactly what those
@@ -18,16 +22,16 @@ so a glmeval from before named migrations refuses a newer database instead of wr
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from glmeval.errors import GlmevalError
-from glmeval.store.sqlite import insert_sql, run_script, table_names, write_transaction
+from glmeval.store.engine import Connection, engine_of, table_names
+from glmeval.store.sqlite import insert_sql, run_script, write_transaction
 
-Step = Callable[[sqlite3.Connection], None]
+Step = Callable[[Connection], None]
 
 
 @dataclass(frozen=True)
@@ -54,14 +58,14 @@ MIGRATIONS_TABLE = "_migrations"
 
 # Tables every glmeval database has; a SQLite file with other tables (and without ``meta``)
 # is someone else's database, which glmeval must not write into.
-OWN_TABLES = frozenset({"meta", "runs", "results", "checks", "cache", "leases", MIGRATIONS_TABLE})
+OWN_TABLES = frozenset({"meta", "runs", "results", "checks", "cache", "shards", "leases", MIGRATIONS_TABLE})
 
 
 # -- the migrations, oldest first; append only ------------------------------------------------
 
 
 @migration
-def m001_initial(conn: sqlite3.Connection) -> None:
+def m001_initial(conn: Connection) -> None:
     """Runs, results, check results and the response cache (schema version 1)."""
     run_script(
         conn,
@@ -146,7 +150,7 @@ CREATE TABLE IF NOT EXISTS cache (
 
 
 @migration
-def m002_baseline_origin_tags(conn: sqlite3.Connection) -> None:
+def m002_baseline_origin_tags(conn: Connection) -> None:
     """``runs.baseline`` (the run this one was gated against), ``runs.origin`` and
     ``runs.imported_at`` (set when a run arrived by ``glmeval import``: CI machines are thrown
     away, so runs travel as files), ``results.tags`` (the case's tags, queryable without
@@ -164,12 +168,12 @@ ALTER TABLE results ADD COLUMN tags TEXT;
 CREATE INDEX IF NOT EXISTS results_case ON results (run_id, variant_id, case_id);
 """,
     )
-    if conn.execute("SELECT 1 FROM results LIMIT 1").fetchone():
+    if engine_of(conn) == "sqlite" and conn.execute("SELECT 1 FROM results LIMIT 1").fetchone():
         conn.execute("UPDATE results SET tags = json_extract(job, '$.tags') WHERE json_valid(job)")
 
 
 @migration
-def m003_judge_usage(conn: sqlite3.Connection) -> None:
+def m003_judge_usage(conn: Connection) -> None:
     """Tokens and cost the judge model spent grading each result."""
     run_script(
         conn,
@@ -181,7 +185,7 @@ ALTER TABLE results ADD COLUMN judge_cost REAL NOT NULL DEFAULT 0;
 
 
 @migration
-def m004_reasoning(conn: sqlite3.Connection) -> None:
+def m004_reasoning(conn: Connection) -> None:
     """What thinking models and the 2026 API add to a result: the reasoning kept apart from the
     answer, its tokens (part of ``completion_tokens``; ``reasoning_estimated`` when counted
     from the text because the API gave none), the time to the first reasoning token, the
@@ -202,7 +206,7 @@ ALTER TABLE results ADD COLUMN thinking TEXT;
 
 
 @migration
-def m005_leases(conn: sqlite3.Connection) -> None:
+def m005_leases(conn: Connection) -> None:
     """Which process holds each running run (:mod:`glmeval.store.lease`): a random holder
     token, its host, pid and since, and the heartbeat that says it is alive (Unix seconds).
     A row lives only while its run is being run; ``runs.total_jobs`` already keeps the
@@ -217,6 +221,29 @@ CREATE TABLE IF NOT EXISTS leases (
     pid INTEGER NOT NULL,
     since REAL NOT NULL,
     heartbeat REAL NOT NULL
+);
+""",
+    )
+
+
+@migration
+def m006_shards(conn: Connection) -> None:
+    """One row per shard of a run split across machines (``glmeval run --shard K/N --run-id``):
+    how many jobs it had, how it ended and where it ran. The run is complete when all
+    ``shard_count`` rows are; until then its status says it is still running."""
+    run_script(
+        conn,
+        """
+CREATE TABLE IF NOT EXISTS shards (
+    run_id TEXT NOT NULL,
+    shard INTEGER NOT NULL,
+    shard_count INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    jobs INTEGER NOT NULL,
+    host TEXT,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    PRIMARY KEY (run_id, shard)
 );
 """,
     )
@@ -258,10 +285,19 @@ class SchemaState:
         return self.version > SCHEMA_VERSION or bool(self.unknown)
 
 
-def schema_state(conn: sqlite3.Connection, path: Path | str) -> SchemaState:
+def schema_state(conn: Connection, path: Path | str) -> SchemaState:
     """Read what the database at ``path`` has; raises for a SQLite file that is not glmeval's."""
     tables = table_names(conn)
     if "meta" not in tables:
+        if engine_of(conn) == "postgresql":
+            # A shared server's database may hold other tables; only glmeval's own names clash.
+            clash = sorted(tables & (OWN_TABLES - {"meta"}))
+            if clash:
+                raise GlmevalError(
+                    f"{path}: has tables named like glmeval's ({', '.join(clash)}) but is not a glmeval "
+                    "history; point --db at another database (or a schema of its own: ?options=-csearch_path%3DNAME)"
+                )
+            return SchemaState(0, (), False)
         if tables - OWN_TABLES:
             raise GlmevalError(
                 f"{path}: a SQLite database but not a glmeval one (tables: {', '.join(sorted(tables)[:5])}); "
@@ -289,7 +325,7 @@ def refuse_newer(state: SchemaState, path: Path | str) -> None:
         raise GlmevalError(f"{path}: the database {what}: it is newer than this glmeval (schema {SCHEMA_VERSION}); upgrade glmeval")
 
 
-def migrate(conn: sqlite3.Connection, path: Path | str = "database") -> list[str]:
+def migrate(conn: Connection, path: Path | str = "database") -> list[str]:
     """Apply the migrations ``conn`` lacks, in order; returns their names (empty: current).
 
     Everything happens in one write transaction, together with the record of each name and
@@ -314,12 +350,12 @@ def migrate(conn: sqlite3.Connection, path: Path | str = "database") -> list[str
     return [m.name for m in state.pending]
 
 
-def _record(conn: sqlite3.Connection, rows: list[tuple[str, float | None]]) -> None:
+def _record(conn: Connection, rows: list[tuple[str, float | None]]) -> None:
     conn.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at REAL)")
     conn.executemany(insert_sql(MIGRATIONS_TABLE, ("name", "applied_at"), "ignore"), rows)
 
 
-def applied_migrations(conn: sqlite3.Connection) -> list[tuple[str, float | None]]:
+def applied_migrations(conn: Connection) -> list[tuple[str, float | None]]:
     """The recorded ``(name, applied_at)`` rows, in the order they ran."""
     if MIGRATIONS_TABLE not in table_names(conn):
         return []

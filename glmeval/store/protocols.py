@@ -5,19 +5,20 @@ and the session also write. Typing those seams against :class:`StoreReader` and
 :class:`StoreWriter` instead of the concrete :class:`~glmeval.store.Store` (or ``Any``) says
 what each part relies on, and it is the list a second engine has to provide.
 
-``conn`` is still SQLite's connection: frames and reports run a few SELECTs of their own and
-hand it to ``pandas.read_sql_query``. Moving those queries behind methods here is what would
-let a reader work on any engine; until then they are the SQLite-bound part of the seam.
+``conn`` is the store's one execute path (:class:`~glmeval.store.engine.Connection`: a
+``sqlite3.Connection``, or the PostgreSQL connection that takes the same SQL): frames and
+reports run a few SELECTs of their own through it, written once for both engines. ``path`` is
+the database file, or for PostgreSQL its URL with the password redacted.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from glmeval.records import Completion, Result
+from glmeval.store.engine import Connection
 from glmeval.store.runinfo import Row, RunInfo
 
 
@@ -25,10 +26,10 @@ class StoreReader(Protocol):
     """Reading the history: runs, their results, references to them."""
 
     @property
-    def path(self) -> Path: ...
+    def path(self) -> Path | str: ...
 
     @property
-    def conn(self) -> sqlite3.Connection: ...
+    def conn(self) -> Connection: ...
 
     def close(self) -> None: ...
 

@@ -1,11 +1,13 @@
 """Everything the store says to SQLite that another SQL engine would say differently.
 
-Connecting (read-write with WAL and a busy timeout, or read-only), taking the write lock,
-telling "cannot be written" from "not a database", the catalogue (which tables and columns a
-file has) and the two conflict verbs SQLite spells its own way all live here, so a second
-engine (PostgreSQL through psycopg is planned) is one sibling module rather than edits
-scattered through the Store. The rest of the store's SQL is plain ``SELECT`` / ``UPDATE`` /
-``DELETE`` with ``?`` placeholders; the schema's DDL is in :mod:`glmeval.store.migrations`.
+Connecting (read-write with WAL and a busy timeout, or read-only), telling "cannot be
+written" from "not a database", and the spellings the store's SQL is written in: ``?``
+placeholders, ``BEGIN IMMEDIATE`` for a write transaction, ``INSERT OR REPLACE`` / ``OR
+IGNORE``, ``rowid`` for insertion order. PostgreSQL (:mod:`glmeval.store.postgres`) takes
+the same statements through a connection that translates those spellings, so
+:func:`write_transaction`, :func:`run_script` and :func:`insert_sql` serve both engines; the
+catalogue is asked through :mod:`glmeval.store.engine`. The schema's DDL is in
+:mod:`glmeval.store.migrations`.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from pathlib import Path
 from typing import Literal
 
 from glmeval.errors import GlmevalError
+from glmeval.store.engine import Connection, table_columns, table_names
 
 # Seconds a connection waits for another writer's lock, and an open retries a "locked" setup.
 BUSY_TIMEOUT_S = 30.0
 
-# The implicit column that orders rows as they were inserted; another engine needs a real one.
+# The implicit column that orders rows as they were inserted (PostgreSQL tables get a real one
+# of the same name).
 ROWID = "rowid"
 
 _READONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
@@ -102,7 +106,7 @@ def open_for_writing(path: Path, setup: Callable[[sqlite3.Connection], None]) ->
             raise
 
 
-def probe_writable(conn: sqlite3.Connection) -> None:
+def probe_writable(conn: Connection) -> None:
     """Take the write lock and touch a row, then roll back. Opening may succeed on a file
     SQLite can only read (it falls back to read-only quietly); this finds out at open, with
     one clear line, not at the first result."""
@@ -148,9 +152,10 @@ def _connect_uri(uri: str) -> sqlite3.Connection:
 
 
 @contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One transaction that holds the write lock from its start (``BEGIN IMMEDIATE``), so
-    what it reads cannot change before it writes; rolled back on any exception."""
+def write_transaction(conn: Connection) -> Iterator[Connection]:
+    """One transaction that holds the write lock from its start (``BEGIN IMMEDIATE``; on
+    PostgreSQL a transaction-wide advisory lock), so what it reads cannot change before it
+    writes; rolled back on any exception."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -160,20 +165,12 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def run_script(conn: sqlite3.Connection, script: str) -> None:
+def run_script(conn: Connection, script: str) -> None:
     """Execute ``;``-separated statements one by one (``executescript`` would commit the
     surrounding transaction, and a migration must stay atomic)."""
     for statement in script.split(";"):
         if statement.strip():
             conn.execute(statement)
-
-
-def table_names(conn: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-def table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
 
 
 OnConflict = Literal["fail", "replace", "ignore"]

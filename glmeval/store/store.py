@@ -3,7 +3,9 @@ runner, the reports and the history commands make through it.
 
 Results are written one by one as they arrive, so an interrupted run loses nothing and can be
 resumed. Opening brings an older database up to date (:mod:`glmeval.store.migrations`); how
-SQLite is connected, locked and told apart from a read-only file is :mod:`glmeval.store.sqlite`.
+SQLite is connected, locked and told apart from a read-only file is :mod:`glmeval.store.sqlite`,
+and a ``postgresql://`` location opens :mod:`glmeval.store.postgres` instead: every statement
+below is written once and runs on both (``?`` placeholders, no boolean arithmetic).
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from glmeval.errors import GlmevalError
 from glmeval.records import CheckResult, Completion, ErrorInfo, Job, Result, ToolCall
+from glmeval.store.engine import Connection, Engine, engine_of
 from glmeval.store.lease import with_live_status
+from glmeval.store.location import database_location
 from glmeval.store.migrations import migrate, refuse_newer, schema_state
 from glmeval.store.protocols import StoreWriter
 from glmeval.store.refs import git_info
 from glmeval.store.refs import resolve_run as resolve_ref
-from glmeval.store.runinfo import Row, RunInfo, default_db_path, new_run_id, run_info
+from glmeval.store.runinfo import Row, RunInfo, new_run_id, run_info
+from glmeval.store.shards import is_sharded, settle
 from glmeval.store.sqlite import (
     ROWID,
     insert_sql,
@@ -64,32 +69,49 @@ class Store:
     database that needs a schema upgrade is opened for writing, to be upgraded (or refused
     with one line when it cannot be written). Writing to a read-only database fails at open
     with "... is read-only; pass --db to write elsewhere".
+
+    ``path`` may be a ``postgresql://`` URL (``--db`` / ``GLMEVAL_DB``): the history then lives
+    on that server, shared by every machine that points at it, and ``path`` is the URL with its
+    password redacted (what every message shows).
     """
 
-    conn: sqlite3.Connection
+    conn: Connection
+    path: Path | str
 
     def __init__(self, path: str | Path | None = None, create: bool = True, readonly: bool | None = None) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
+        location = database_location(path)
+        self._location = location  # the URL with its password, for reopen(); never shown
         readonly = (not create) if readonly is None else readonly
         self.readonly = readonly
-        if (readonly or not create) and not self.path.exists():
+        if isinstance(location, str):
+            from glmeval.store.postgres import open_database
+
+            self.conn = open_database(location, create)
+            self.path = self.conn.label
+            return
+        self.path = self.file = location
+        if (readonly or not create) and not self.file.exists():
             raise GlmevalError(
                 f"no results database at {self.path}; run a suite first, or point --db (GLMEVAL_DB) at one"
             )
-        if self.path.is_dir():
+        if self.file.is_dir():
             raise GlmevalError(f"{self.path}: is a directory, not a results database")
         if readonly and self._open_readonly():
             return
         try:
-            self.conn = open_for_writing(self.path, self._setup)
+            self.conn = open_for_writing(self.file, self._setup)
         except (sqlite3.DatabaseError, OSError) as exc:
-            if is_readonly_error(exc, self.path):
+            if is_readonly_error(exc, self.file):
                 raise GlmevalError(self._readonly_message()) from None
             if isinstance(exc, OSError):
                 raise GlmevalError(f"{self.path}: cannot open the database ({exc.strerror or exc})") from None
             raise GlmevalError(
                 f"{self.path}: not a usable glmeval database ({exc}); point --db at another file or move this one aside"
             ) from None
+
+    @property
+    def engine(self) -> Engine:
+        return engine_of(self.conn)
 
     def _setup(self, conn: sqlite3.Connection) -> None:
         migrate(conn, self.path)
@@ -102,8 +124,8 @@ class Store:
                 f"{self.path} is read-only and needs a schema upgrade this glmeval cannot write; "
                 "copy it somewhere writable and point --db at the copy"
             )
-        if not self.path.exists():
-            folder = nearest_existing_folder(self.path)
+        if not self.file.exists():
+            folder = nearest_existing_folder(self.file)
             return f"cannot create {self.path}: {folder} is read-only; pass --db to write elsewhere"
         return f"{self.path} is read-only; pass --db to write elsewhere (runs, show, report and export can still read it)"
 
@@ -115,12 +137,12 @@ class Store:
         (made before names were) reads as it is."""
         conn: sqlite3.Connection | None = None
         try:
-            conn = open_readonly(self.path)
+            conn = open_readonly(self.file)
             state = schema_state(conn, self.path)
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
-            if not os.access(self.path, os.R_OK):
+            if not os.access(self.file, os.R_OK):
                 raise GlmevalError(f"{self.path}: cannot open the database (permission denied)") from None
             raise GlmevalError(
                 f"{self.path}: not a usable glmeval database ({exc}); point --db at another file or move this one aside"
@@ -135,6 +157,11 @@ class Store:
             return False
         self.conn = conn
         return True
+
+    def reopen(self) -> Store:
+        """A second connection to the same database (the lease's heartbeat thread writes on its
+        own): ``path`` cannot serve, a PostgreSQL URL's password is redacted there."""
+        return type(self)(self._location, readonly=self.readonly)
 
     def __enter__(self) -> Store:
         return self
@@ -193,6 +220,10 @@ class Store:
         return run_id
 
     def finish_run(self, run_id: str, status: str) -> None:
+        if is_sharded(self.conn, run_id):  # one shard ended: the run's status follows from all of them
+            with write_transaction(self.conn):
+                settle(self.conn, run_id)
+            return
         self.conn.execute("UPDATE runs SET ended_at = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
 
     def set_baseline(self, run_id: str, baseline_id: str | None) -> None:
@@ -257,9 +288,11 @@ class Store:
             return {}
         marks = ",".join("?" * len(run_ids))
         rows = self.conn.execute(
-            f"""SELECT run_id, COUNT(*) AS results, SUM(status = 'pass') AS passed, SUM(status = 'fail') AS failed,
-                   SUM(status = 'error') AS errors, SUM(total_tokens) AS tokens, SUM(cost) AS answer_cost,
-                   SUM(judge_cost) AS judge_cost, SUM(cost IS NOT NULL) AS priced
+            f"""SELECT run_id, COUNT(*) AS results, SUM(CASE WHEN status = 'pass' THEN 1 ELSE 0 END) AS passed,
+                   SUM(CASE WHEN status = 'fail' THEN 1 ELSE 0 END) AS failed,
+                   SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors, SUM(total_tokens) AS tokens,
+                   SUM(cost) AS answer_cost, SUM(judge_cost) AS judge_cost,
+                   SUM(CASE WHEN cost IS NOT NULL THEN 1 ELSE 0 END) AS priced
                 FROM results WHERE run_id IN ({marks}) GROUP BY run_id""",
             run_ids,
         ).fetchall()
@@ -366,8 +399,8 @@ class Store:
             sql += " AND status != 'error'"
         return {r[0] for r in self.conn.execute(sql, (run_id,))}
 
-    def iter_results(self, run_id: str) -> Iterator[sqlite3.Row]:
-        return iter(self.conn.execute(f"SELECT * FROM results WHERE run_id = ? ORDER BY {ROWID}", (run_id,)))
+    def iter_results(self, run_id: str) -> Iterator[Row]:
+        return cast("Iterator[Row]", iter(self.conn.execute(f"SELECT * FROM results WHERE run_id = ? ORDER BY {ROWID}", (run_id,))))
 
     def load_result(self, row: Row) -> Result:
         """Rebuild a Result (job, completion, checks) from a stored row.

@@ -6,6 +6,11 @@ baseline. The JSON file holds every stored column of the run, its results and th
 so an imported run compares, reports and exports exactly like one recorded locally. Import is
 idempotent: importing the same file twice leaves one copy.
 
+A shard of a run split across machines (``glmeval run --shard K/N --run-id ID``) exports as
+the run with its shard rows; importing the shards' files one after another merges them into
+one run (results that are not there yet, the shard rows), whose status is settled from the
+shards as on a shared server: ``running`` until all N are in.
+
 CSV and JSONL are for analysis elsewhere: one row per result, parameters as columns (the
 same tidy frame as ``glmeval.results()``); JSONL rows also carry their check results.
 """
@@ -23,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from glmeval.errors import GlmevalError
+from glmeval.store.engine import Connection
 from glmeval.store.migrations import SCHEMA_VERSION
 from glmeval.store.protocols import StoreReader, StoreWriter
+from glmeval.store.shards import SHARD_COLUMNS, settle, shard_rows
 from glmeval.store.sqlite import ROWID, insert_sql, write_transaction
 from glmeval.store.store import Store
 from glmeval.version import __version__
@@ -45,21 +52,24 @@ _REQUIRED = {
 def export_run(store: StoreReader, run: str) -> dict[str, Any]:
     """The whole run (run row, results, checks) as one JSON-ready dict."""
     run_id = store.resolve_run(run)
-    run_row = dict(store.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
+    # The stored columns by name (never ``SELECT *``: PostgreSQL's ``rowid`` is not data).
+    cols = {table: ", ".join(store.columns(table)) for table in ("runs", "checks", "results")}
+    run_row = dict(store.conn.execute(f"SELECT {cols['runs']} FROM runs WHERE id = ?", (run_id,)).fetchone())
     _decode(run_row, "runs")
     checks: dict[str, list[dict[str, Any]]] = {}
-    for row in store.conn.execute("SELECT * FROM checks WHERE run_id = ? ORDER BY job_id, idx", (run_id,)):
+    for row in store.conn.execute(f"SELECT {cols['checks']} FROM checks WHERE run_id = ? ORDER BY job_id, idx", (run_id,)):
         item = dict(row)
         item.pop("run_id", None)
         checks.setdefault(item.pop("job_id"), []).append(item)
     results = []
-    for row in store.conn.execute(f"SELECT * FROM results WHERE run_id = ? ORDER BY {ROWID}", (run_id,)):
+    for row in store.conn.execute(f"SELECT {cols['results']} FROM results WHERE run_id = ? ORDER BY {ROWID}", (run_id,)):
         item = dict(row)
         item.pop("run_id", None)
         _decode(item, "results")
         item["checks"] = checks.get(item["job_id"], [])
         results.append(item)
-    return {
+    shards = [{k: v for k, v in row.__dict__.items() if k != "run_id"} for row in shard_rows(store.conn, run_id)]
+    export: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "schema_version": SCHEMA_VERSION,
@@ -69,6 +79,9 @@ def export_run(store: StoreReader, run: str) -> dict[str, Any]:
         "run": run_row,
         "results": results,
     }
+    if shards:
+        export["shards"] = shards
+    return export
 
 
 def _decode(row: dict[str, Any], table: str) -> None:
@@ -127,8 +140,12 @@ def import_run(store: StoreWriter, data: dict[str, Any], replace: bool = False, 
         if run_row.get(col) in (None, ""):
             raise GlmevalError(f"{source or 'export'}: the run has no {col!r}")
     run_id = str(run_row["id"])
-    exists = store.get_run(run_id) is not None
+    existing = store.get_run(run_id)
+    exists = existing is not None
+    shards = _shards(data, source)
     if exists and not replace:
+        if shards and shard_rows(store.conn, run_id):
+            return merge_shard(store, data, shards, source)
         return run_id, "already present"
     origin = data.get("exported_from") or {}
     run_row["origin"] = run_row.get("origin") or (
@@ -149,13 +166,81 @@ def import_run(store: StoreWriter, data: dict[str, Any], replace: bool = False, 
             _insert(conn, "runs", {k: v for k, v in run_row.items() if k in run_cols})
             for n, item in enumerate(data["results"]):
                 _insert_result(conn, n, item, run_id, result_cols, check_cols, source)
+            if shards:
+                conn.execute("DELETE FROM shards WHERE run_id = ?", (run_id,))
+                _insert_shards(conn, run_id, shards)
     except sqlite3.Error as exc:
         raise GlmevalError(f"{source or 'export'}: cannot import this run ({exc}); nothing was imported") from None
     return run_id, "replaced" if exists else "imported"
 
 
+def _shards(data: dict[str, Any], source: str | None) -> list[dict[str, Any]]:
+    """The export's shard rows (none for a run that was not split), each checked."""
+    shards = data.get("shards") or []
+    if not isinstance(shards, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("shard"), int) and isinstance(s.get("shard_count"), int) for s in shards
+    ):
+        raise GlmevalError(f"{source or 'export'}: 'shards' is not a list of shard rows with shard and shard_count")
+    return shards
+
+
+def _insert_shards(conn: Connection, run_id: str, shards: list[dict[str, Any]]) -> None:
+    """Add or update shard rows (an ended one is never put back to running), then settle the run."""
+    for row in shards:
+        current = conn.execute(
+            "SELECT status FROM shards WHERE run_id = ? AND shard = ?", (run_id, row["shard"])
+        ).fetchone()
+        if current is not None and (current[0] != "running" or row.get("status") == "running"):
+            continue
+        values = {**{c: row.get(c) for c in SHARD_COLUMNS}, "run_id": run_id}
+        values["started_at"] = values["started_at"] or 0.0
+        values["jobs"] = values["jobs"] or 0
+        values["status"] = values["status"] or "running"
+        conn.execute(insert_sql("shards", SHARD_COLUMNS, "replace"), [values[c] for c in SHARD_COLUMNS])
+    settle(conn, run_id)
+
+
+def merge_shard(store: StoreWriter, data: dict[str, Any], shards: list[dict[str, Any]], source: str | None) -> tuple[str, str]:
+    """Merge one shard's export into the run the other shards' exports already made: its
+    results that are not there yet (with their checks) and its shard rows."""
+    run_row = data["run"]
+    run_id = str(run_row["id"])
+    have = shard_rows(store.conn, run_id)
+    where = source or "export"
+    count = shards[0]["shard_count"]
+    if have[0].shard_count != count:
+        raise GlmevalError(f"{where}: run {run_id} here is split into {have[0].shard_count} shards, this export into {count}")
+    info = store.require_run(run_id)
+    if info.suite != run_row.get("suite") or (info.suite_hash and run_row.get("suite_hash") and info.suite_hash != run_row["suite_hash"]):
+        raise GlmevalError(f"{where}: a shard of run {run_id} from another suite or suite version; nothing was imported")
+    result_cols = set(store.columns("results"))
+    check_cols = set(store.columns("checks"))
+    conn = store.conn
+    added = 0
+    try:
+        with write_transaction(conn):
+            present = store.done_job_ids(run_id, include_errors=True)
+            for n, item in enumerate(data["results"]):
+                if isinstance(item, dict) and item.get("job_id") in present:
+                    continue
+                _insert_result(conn, n, item, run_id, result_cols, check_cols, source)
+                added += 1
+            started = run_row.get("started_at")
+            if isinstance(started, (int, float)):
+                conn.execute("UPDATE runs SET started_at = ? WHERE id = ? AND started_at > ?", (started, run_id, started))
+            _insert_shards(conn, run_id, shards)
+    except sqlite3.Error as exc:
+        raise GlmevalError(f"{where}: cannot merge this shard ({exc}); nothing was imported") from None
+    now = shard_rows(conn, run_id)
+    ended = sum(1 for r in now if r.status != "running")
+    names = ", ".join(str(s["shard"]) for s in shards)
+    if not added and [r.__dict__ for r in now] == [r.__dict__ for r in have]:
+        return run_id, f"already present (shard {names} of {count})"
+    return run_id, f"merged shard {names} of {count}: {added} results added, {ended} of {count} shards done"
+
+
 def _insert_result(
-    conn: sqlite3.Connection, n: int, item: Any, run_id: str, result_cols: set[str], check_cols: set[str], source: str | None
+    conn: Connection, n: int, item: Any, run_id: str, result_cols: set[str], check_cols: set[str], source: str | None
 ) -> None:
     """Insert the export's result number ``n`` and its checks, refusing one that lacks what
     every stored result has."""
@@ -180,7 +265,7 @@ def _insert_result(
         _insert(conn, "checks", {k: v for k, v in check.items() if k in check_cols})
 
 
-def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+def _insert(conn: Connection, table: str, row: dict[str, Any]) -> None:
     cols = list(row)
     conn.execute(insert_sql(table, cols), [row[c] for c in cols])
 
