@@ -23,6 +23,8 @@ import httpx
 from glmeval.catalogue.tokens import count_tokens
 from glmeval.errors import GlmevalError
 from glmeval.records import Completion, ErrorInfo, ErrorKind, Mode, ToolCall
+from glmeval.redact import redact as redact_text
+from glmeval.redact import redact_url, register_secret, remove_secret
 
 DEFAULT_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
 KEY_VARS = ("ZHIPUAI_API_KEY", "ZHIPU_API_KEY")
@@ -45,7 +47,7 @@ def find_api_key() -> str | None:
 def endpoint_namespace(base_url: str | None) -> str:
     """The response-cache namespace of an endpoint: "" for the official API, else its URL."""
     url = (base_url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-    return "" if url == DEFAULT_BASE_URL else f"url:{url}"
+    return "" if url == DEFAULT_BASE_URL else f"url:{redact_url(url)}"
 
 
 def check_api_key(key: str, where: str = "the API key") -> str:
@@ -68,15 +70,9 @@ def check_api_key(key: str, where: str = "the API key") -> str:
 
 
 def redact(text: str, secret: str | None) -> str:
-    """Remove the key (and its halves) from any text that may reach a user or the store,
-    also where it appears escaped (as in a repr of the header bytes)."""
-    if not secret:
-        return text
-    for part in sorted({secret, secret.strip(), *secret.strip().split(".")}, key=len, reverse=True):
-        if len(part) >= 6:
-            for form in (part, repr(part)[1:-1], part.encode("unicode_escape").decode("ascii", "replace")):
-                text = text.replace(form, "***")
-    return text
+    """Remove the key (and its halves, also escaped) and every credential in a URL from any
+    text that may reach a user or the store (see :mod:`glmeval.redact`)."""
+    return redact_text(remove_secret(text, secret))
 
 
 @dataclass
@@ -377,6 +373,7 @@ class GLMClient:
         self.poll_timeout = poll_timeout
         self.poll_interval = poll_interval
         api_key = check_api_key(api_key)
+        register_secret(api_key)
         self._secret = api_key
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(
