@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import functools
+import itertools
 import math
 import re
 import time
@@ -114,17 +115,50 @@ def _too_long(what: str = "value") -> TemplateLimit:
     return TemplateLimit(f"a template may not build a {what} longer than {MAX_TEMPLATE_OUTPUT:,} characters")
 
 
-def _counted(iterable: Any) -> Iterator[Any]:
-    """Every ``{% for %}`` iterates through this (see :class:`_BoundedCodeGenerator`)."""
+_SHORT_LOOP = 64
+"""A loop over a list this short is counted whole as it starts, and runs unwrapped: most
+loops in a prompt are this short, and a generator per item would double their cost."""
+
+
+def _counted(iterable: Any) -> Iterable[Any]:
+    """What every ``{% for %}`` iterates (see :class:`_BoundedCodeGenerator`): a loop cannot
+    stop early in Jinja2, so a sized iterable is counted whole before the first pass."""
     budget = _BUDGET.get() or _Budget()
-    for n, item in enumerate(iterable, 1):
-        budget.iterations += 1
-        if budget.iterations > MAX_TEMPLATE_ITERATIONS:
-            raise TemplateLimit(
-                f"the template ran more than {MAX_TEMPLATE_ITERATIONS:,} loop iterations (nested loops multiply); "
-                "loop over less"
-            )
-        if not n & 63:
+    budget.check_time()
+    size = len(iterable) if isinstance(iterable, (list, tuple, range, dict, str)) else None
+    if size is not None:
+        _spend(budget, size)
+        if size <= _SHORT_LOOP:
+            return iterable
+        return _timed(iterable, budget)
+    return _each_counted(iterable, budget)
+
+
+def _spend(budget: _Budget, iterations: int) -> None:
+    budget.iterations += iterations
+    if budget.iterations > MAX_TEMPLATE_ITERATIONS:
+        raise TemplateLimit(
+            f"the template ran more than {MAX_TEMPLATE_ITERATIONS:,} loop iterations (nested loops multiply); loop over less"
+        )
+
+
+def _timed(sized: Any, budget: _Budget) -> Iterator[Any]:
+    """The items of a counted iterable, with the clock checked every :data:`_SHORT_LOOP` of
+    them (slices chained in C: a generator step per item would double a loop's cost)."""
+    items = list(sized) if isinstance(sized, dict) else sized
+    return itertools.chain.from_iterable(_slices(items, budget))
+
+
+def _slices(items: Any, budget: _Budget) -> Iterator[Any]:
+    for start in range(0, len(items), _SHORT_LOOP):
+        budget.check_time()
+        yield items[start : start + _SHORT_LOOP]
+
+
+def _each_counted(iterable: Iterable[Any], budget: _Budget) -> Iterator[Any]:
+    for n, item in enumerate(iterable):
+        _spend(budget, 1)
+        if not n & 7:
             budget.check_time()
         yield item
 
@@ -180,15 +214,19 @@ def _format_filter(value: Any, *args: Any, **kwargs: Any) -> str:
     return _checked(DEFAULT_FILTERS["format"](value, *args, **kwargs))
 
 
+_COUNTED = "glmeval counted"
+
+
 class _BoundedCodeGenerator(CodeGenerator):
     """Compiles every ``{% for %}`` over :func:`_counted` and every ``~`` through the size
     check, so the limits hold in code paths the sandbox's hooks never see (an empty loop body
     makes no call and writes nothing)."""
 
     def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
+        # A filter, not a call: filters skip the sandbox's per-call checks. Its name has a
+        # space, so no template can name it.
         for loop in node.find_all(nodes.For):
-            counted = nodes.EnvironmentAttribute("counted", lineno=loop.lineno)
-            loop.iter = nodes.Call(counted, [loop.iter], [], None, None, lineno=loop.lineno)
+            loop.iter = nodes.Filter(loop.iter, _COUNTED, [], [], None, None, lineno=loop.lineno)
         super().visit_Template(node, frame)
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
@@ -204,12 +242,12 @@ class _Sandbox(SandboxedEnvironment):
     intercepted_binops = frozenset(["*", "**", "+", "%"])
     code_generator_class = _BoundedCodeGenerator
     concat = staticmethod(_concat)
-    counted = staticmethod(_counted)
     checked = staticmethod(_checked)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.globals["range"] = _range
+        self.filters[_COUNTED] = _counted
         self.filters.update(
             center=_width_filter("center", 1), indent=_width_filter("indent", 1), format=_format_filter,
             wordwrap=_width_filter("wordwrap", 2), truncate=_width_filter("truncate", 1),
@@ -277,6 +315,9 @@ thousands of cases before ``validate`` can say so."""
 _OVER_LIMIT_KEPT = 256
 
 
+_OUTPUT_BATCH = 64
+
+
 def render(template: str, variables: dict[str, Any]) -> str:
     """Render one template string within the limits; plain text skips the engine. Problems
     become TemplateProblem (TemplateLimit for a limit)."""
@@ -300,17 +341,20 @@ def render(template: str, variables: dict[str, Any]) -> str:
 
 def _render(compiled: Template, variables: dict[str, Any]) -> str:
     try:
-        # The chunks are counted as they come (Template.render would join them all first);
-        # the root function directly, since Template.generate only adds traceback rewriting.
+        # The chunks are measured as they come, a batch at a time (Template.render would
+        # join them all first; one at a time in Python would double a loop's cost). The root
+        # function directly: Template.generate only adds traceback rewriting.
+        chunks = compiled.root_render_func(compiled.new_context(variables))
         out: list[str] = []
-        append = out.append
         size = 0
-        for chunk in compiled.root_render_func(compiled.new_context(variables)):
-            size += len(chunk)
+        while True:
+            batch = list(itertools.islice(chunks, _OUTPUT_BATCH))
+            size += sum(map(len, batch))
             if size > MAX_TEMPLATE_OUTPUT:
                 raise TemplateLimit(f"the template wrote more than {MAX_TEMPLATE_OUTPUT:,} characters; write less")
-            append(chunk)
-        return "".join(out)
+            out += batch
+            if len(batch) < _OUTPUT_BATCH:
+                return "".join(out)
     except TemplateProblem:
         raise
     except SecurityError as exc:
