@@ -20,9 +20,9 @@ from click.testing import CliRunner
 
 import glmeval
 from glmeval.cli import main
+from glmeval.percent import percent
 from glmeval.redact import forget_secrets, redact, redact_url, register_secret
 from glmeval.report.markdown import fmt_ci, fmt_pct
-from glmeval.report.percent import percent
 from glmeval.sanitize import visible
 
 

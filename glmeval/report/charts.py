@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from markupsafe import Markup, escape
 
-from glmeval.report.percent import percent
+from glmeval.percent import percent
 
 Number = float | int | None
 Formatter = Callable[[float], str]

@@ -25,9 +25,9 @@ from markupsafe import Markup
 from glmeval.analysis.frames import results_frame, summary_frame
 from glmeval.errors import GlmevalError
 from glmeval.hints import did_you_mean
+from glmeval.percent import percent
 from glmeval.report.charts import default_fmt, line_chart, pct_fmt
 from glmeval.report.effects import axis_value_label
-from glmeval.report.percent import percent
 from glmeval.store import RunInfo, StoreReader
 
 DASHBOARD_RUNS = 20

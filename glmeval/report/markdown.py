@@ -17,10 +17,10 @@ import pandas as pd
 from tabulate import tabulate
 
 import glmeval.report.views as views
+from glmeval.percent import percent
 from glmeval.redact import redact
 from glmeval.report.charts import sparkline
 from glmeval.report.data import ReportData
-from glmeval.report.percent import percent
 from glmeval.sanitize import visible
 
 MAX_OUTPUT = 160

@@ -1,4 +1,5 @@
-"""Rates as percentages that never round to a claim the counts do not make.
+"""Rates as percentages that never round to a claim the counts do not make (a leaf: analysis/,
+report/ and cli/ all show rates).
 
 ``f"{0.997:.0%}"`` is "100%": a headline that says everything passed when three answers
 failed. Every pass rate a report, the terminal or a chart shows goes through
