@@ -32,7 +32,7 @@ from glmeval.suite.capabilities import suite_models, unknown_model_text
 from glmeval.suite.content import ContentProblem, ImageFiles, has_media, text_only_model, vision_models, wire_content
 from glmeval.suite.params import thinking_state, wire_params
 from glmeval.suite.providers import DEFAULT_PROVIDER, ProviderInfo
-from glmeval.suite.templating import TemplateProblem, render, render_value, templated_check_args
+from glmeval.suite.templating import TemplateLimit, TemplateProblem, render, render_value, templated_check_args
 from glmeval.suite.yamlsrc import Origin
 
 __all__ = [
@@ -199,7 +199,8 @@ def _render_messages(
                 wire["tool_calls"] = [_render_call(call, variables) for call in wire["tool_calls"]]
         except (TemplateProblem, ContentProblem) as exc:
             where = _where(message._origin, suite, ("content",))
-            problems.add(f"{where}: case {case.id!r}: message {i + 1} ({message.role}): {exc}")
+            who = "" if isinstance(exc, TemplateLimit) else f"case {case.id!r}: "  # the template's fault: one line
+            problems.add(f"{where}: {who}message {i + 1} ({message.role}): {exc}")
             ok = False
         out.append(wire)
     return out if ok else None

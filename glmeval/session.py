@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard, get_args
 
 from glmeval.errors import GlmevalError
 from glmeval.records import RunStatus
+from glmeval.redact import redact_url
 from glmeval.run.ratelimit import Budget, ModelLimit, parse_model_values
 
 if TYPE_CHECKING:  # the CLI imports this module for --help: the runner and the SDK load on use
@@ -426,7 +427,7 @@ def run_settings(options: RunOptions, target: Target, overrides: Overrides) -> d
         "retry_budget": options.retry_budget,
         "cache": options.cache,
         "timeout": target.timeout,
-        "base_url": target.base_url if not target.local else "local",
+        "base_url": "local" if target.local else redact_url(target.base_url) if target.base_url else None,
     }
     if options.retries is not None:
         settings["retries"] = options.retries

@@ -34,6 +34,7 @@ from tabulate import tabulate
 from glmeval.analysis.frames import DEFAULT_PROVIDER, case_frame, results_frame
 from glmeval.analysis.stats import describe_p, mcnemar_exact, paired_bootstrap, wilson_interval
 from glmeval.errors import GlmevalError
+from glmeval.percent import percent
 from glmeval.store import RunInfo, StoreReader
 
 METRICS: tuple[str, ...] = ("pass_rate", "latency_p50_ms", "latency_p95_ms", "total_tokens", "cost")
@@ -392,7 +393,7 @@ def fmt_metric(name: str, value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if name == "pass_rate":
-        return f"{value:.0%}"
+        return percent(value)
     if name == "cost":
         return f"¥{value:.4f}"
     return f"{value:,.0f}"
@@ -414,7 +415,7 @@ def fmt_delta(name: str, base: float, head: float) -> str:
 def fmt_rate_ci(rate: float, ci: tuple[float, float], passed: int, n: int) -> str:
     if n == 0:
         return "–"
-    return f"{rate:.0%} [{ci[0]:.0%}–{ci[1]:.0%}] ({passed}/{n})"
+    return f"{percent(rate)} [{percent(ci[0])}–{percent(ci[1])}] ({passed}/{n})"
 
 
 def _list(cases: list[str], limit: int = 20) -> str:

@@ -19,6 +19,7 @@ import click
 from glmeval.cli.dbopt import DB, DB_HELP
 from glmeval.cli.group import main
 from glmeval.errors import GlmevalError
+from glmeval.sanitize import visible
 
 if TYPE_CHECKING:  # the store and pandas load inside the commands, so `glmeval --help` stays quick
     from glmeval.report.matrix import Cell
@@ -125,7 +126,7 @@ def runs_cmd(suite: str | None, limit: int, as_json: bool, db: str | Path | None
             rows.append(
                 [
                     r.id,
-                    r.suite,
+                    visible(r.suite),
                     _when(r.started_at),
                     _duration(r),
                     r.status,
@@ -202,14 +203,14 @@ def show_cmd(run: str, db: str | Path | None) -> None:
     if data.unfinished:
         facts.append(("jobs", data.unfinished))
     for key, value in facts:
-        click.echo(f"{key:>9}  {value}")
+        click.echo(visible(f"{key:>9}  {value}"))
     click.echo("")
     if summary.empty:
         click.echo("no results")
         return
     rows = [
         [
-            s.variant,
+            visible(str(s.variant)),
             f"{_pct(s.pass_rate)} [{_pct(s.pass_rate_lo)}–{_pct(s.pass_rate_hi)}]",
             f"{s.passed}/{s.jobs}",
             f"{s.cases_passed}/{s.cases}",
@@ -238,10 +239,10 @@ def show_cmd(run: str, db: str | Path | None) -> None:
         click.echo(f"failing cases ({len(failing)}):")
         for c in failing.itertuples():
             errs = f", {c.errors} errored" if c.errors else ""
-            click.echo(f"  {c.case_id}  [{c.variant_id}]  {c.passes}/{plural(c.repeats, 'repeat')} passed{errs}")
+            click.echo(visible(f"  {c.case_id}  [{c.variant_id}]  {c.passes}/{plural(c.repeats, 'repeat')} passed{errs}"))
             cell = cells.get((c.case_id, c.variant_id))
             for line in _failure_reasons(cell) if cell is not None else []:
-                click.echo(f"      {line}")
+                click.echo(visible(f"      {line}"))
 
 
 @main.command("compare")

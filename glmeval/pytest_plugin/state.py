@@ -19,6 +19,7 @@ import pytest
 from glmeval.afterrun import as_status
 from glmeval.pytest_plugin.verdict import CaseItem, Verdict, judge
 from glmeval.records import RunStatus
+from glmeval.redact import redact_url
 
 if TYPE_CHECKING:
     from glmeval.records import Job, Result
@@ -189,7 +190,7 @@ class GlmevalState:
                         "concurrency": self.concurrency,
                         "cache": "replay" if self.replay else "off",
                         "models": ",".join(self.models) or None,
-                        "base_url": "local" if self.local else self.target.base_url,
+                        "base_url": "local" if self.local else redact_url(self.target.base_url or ""),
                     }.items()
                     if value is not None
                 },

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from markupsafe import Markup, escape
 
+from glmeval.percent import percent
+
 Number = float | int | None
 Formatter = Callable[[float], str]
 
@@ -89,7 +91,7 @@ def default_fmt(value: float) -> str:
 
 
 def pct_fmt(value: float) -> str:
-    return f"{value:.0%}"
+    return percent(value)
 
 
 def text_width(text: str, size: float = FONT_SIZE) -> float:

@@ -25,6 +25,7 @@ from markupsafe import Markup
 from glmeval.analysis.frames import results_frame, summary_frame
 from glmeval.errors import GlmevalError
 from glmeval.hints import did_you_mean
+from glmeval.percent import percent
 from glmeval.report.charts import default_fmt, line_chart, pct_fmt
 from glmeval.report.effects import axis_value_label
 from glmeval.store import RunInfo, StoreReader
@@ -158,7 +159,7 @@ def _when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"
+    return percent(value)
 
 
 def _money(value: float | None) -> str:

@@ -29,6 +29,7 @@ from glmeval.report.content import is_multimodal
 from glmeval.report.data import ReportData
 from glmeval.report.markdown import DELTA_METRICS, delta_cell, fmt_ci, fmt_cost, fmt_ms, fmt_num, fmt_p, fmt_pct, setting_text
 from glmeval.report.matrix import message_text, message_tool_calls, variant_codes
+from glmeval.sanitize import visible
 
 SBS_ANSWER_CHARS = 1_500  # answers in the side-by-side view; the cell sheet has them in full
 COMPACT_VARIANTS = 8  # above this many variants the matrix heads show codes and the key is open
@@ -44,6 +45,7 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_visible,
     )
     env.filters.update(setting=setting_text, ms=fmt_ms, pct=fmt_pct, num=fmt_num, cost=fmt_cost, when=_when, clip=_clip, msgtext=views.message_text,
                        msgbody=functools.partial(message_text, with_calls=False), msgcalls=message_tool_calls,
@@ -51,6 +53,12 @@ def environment() -> Environment:
     env.tests["multimodal"] = is_multimodal
     env.globals["reasoning_label"] = views.reasoning_label
     return env
+
+
+def _visible(value: Any) -> Any:
+    """Every value a template prints, controls and bidi overrides as visible escapes
+    (autoescape handles markup, not these); Markup (charts, our own HTML) keeps its type."""
+    return visible(value) if isinstance(value, str) else value
 
 
 def _when(ts: float | None) -> str:

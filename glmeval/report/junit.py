@@ -6,7 +6,8 @@ group by it) and the testcase name carries the variant too, so names stay unique
 flatten suites. A case with repeats is one testcase whose verdict follows the case's
 threshold; ``<failure>`` lists every failing check's reason per repeat, and a cell whose
 non-passing repeats all had no answer is an ``<error>``. Built with :mod:`xml.etree`, which
-escapes text; characters XML 1.0 cannot hold at all are replaced first.
+escapes text; control and bidi characters are written as visible escapes first
+(:func:`glmeval.sanitize.visible`), and what XML 1.0 still cannot hold becomes U+FFFD.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import glmeval.report.views as views
 from glmeval.report.data import ReportData
+from glmeval.sanitize import visible
 
 MAX_OUT = 4_000
 # Characters outside XML 1.0's Char production (control characters, lone surrogates, U+FFFE/F).
@@ -25,11 +27,13 @@ _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 
 
 def xml_text(value: Any, limit: int | None = None) -> str:
-    """Text XML can carry: invalid characters become U+FFFD, long text is cut with a note."""
+    """Text XML can carry: control and bidi characters as visible escapes (``\\x1b``; XML 1.0
+    cannot hold most C0 controls at all), other invalid characters (lone surrogates) as U+FFFD,
+    long text cut with a note."""
     text = "" if value is None else str(value)
     if limit is not None and len(text) > limit:
         text = text[:limit] + f"\n… (+{len(text) - limit} chars)"
-    return _INVALID_XML.sub("\ufffd", text)
+    return _INVALID_XML.sub("\ufffd", visible(text.replace("\r\n", "\n")))
 
 
 def _seconds(ms: Any) -> float:

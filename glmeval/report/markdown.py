@@ -17,8 +17,11 @@ import pandas as pd
 from tabulate import tabulate
 
 import glmeval.report.views as views
+from glmeval.percent import percent
+from glmeval.redact import redact
 from glmeval.report.charts import sparkline
 from glmeval.report.data import ReportData
+from glmeval.sanitize import visible
 
 MAX_OUTPUT = 160
 MAX_MARKDOWN = 60_000
@@ -51,7 +54,8 @@ def fmt_ms(value: Any) -> str:
 
 
 def fmt_pct(value: Any) -> str:
-    return "–" if _missing(value) else f"{value:.0%}"
+    """A rate that never reads 100% (or 0%) unless it is: 997/1000 is 99.7%."""
+    return "–" if _missing(value) else percent(value)
 
 
 def fmt_num(value: Any, digits: int = 1) -> str:
@@ -68,7 +72,7 @@ def fmt_cost(value: Any) -> str:
 
 
 def fmt_ci(lo: Any, hi: Any) -> str:
-    return "" if _missing(lo) or _missing(hi) else f"{lo * 100:.0f}–{hi * 100:.0f}%"
+    return "" if _missing(lo) or _missing(hi) else f"{percent(lo).rstrip('%')}–{percent(hi)}"
 
 
 _MD_SPECIAL = str.maketrans(
@@ -106,12 +110,13 @@ def md_escape(text: Any, limit: int = MAX_OUTPUT) -> str:
     if len(text) > limit:
         cut = f"… (+{len(text) - limit + 1} chars)"
         text = text[: limit - 1]
-    return text.translate(_MD_SPECIAL) + cut
+    # Controls and bidi overrides become visible escapes (a CRLF is one line end, as \n is).
+    return visible(text.replace("\r\n", "\n")).translate(_MD_SPECIAL) + cut
 
 
 def md_code(text: Any) -> str:
     """Inline code for identifiers we control (run ids, variant labels): backticks doubled safely."""
-    text = str(text).replace("\n", " ").replace("|", "\\|")
+    text = visible(str(text).replace("\n", " ")).replace("|", "\\|")
     fence = "``" if "`" in text else "`"
     pad = " " if "`" in text else ""
     return f"{fence}{pad}{text}{pad}{fence}"
@@ -146,7 +151,7 @@ def summary_table(summary: pd.DataFrame, tablefmt: str = "github", highlight: bo
         checks = f"{r.get('checks_passed', 0)}/{r.get('checks_total', 0)}" if r.get("checks_total") else "–"
         cases = f"{r['cases_passed']}/{r['cases']}" if r.get("cases") else "–"
         row = [
-            md_escape(v, 80) if tablefmt in ("github", "pipe") else v,
+            md_escape(v, 80) if tablefmt in ("github", "pipe") else visible(str(v)),
             mark("pass_rate", v, rate) + (f" ({ci})" if ci else ""),
             mark("case_pass_rate", v, cases),
             mark("checks_rate", v, checks),
@@ -208,7 +213,12 @@ def _budget_words(budget: dict[str, Any]) -> str:
 def setting_text(key: str, value: Any) -> str:
     """One stored run setting in words: ``budget: ¥0.05 max cost``, ``limits: glm-4 rpm 60``,
     ``retries=3``. Settings are written by glmeval, not typed by a person, so a dict shown as
-    its Python repr would only be noise."""
+    its Python repr would only be noise. Credentials are redacted (a run stored before they
+    were kept out of the store may still hold a base URL with a password)."""
+    return visible(redact(_setting_words(key, value)))
+
+
+def _setting_words(key: str, value: Any) -> str:
     if key == "budget" and isinstance(value, dict):
         return f"budget: {_budget_words(value)}"
     if key == "cassette":

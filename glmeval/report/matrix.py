@@ -14,6 +14,7 @@ from typing import Any
 
 from glmeval.report.content import SearchResult, message_parts, part_text, web_search_results
 from glmeval.report.data import ReportData, clean, is_missing, memo, variant_order
+from glmeval.sanitize import visible
 
 
 @dataclass
@@ -180,7 +181,7 @@ def failure_lines(data: ReportData, limit: int = 10, width: int = 160) -> list[s
         why = " ".join(cell.why().split())
         if len(why) > width:
             why = why[: width - 1] + "…"
-        lines.append(f"{cell.icon} {cell.case_id} [{cell.variant_id}] {cell.label}: {why}")
+        lines.append(visible(f"{cell.icon} {cell.case_id} [{cell.variant_id}] {cell.label}: {why}"))
     if len(bad) > limit:
         lines.append(f"… and {len(bad) - limit} more (see the report)")
     return lines

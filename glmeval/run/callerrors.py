@@ -18,6 +18,8 @@ import httpx
 
 from glmeval.errors import GlmevalError
 from glmeval.records import ErrorInfo, ErrorKind
+from glmeval.redact import redact as redact_text
+from glmeval.redact import remove_secret
 
 __all__ = [
     "FATAL_KINDS",
@@ -57,22 +59,17 @@ def check_api_key(key: str, where: str = "the API key", env: str = "ZHIPUAI_API_
 
 
 def redact(text: str, secret: str | None) -> str:
-    """Remove the key (and its halves) from any text that may reach a user or the store,
-    also where it appears escaped (as in a repr of the header bytes)."""
-    if not secret:
-        return text
-    for part in sorted({secret, secret.strip(), *secret.strip().split(".")}, key=len, reverse=True):
-        if len(part) >= 6:
-            for form in (part, repr(part)[1:-1], part.encode("unicode_escape").decode("ascii", "replace")):
-                text = text.replace(form, "***")
-    return text
+    """Remove the key (and its halves, also escaped) and every credential in a URL from any
+    text that may reach a user or the store (see :mod:`glmeval.redact`)."""
+    return redact_text(remove_secret(text, secret))
 
 
 def redact_all(text: str, secrets: list[str]) -> str:
-    """``text`` with every one of ``secrets`` removed (one run may hold several providers' keys)."""
+    """``text`` with every one of ``secrets`` removed (one run may hold several providers' keys),
+    and every URL credential and registered key (:mod:`glmeval.redact`)."""
     for secret in secrets:
-        text = redact(text, secret)
-    return text
+        text = remove_secret(text, secret)
+    return redact_text(text)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from glmeval.records import Completion, ErrorInfo, Mode
+from glmeval.redact import redact_url, register_secret
 from glmeval.run.callerrors import (
     FATAL_KINDS,
     RETRYABLE_KINDS,
@@ -68,7 +69,7 @@ def find_api_key() -> str | None:
 def endpoint_namespace(base_url: str | None) -> str:
     """The response-cache namespace of an endpoint: "" for the official API, else its URL."""
     url = (base_url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-    return "" if url == DEFAULT_BASE_URL else f"url:{url}"
+    return "" if url == DEFAULT_BASE_URL else f"url:{redact_url(url)}"
 
 
 def make_transport(endpoint: Endpoint, timeout: float, poll_timeout: float, poll_interval: float, max_connections: int) -> Transport:
@@ -116,6 +117,8 @@ class GLMClient:
             self.close()
             raise
         self._secrets = [e.api_key.strip() for e in wanted if e.api_key]
+        for secret in self._secrets:
+            register_secret(secret)
         default = self.transports.get(DEFAULT_PROVIDER) or next(iter(self.transports.values()), None)
         self.base_url = default.base_url if default is not None else (base_url or DEFAULT_BASE_URL)
         # Answers are cached per endpoint: the official API shares one namespace, any other

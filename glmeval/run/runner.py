@@ -45,6 +45,7 @@ from glmeval.catalogue import prices as price_table
 from glmeval.checks import CheckContext, evaluate_all
 from glmeval.errors import RunAborted
 from glmeval.records import Completion, ErrorInfo, Job, Result, RunStatus
+from glmeval.redact import redact_url
 from glmeval.run.budget import (
     DEFAULT_COMPLETION_ESTIMATE,
     BudgetAccount,
@@ -196,7 +197,7 @@ class Runner:
         server cannot be reached at all: stop at once with one line instead of failing every
         job the same way."""
         if self._abort is None:
-            where = self.client.base_url_of(provider) if self.client is not None else "the API"
+            where = redact_url(self.client.base_url_of(provider)) if self.client is not None else "the API"
             fix = "--base-url / ZHIPUAI_BASE_URL" if provider == "zhipu" else f"the base_url of provider {provider}"
             self._abort = ErrorInfo(
                 "unreachable", f"cannot reach {where} ({info.message}); check {fix} and the network, or pass --local"

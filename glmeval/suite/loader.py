@@ -5,14 +5,18 @@ It collects every problem (not just the first) and reports each with its place; 
 a CSV/JSONL/YAML case file names that file and its line. Loading never touches the network
 and never lets an exception other than :class:`SuiteError` escape.
 
-Loading runs in three passes over the same data:
+Loading runs in four passes over the same data, and each runs whatever the passes before it
+found, as long as it has something to look at:
 
 1. *entries*: ``cases:`` entries that name files are read and flattened into plain case
    mappings, each remembering its :class:`~glmeval.suite.yamlsrc.Origin` (file and line);
 2. *raw checks* on the plain data, independent of the pydantic models, so a wrong request
    parameter or check is reported even when another key has the wrong type;
 3. *structure* through the pydantic models, then the checks that need the typed suite
-   (matrix fan-out, derived ids, conversations, model limits) and the warnings.
+   (matrix fan-out, derived ids, conversations, model limits) and the warnings;
+4. *rendering*, only when a problem was found already: every template that compiles is
+   rendered with each case's variables (as the planner will), so a syntax error in one
+   message does not hide an undefined variable in the next (:func:`render_problems`).
 """
 
 from __future__ import annotations
@@ -47,7 +51,16 @@ from glmeval.suite.grid import GRID_RULES, check_grid, check_params_map, check_t
 from glmeval.suite.model import ROLES, Case, Suite, allowed_keys
 from glmeval.suite.problems import Problems, is_int, pydantic_problem, report_all
 from glmeval.suite.providers import check_providers
-from glmeval.suite.templating import check_template, content_templates, has_template_markup, template_strings
+from glmeval.suite.templating import (
+    TemplateProblem,
+    check_template,
+    compile_template,
+    content_templates,
+    has_template_markup,
+    render_value,
+    template_strings,
+    templated_check_args,
+)
 from glmeval.suite.yamlsrc import Origin, load_yaml
 
 __all__ = ["MAX_CASES", "MAX_JOBS", "MAX_VARIANTS", "load_suite"]
@@ -107,18 +120,78 @@ def _load(path: Path) -> Suite:
                 continue
             seen.add(loc)
             problems.add(f"{locate.origin(loc).where()}: {text}")
-    problems.raise_if_any()
+    if suite is None:
+        problems.raise_if_any()
     assert suite is not None
+    # The structure is sound, so the typed checks run even when the raw pass found problems:
+    # a bad value in params must not hide a max_tokens above the model's limit.
     suite.path = path
     suite.content_hash = hashlib.sha256(b"\0".join(hash_parts)).hexdigest()[:16]
     suite._system_prompts = system_prompts
     suite._origin = root
     suite._checks = registry
     _attach_origins(suite, entries or [], root)
-    _typed_checks(suite, entries or [], root, problems)
+    earlier = len(problems.problems)
+    try:
+        _typed_checks(suite, entries or [], root, problems)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        if not earlier:  # a value the raw pass let through: a bug to see, not to hide
+            raise
+        # A value the raw pass already reported broke a later check; what is found suffices.
+    if problems.problems:
+        render_problems(suite, problems)
     problems.raise_if_any()
     suite.warnings = problems.sorted(problems.warnings)
     return suite
+
+
+def render_problems(suite: Suite, problems: Problems) -> None:
+    """The template problems planning would find, for a suite that already has others.
+
+    The planner renders templates only once a suite loads, so without this pass a syntax
+    error in one message would hide an undefined variable in the next until the next run of
+    ``validate``. Templates that do not compile were reported already and are skipped; the
+    lines read as the planner's.
+    """
+    templated = suite.templating
+    if not templated:
+        return
+    for case in suite.cases:
+        variables = {**suite.vars, **case.vars}
+        prompts: list[str | None] = [case.prompt] if case.prompt else (list(suite.prompt_axis()) or [None])
+        seen: set[int] = set()
+        for prompt in prompts:
+            for i, message in enumerate(suite.conversation(case, prompt) or []):
+                if id(message) in seen or message.template is False:
+                    continue
+                seen.add(id(message))
+                texts = content_templates(message.content)
+                texts += template_strings([(c.get("function") or {}).get("arguments") for c in message.tool_calls or [] if isinstance(c, dict)])
+                where = message._origin.where(("content",)) if message._origin is not None else str(suite.path)
+                for text in texts:
+                    problem = _render_problem(text, variables)
+                    if problem:
+                        problems.add(f"{where}: case {case.id!r}: message {i + 1} ({message.role}): {problem}")
+        pairs = [*zip(suite.check_specs.get("*", []), suite._check_origins.get("*", [])),
+                 *zip(suite.check_specs.get(case.id or "", []), suite._check_origins.get(case.id or "", []))]
+        for spec, origin in pairs:
+            for key in templated_check_args(spec):
+                problem = next(filter(None, (_render_problem(t, variables) for t in template_strings(spec.args[key]))), None)
+                if problem:
+                    problems.add(f"{origin.where()}: case {case.id!r}: check {spec.type}: {problem}")
+
+
+def _render_problem(text: str, variables: dict[str, Any]) -> str | None:
+    try:
+        if compile_template(text) is None:
+            return None
+    except TemplateProblem:
+        return None  # a syntax error, reported where it was written
+    try:
+        render_value(text, variables)
+    except TemplateProblem as exc:
+        return str(exc)
+    return None
 
 
 def _text_prompts(data: dict[Any, Any]) -> set[str]:
@@ -251,14 +324,20 @@ def _attach_origins(suite: Suite, entries: list[RawCase], root: Origin) -> None:
 
 
 def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: Problems) -> None:
-    """Fan-out, ids, conversations, check specs, model limits and warnings on the typed suite."""
+    """Fan-out, ids, conversations, check specs, model limits and warnings on the typed suite.
+
+    After problems in the raw pass only what cannot be a consequence of them is reported (a
+    duplicate id or a missing prompt there would also show here as a duplicate or an empty
+    conversation); model limits and capabilities always are."""
+    after_problems = bool(problems.problems)
     locate = Locator(root, entries)
     specs: dict[str, list[CheckSpec]] = {}
     origins: dict[str, list[Origin]] = {}
     suite_checks = [root.at("checks", i) for i in range(len(suite.checks))]
     specs["*"], origins["*"] = parse_checks(suite.checks, suite_checks, suite.check_registry, problems)
     if not suite.cases:
-        problems.error(root, "the suite has no cases; add at least one under cases:", ("cases",))
+        if not after_problems:  # else a case file that could not be read explains it
+            problems.error(root, "the suite has no cases; add at least one under cases:", ("cases",))
         return
 
     expanded: list[Case] = []
@@ -296,6 +375,8 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
         origin = case_origin[n]
         assert case.id is not None
         if case.id in first:
+            if after_problems:
+                continue
             problems.error(
                 origin,
                 f"duplicate case id {case.id!r} (first at {first[case.id].where()}); ids must be unique "
@@ -304,7 +385,8 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
             continue
         first[case.id] = origin
         specs[case.id], origins[case.id] = parse_checks(case.checks, case_checks[n], suite.check_registry, problems)
-        _check_conversations(suite, case, origin, problems)
+        if not after_problems:
+            _check_conversations(suite, case, origin, problems)
         if isinstance(case.skip, str) and not case.skip.strip():
             case.skip = False
     suite.check_specs = specs
