@@ -98,8 +98,10 @@ class Target:
                 endpoints=endpoints,
             )
             self.client.cache_namespace = self.cache_namespace
-            if self.recorder is not None and "zhipu" in self.recorder.upstreams:  # messages name the real endpoint
-                self.client.base_url = self.recorder.upstreams["zhipu"]
+            if self.recorder is not None:  # messages name the real endpoints, not the proxy's mounts
+                for name, transport in self.client.transports.items():
+                    transport.base_url = self.recorder.upstreams.get(name, transport.base_url)
+                self.client.base_url = self.recorder.upstreams.get("zhipu", self.client.base_url)
         return self
 
     def _start_local(self) -> list[Endpoint]:

@@ -105,11 +105,20 @@ def test_a_shared_token_joins_and_keeps_since(db_path: Path) -> None:
     assert Holder.decode("garbage") is None
 
 
-def _race(path: str, run_id: str, barrier: multiprocessing.synchronize.Barrier, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _race(
+    path: str,
+    run_id: str,
+    barrier: multiprocessing.synchronize.Barrier,
+    done: multiprocessing.synchronize.Barrier,
+    out: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
     store = Store(path)
     me = new_holder()
     barrier.wait(20)
     out.put(try_acquire(store.conn, run_id, me).token == me.token)
+    # Stay alive until every racer has tried: a winner that exited would be a dead holder
+    # (its pid gone on this host), and the next racer would rightly take the lease over.
+    done.wait(30)
     store.close()
 
 
@@ -123,8 +132,8 @@ def test_racing_takers_of_a_dead_lease_exactly_one_wins(db_path: Path) -> None:
     store.close()
     ctx = multiprocessing.get_context("fork")
     racers = 6
-    barrier, out = ctx.Barrier(racers), ctx.Queue()
-    procs = [ctx.Process(target=_race, args=(str(db_path), run_id, barrier, out)) for _ in range(racers)]
+    barrier, done, out = ctx.Barrier(racers), ctx.Barrier(racers), ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(str(db_path), run_id, barrier, done, out)) for _ in range(racers)]
     for p in procs:
         p.start()
     wins = [out.get(timeout=30) for _ in procs]
