@@ -46,6 +46,7 @@ class Target:
     timeout: float = 60.0
     poll_timeout: float = 300.0
     speed: float = LOCAL_SPEED
+    seed: int = 0
     rules: Path | None = None
     faults: Any = None
     replay: bool = False
@@ -58,7 +59,7 @@ class Target:
             from glmeval.simulator import LocalServer
 
             try:
-                self.server = LocalServer(rules_path=self.rules, speed=self.speed, faults=self.faults).start()
+                self.server = LocalServer(rules_path=self.rules, speed=self.speed, faults=self.faults, seed=self.seed).start()
             except Exception as exc:
                 raise GlmevalError(f"cannot start the local GLM server: {exc}") from None
             self.base_url = self.server.base_url

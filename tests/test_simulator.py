@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from zhipuai import ZhipuAI
 
 from glmeval.catalogue.tokens import count_prompt_tokens, count_tokens, split_tokens, truncate_to_tokens
-from glmeval.simulator import MODELS, FaultConfig, LocalServer, RulesError, load_rules
+from glmeval.simulator import DEFAULT_API_KEY, MODELS, FaultConfig, LocalServer, RulesError, load_rules
 
 GLM4_HELLO = "你好👋！我是人工智能助手智谱清言，可以叫我小智🤖，很高兴见到你，欢迎问我任何问题。"
 WEATHER_TOOLS: list[dict[str, Any]] = [
@@ -53,7 +53,7 @@ def client_for(srv: LocalServer, **kwargs: Any) -> ZhipuAI:
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[LocalServer]:
-    with LocalServer(speed=0.02) as server:
+    with LocalServer(speed=0.02, api_key=DEFAULT_API_KEY) as server:
         yield server
 
 

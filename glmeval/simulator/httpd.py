@@ -25,7 +25,7 @@ from glmeval.catalogue.tokens import count_tokens
 
 from .bodies import Outcome, chat_body, chat_message, dumps, new_id, shape, usage_for
 from .embeddings import embed
-from .faults import FaultDecision
+from .faults import BUSY_ERRORS, STREAM_CUTS, FaultDecision
 from .protocol import (
     ApiError,
     ChatRequest,
@@ -278,7 +278,9 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(500, *_ERR_SERVER)
         if kind == "content_filter":
             raise ApiError(400, *_ERR_SENSITIVE)
-        if kind == "reset" or (kind == "cut_stream" and not stream):
+        if kind in BUSY_ERRORS:
+            raise ApiError(429, *BUSY_ERRORS[kind])
+        if kind == "reset" or (kind in STREAM_CUTS and not stream):
             self._reset()
             return True
         return False

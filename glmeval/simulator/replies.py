@@ -28,7 +28,9 @@ def answer(request: ChatRequest, rules: RuleSet) -> Reply:
     if request.pictures:
         reply = Reply(describe(request.pictures, request.english), rule="vision")
     else:
-        reply = rules.respond(request.conversation, request.model, request.sampling)
+        # ChatRequest.provider comes with the provider mounts (/p/<name>/...); None before them.
+        provider = getattr(request, "provider", None)
+        reply = rules.respond(request.conversation, request.model, request.sampling, provider)
     if request.search_results and reply.content and not reply.tool_calls and not request.json_mode:
         reply = replace(reply, content=cite(reply.content, request.search_results, request.english))
     return reply
