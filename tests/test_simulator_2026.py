@@ -22,7 +22,7 @@ import zhipuai
 from PIL import Image
 from zhipuai import ZhipuAI
 
-from glmeval.catalogue.tokens import count_tokens
+from glmeval.catalogue.tokens import count_tokens, truncate_to_tokens
 from glmeval.simulator import LocalServer
 from glmeval.simulator.vision import IMAGE_TOKENS
 
@@ -156,10 +156,11 @@ def test_thinking_disabled_gives_no_reasoning(client: ZhipuAI) -> None:
 
 def test_hybrid_models_reason_when_asked(client: ZhipuAI) -> None:
     for model in ("glm-4.5", "glm-4.5-air", "glm-4.6", "glm-4.5-flash", "glm-5"):
-        on = client.chat.completions.create(model=model, messages=user("你好"), thinking={"type": "enabled"})
+        # Greedy, so the two calls' answers can be compared (sampled replies vary per call).
+        on = client.chat.completions.create(model=model, messages=user("你好"), thinking={"type": "enabled"}, do_sample=False)
         assert on.choices[0].message.reasoning_content, model
         assert usage_adds_up(on.usage) > 0
-        off = client.chat.completions.create(model=model, messages=user("你好"), thinking={"type": "disabled"})
+        off = client.chat.completions.create(model=model, messages=user("你好"), thinking={"type": "disabled"}, do_sample=False)
         assert off.choices[0].message.reasoning_content is None, model
         assert off.choices[0].message.content == on.choices[0].message.content
         assert on.usage.completion_tokens == off.usage.completion_tokens + usage_adds_up(on.usage)
@@ -213,7 +214,7 @@ def test_max_tokens_bounds_reasoning_and_answer_together(client: ZhipuAI) -> Non
     reasoning = usage_adds_up(full.usage)
     short = client.chat.completions.create(model="glm-4.7", messages=user("你好"), max_tokens=reasoning + 3)
     assert short.choices[0].finish_reason == "length" and short.usage.completion_tokens == reasoning + 3
-    assert short.choices[0].message.content == full.choices[0].message.content[:3]
+    assert short.choices[0].message.content == truncate_to_tokens(full.choices[0].message.content, 3)
 
 
 # ------------------------------------------------------------------ the wire, exactly
@@ -365,8 +366,8 @@ def test_glm4_is_unchanged(srv: LocalServer, client: ZhipuAI) -> None:
     body = httpx.post(srv.base_url + "/chat/completions", headers=headers, timeout=10,
                       json={"model": "glm-4", "messages": user("你好"), "thinking": {"type": "enabled"}}).json()
     assert list(body) == ["choices", "created", "id", "model", "request_id", "usage"]
-    assert body["usage"] == {"completion_tokens": count_tokens(GLM4_HELLO), "prompt_tokens": 6,
-                             "prompt_tokens_details": {"cached_tokens": 0}, "total_tokens": 6 + count_tokens(GLM4_HELLO)}
+    assert body["usage"] == {"completion_tokens": count_tokens(GLM4_HELLO), "prompt_tokens": 7,
+                             "prompt_tokens_details": {"cached_tokens": 0}, "total_tokens": 7 + count_tokens(GLM4_HELLO)}
     payloads = raw_stream(srv, {"model": "glm-3-turbo", "messages": user("你好")})
     assert all("object" not in p and "reasoning_content" not in p["choices"][0]["delta"] for p in payloads)
     tool_chunks = raw_stream(srv, {"model": "glm-4", "messages": user("上海明天天气如何"), "tools": WEATHER_TOOLS})

@@ -98,16 +98,22 @@ class RuleSet:
         return cls(list(merged.values()), seed=seed)
 
     def respond(
-        self, conv: Conversation, model: ModelSpec, sampling: Sampling, provider: str | None = None
+        self,
+        conv: Conversation,
+        model: ModelSpec,
+        sampling: Sampling,
+        provider: str | None = None,
+        request_key: str = "",
     ) -> Reply:
         """The reply of the first rule that matches and accepts, else the fallback.
 
         A rule is tried when its ``models`` and ``providers`` (if any) name this request's,
         its ``match`` finds its ``on`` text and every ``when`` pattern finds its role's text.
-        One sampler draw per call picks the phrasing; "in one sentence" cuts a worded reply
-        (not a computed one) to its first sentence.
+        One sampler draw per call picks the phrasing (``request_key`` tells requests apart
+        beyond their text, so a sync and a stream call of one prompt draw alike); "in one
+        sentence" cuts a worded reply (not a computed one) to its first sentence.
         """
-        draw = self.sampler.draw(model.name, sampling, conv.text)
+        draw = self.sampler.draw(model.name, sampling, conv.text + "\x1f" + request_key)
         for rule in self.rules:
             if rule.models is not None and model.name not in rule.models:
                 continue
