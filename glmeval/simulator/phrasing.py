@@ -2,15 +2,15 @@
 
 Sampling varies like a real model's, and is still reproducible. A greedy request
 (``do_sample: false`` or temperature <= 0.01) always gets a rule's first phrasing. Otherwise
-each call draws from a :class:`Sampler`: ``BLAKE2(server seed, the request, n)`` where ``n``
-counts how often this exact request (model, conversation, sampling) was seen before, so the
-8 repeats of one case get 8 independent draws, a restarted server with the same ``--seed``
+each call draws from a :class:`Sampler`, from the server seed, the request and ``n``, how
+often this exact request (model, conversation, sampling) was seen before, so the 8 repeats
+of one case get 8 different draws, a restarted server with the same ``--seed``
 gives the same sequence, and concurrency cannot change which answers a run gets (only which
 of several identical requests gets which). A request that sends its own ``seed`` gets one
 fixed draw for that seed. Nothing uses Python's randomised ``hash()``.
 
 The draw picks a phrasing with probabilities like a sampled token's: phrasing ``i`` has
-weight ``exp(-0.3 * i / temperature)`` (the first is the most likely, and a higher
+weight ``exp(-0.15 * i / temperature)`` (the first is the most likely, and a higher
 temperature flattens the spread), then nucleus ``top_p`` keeps the smallest set of the most
 likely phrasings whose probability reaches ``top_p``.
 """
@@ -53,7 +53,7 @@ def digest(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "big")
 
 
-_SPREAD = 0.3
+_SPREAD = 0.15
 _TWO64 = float(2**64)
 
 
@@ -85,11 +85,17 @@ def choice_index(count: int, sampling: Sampling, draw: int) -> int:
     return max(i for i, w in enumerate(weights) if w > 0)
 
 
-class Sampler:
-    """The seeded generator behind every sampled reply: one independent draw per call.
+_GOLDEN = int(0.6180339887498949 * 2**64)
 
-    A draw is ``digest(seed, request key, n)``, ``n`` the number of earlier sightings of the
-    key, so a run is reproducible from the seed however its calls interleave.
+
+class Sampler:
+    """The seeded generator behind every sampled reply: one draw per call.
+
+    The ``n``-th sighting of a request draws ``start + n * golden ratio`` (mod 1), ``start``
+    a hash of the seed and the request: a low-discrepancy sequence, so repeats spread over the
+    phrasings in proportion to their probability (8 calls reach every phrasing of probability
+    >= 0.15, where independent draws would miss one now and then), and a run is reproducible
+    from the seed however its calls interleave.
     """
 
     def __init__(self, seed: int = 0) -> None:
@@ -106,7 +112,7 @@ class Sampler:
         with self._lock:
             nth = self._seen.get(ident, 0)
             self._seen[ident] = nth + 1
-        return digest("call", self.seed, ident, nth)
+        return (digest("call", self.seed, ident) + nth * _GOLDEN) % 2**64
 
     def reset(self) -> None:
         """Forget the sightings: the next calls draw as after a restart."""
