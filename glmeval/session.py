@@ -47,6 +47,7 @@ class Target:
     poll_timeout: float = 300.0
     speed: float = LOCAL_SPEED
     seed: int = 0
+    max_stream_chunks: int = 0
     rules: Path | None = None
     faults: Any = None
     replay: bool = False
@@ -59,7 +60,10 @@ class Target:
             from glmeval.simulator import LocalServer
 
             try:
-                self.server = LocalServer(rules_path=self.rules, speed=self.speed, faults=self.faults, seed=self.seed).start()
+                self.server = LocalServer(
+                    rules_path=self.rules, speed=self.speed, faults=self.faults, seed=self.seed,
+                    max_stream_chunks=self.max_stream_chunks,
+                ).start()
             except Exception as exc:
                 raise GlmevalError(f"cannot start the local GLM server: {exc}") from None
             self.base_url = self.server.base_url

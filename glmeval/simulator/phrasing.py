@@ -103,16 +103,22 @@ class Sampler:
         self._seen: dict[int, int] = {}
         self._lock = threading.Lock()
 
-    def draw(self, model: str, sampling: Sampling, text: str) -> int:
-        """The draw for this call; a request ``seed`` fixes it (same seed, same answer)."""
+    def draw(self, model: str, sampling: Sampling, text: str, counter: str = "") -> int:
+        """The draw for this call; a request ``seed`` fixes it (same seed, same answer).
+
+        ``counter`` (the call mode, thinking...) keeps a separate sighting count per kind of
+        call, on the same sequence: the first sync and the first stream call of a prompt
+        answer alike, as the real API's modes do.
+        """
         key = (model, sampling.do_sample, sampling.temperature, sampling.top_p, text)
         if sampling.seed is not None:
             return digest("request-seed", sampling.seed, *key)
-        ident = digest(*key)
+        start = digest("call", self.seed, *key)
+        ident = digest(start, counter)
         with self._lock:
             nth = self._seen.get(ident, 0)
             self._seen[ident] = nth + 1
-        return (digest("call", self.seed, ident) + nth * _GOLDEN) % 2**64
+        return (start + nth * _GOLDEN) % 2**64
 
     def reset(self) -> None:
         """Forget the sightings: the next calls draw as after a restart."""

@@ -109,11 +109,12 @@ class RuleSet:
 
         A rule is tried when its ``models`` and ``providers`` (if any) name this request's,
         its ``match`` finds its ``on`` text and every ``when`` pattern finds its role's text.
-        One sampler draw per call picks the phrasing (``request_key`` tells requests apart
-        beyond their text, so a sync and a stream call of one prompt draw alike); "in one
-        sentence" cuts a worded reply (not a computed one) to its first sentence.
+        One sampler draw per call picks the phrasing (``request_key``, the rest of the request,
+        keeps its own count of sightings, so the first sync and the first stream call of one
+        prompt answer alike); "in one sentence" cuts a worded reply (not a computed one) to
+        its first sentence.
         """
-        draw = self.sampler.draw(model.name, sampling, conv.text + "\x1f" + request_key)
+        draw = self.sampler.draw(model.name, sampling, conv.text, request_key)
         for rule in self.rules:
             if rule.models is not None and model.name not in rule.models:
                 continue
