@@ -121,7 +121,9 @@ def test_glm47_reasons_by_default_in_stream_and_reasoning_comes_first(client: Zh
     started = time.perf_counter()
     first_reasoning = first_content = None
     chunks = []
-    for chunk in client.chat.completions.create(model="glm-4.7", messages=user("中国的首都是哪里？"), stream=True):
+    # Greedy: the stream is compared with a sync call below (sampled replies vary per call).
+    for chunk in client.chat.completions.create(model="glm-4.7", messages=user("中国的首都是哪里？"), stream=True,
+                                                do_sample=False):
         now = time.perf_counter() - started
         delta = chunk.choices[0].delta
         if delta.reasoning_content and first_reasoning is None:
@@ -138,7 +140,7 @@ def test_glm47_reasons_by_default_in_stream_and_reasoning_comes_first(client: Zh
     assert usage.completion_tokens == count_tokens(reasoning) + count_tokens(content)
     assert usage_adds_up(usage) > 0
     assert len({c.id for c in chunks}) == 1 and len({c.created for c in chunks}) == 1
-    sync = client.chat.completions.create(model="glm-4.7", messages=user("中国的首都是哪里？"))
+    sync = client.chat.completions.create(model="glm-4.7", messages=user("中国的首都是哪里？"), do_sample=False)
     assert (sync.choices[0].message.content, sync.choices[0].message.reasoning_content) == (content, reasoning)
 
 
@@ -210,9 +212,9 @@ def test_unknown_fields_and_reasoning_content_in_history_are_accepted(client: Zh
 
 
 def test_max_tokens_bounds_reasoning_and_answer_together(client: ZhipuAI) -> None:
-    full = client.chat.completions.create(model="glm-4.7", messages=user("你好"))
+    full = client.chat.completions.create(model="glm-4.7", messages=user("你好"), do_sample=False)  # two calls compared
     reasoning = usage_adds_up(full.usage)
-    short = client.chat.completions.create(model="glm-4.7", messages=user("你好"), max_tokens=reasoning + 3)
+    short = client.chat.completions.create(model="glm-4.7", messages=user("你好"), max_tokens=reasoning + 3, do_sample=False)
     assert short.choices[0].finish_reason == "length" and short.usage.completion_tokens == reasoning + 3
     assert short.choices[0].message.content == truncate_to_tokens(full.choices[0].message.content, 3)
 
