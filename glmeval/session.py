@@ -58,6 +58,8 @@ class Target:
     timeout: float = 60.0
     poll_timeout: float = 300.0
     speed: float = LOCAL_SPEED
+    seed: int = 0
+    max_stream_chunks: int = 0
     rules: Path | None = None
     faults: Any = None
     replay: bool = False
@@ -114,8 +116,8 @@ class Target:
         cassette = load_cassette(self.cassette) if self.cassette is not None else None
         try:
             self.server = LocalServer(
-                rules_path=self.rules, speed=self.speed, faults=self.faults,
-                providers={n: p.dialect for n, p in self.providers.items()},
+                rules_path=self.rules, speed=self.speed, faults=self.faults, seed=self.seed,
+                max_stream_chunks=self.max_stream_chunks, providers={n: p.dialect for n, p in self.providers.items()},
                 cassette=cassette, cassette_miss="rules" if self.cassette_miss == "rules" else "error",
             ).start()
         except Exception as exc:

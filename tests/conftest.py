@@ -15,9 +15,10 @@ pytest_plugins = ["pytester", "pgcluster"]  # pgcluster: the PostgreSQL fixtures
 
 @pytest.fixture(scope="session")
 def local_server() -> Iterator[object]:
-    from glmeval.simulator import LocalServer
+    from glmeval.simulator import DEFAULT_API_KEY, LocalServer
 
-    with LocalServer(speed=0.02) as srv:
+    # Strict: the bad-key tests need a server that refuses other keys (the default accepts any).
+    with LocalServer(speed=0.02, api_key=DEFAULT_API_KEY) as srv:
         yield srv
 
 

@@ -12,14 +12,14 @@ import httpx
 import pytest
 
 from glmeval.run.client import FATAL_KINDS, RETRYABLE_KINDS, CallError, GLMClient, _retry_after, classify, redact
-from glmeval.simulator import FaultConfig, LocalServer
+from glmeval.simulator import DEFAULT_API_KEY, FaultConfig, LocalServer
 
 MESSAGES = [{"role": "user", "content": "你好"}]
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LocalServer]:
-    with LocalServer(speed=0) as srv:
+    with LocalServer(speed=0, api_key=DEFAULT_API_KEY) as srv:
         yield srv
 
 

@@ -211,6 +211,7 @@ SUITE_V1 = textwrap.dedent(
     mode: sync
     grid:
       model: [glm-4, glm-3-turbo]
+    params: {do_sample: false}  # greedy, so only a changed prompt changes an answer (sampled ones vary)
     messages:
       - {role: user, content: "{{ question }}"}
     cases:

@@ -88,8 +88,9 @@ def test_summary_has_reasoning_and_ttfr_columns_only_with_reasoning(store: Store
     head = re.search(r'<table class="summary sortable" id="summary-table">(.*?)</table>', html, re.S)
     assert head
     headers = re.findall(r'<th data-sort="num" scope="col" title="[^"]*">([^<]*)</th>', head.group(1))
+    # "distinct" (answers per repeated case) is issue 14's column: the synthetic run repeats its cases.
     assert headers == ["pass rate", "cases", "checks", "p50 ms", "p95 ms", "TTFT p50", "TTFR p50", "prompt tok", "compl. tok",
-                       "reason. tok", "cost", "errors"]
+                       "reason. tok", "distinct", "cost", "errors"]
     row = re.search(r'<th scope="row" data-v="glm-4.7 temperature=0.2 thinking=on">.*?</tr>', head.group(1), re.S)
     assert row and row.group(0).count("<td") == len(headers), "every row has a cell per header"
     assert data.summary.set_index("variant").at["glm-4.7 temperature=0.2 thinking=on", "reasoning_tokens_mean"] > 0
@@ -102,7 +103,8 @@ def test_glm4_only_report_has_no_reasoning_column(store: Store) -> None:
     run = synth_run(store, cases=4, repeats=2)
     data = load_report_data(store, run)
     html = render_html(data)
-    assert html.count('<th data-sort="num"') == 10, "the summary's columns as before"
+    # The columns as before, plus issue 14's "distinct" (answers per repeated case): the run repeats.
+    assert html.count('<th data-sort="num"') == 11, "the summary's columns as before, plus distinct answers"
     assert "reason. tok" not in html and "TTFR" not in html and '<details class="reasoning"' not in html
     assert "reasoning tokens (mean)" not in html, "no reasoning chart in the effects"
     assert all("reasoning_tokens" not in dict(e.metrics) for e in views.effects(data))
@@ -117,7 +119,8 @@ def test_thinking_axis_in_parameter_effects(store: Store) -> None:
     assert list(effects) == ["thinking"]
     eff = effects["thinking"]
     assert eff.values == ["on", "off"] and eff.models == ["glm-4.7", "glm-4"]
-    assert [k for k, _ in eff.metrics] == ["pass_rate", "latency_p50_ms", "completion_tokens", "reasoning_tokens", "cost"]
+    assert [k for k, _ in eff.metrics] == ["pass_rate", "latency_p50_ms", "completion_tokens", "reasoning_tokens", "cost",
+                                           "distinct_answers"]  # issue 14: the run repeats its cases
     tokens = eff.tables["reasoning_tokens"]
     assert tokens.at["on", "glm-4.7"] > 100 and tokens.at["off", "glm-4.7"] == 0
     assert eff.tables["completion_tokens"].at["on", "glm-4.7"] > eff.tables["completion_tokens"].at["off", "glm-4.7"] + 100

@@ -49,7 +49,8 @@ def test_thousand_jobs_under_faults_lose_nothing(tmp_path: Path) -> None:
     faults = FaultConfig(rate_limit=0.20, server_error=0.05, cut_stream=0.03, reset=0.02, retry_after=0.01, seed=7)
     store = Store(tmp_path / "r.db")
     started = time.monotonic()
-    with Target(local=True, speed=0.0, faults=faults, concurrency=16, timeout=10) as target:
+    # A load test: coarse streams, or the SDK's per-chunk parsing would be what it measures.
+    with Target(local=True, speed=0.0, faults=faults, concurrency=16, timeout=10, max_stream_chunks=8) as target:
         options = RunOptions(concurrency=16, retries=8, backoff_base=0.02, backoff_max=0.2, seed=1)
         outcome = run_plan(plan, store, target, options)
         server_stats = target.server.stats

@@ -26,7 +26,7 @@ from glmeval.run.client import GLMClient
 from glmeval.run.ratelimit import Budget, Limiter, ModelLimit, TokenBucket, parse_model_values
 from glmeval.run.runner import Runner, RunOptions, RunOutcome
 from glmeval.session import Target
-from glmeval.simulator import FaultConfig, LocalServer
+from glmeval.simulator import DEFAULT_API_KEY, FaultConfig, LocalServer
 from glmeval.store import Store
 
 CHAT = "/chat/completions"
@@ -35,7 +35,8 @@ CHAT = "/chat/completions"
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
     """A fresh local server per test, instant unless the test sets a latency or faults."""
-    with LocalServer(port=0, speed=0.0) as srv:
+    # Strict about its key: the fatal-auth test sends another one (the default accepts any).
+    with LocalServer(port=0, speed=0.0, api_key=DEFAULT_API_KEY) as srv:
         yield srv
 
 
@@ -324,7 +325,7 @@ def test_rate_limit_time_is_queue_time_not_latency(server: LocalServer, client: 
 
 def test_tokens_per_minute_paces_by_actual_usage(server: LocalServer, client: GLMClient, store: Store) -> None:
     # A long system prompt: about 1,500 tokens per call as the server counts them.
-    poem = "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。" * 60
+    poem = "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。" * 90  # 16 tokens each (1.6 characters a token)
     started = time.perf_counter()
     # 3,000 tokens per second, ~1,500 used per call: 4 calls need about one second.
     _, outcome, run_id = run(

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from zhipuai import ZhipuAI
 
 from glmeval.catalogue.tokens import count_prompt_tokens, count_tokens, split_tokens, truncate_to_tokens
-from glmeval.simulator import MODELS, FaultConfig, LocalServer, RulesError, load_rules
+from glmeval.simulator import DEFAULT_API_KEY, MODELS, FaultConfig, LocalServer, RulesError, load_rules
 
 GLM4_HELLO = "你好👋！我是人工智能助手智谱清言，可以叫我小智🤖，很高兴见到你，欢迎问我任何问题。"
 WEATHER_TOOLS: list[dict[str, Any]] = [
@@ -53,7 +53,7 @@ def client_for(srv: LocalServer, **kwargs: Any) -> ZhipuAI:
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[LocalServer]:
-    with LocalServer(speed=0.02) as server:
+    with LocalServer(speed=0.02, api_key=DEFAULT_API_KEY) as server:
         yield server
 
 
@@ -241,7 +241,7 @@ def test_sampling_changes_phrasing_but_greedy_and_repeats_are_stable(client: Zhi
 def test_max_tokens_truncates_with_length_and_stop_cuts(client: ZhipuAI) -> None:
     short = client.chat.completions.create(model="glm-4", messages=user("你好"), max_tokens=5)
     assert short.choices[0].finish_reason == "length"
-    assert short.choices[0].message.content == GLM4_HELLO[:5] and short.usage.completion_tokens == 5
+    assert short.choices[0].message.content == truncate_to_tokens(GLM4_HELLO, 5) and short.usage.completion_tokens == 5
     stopped = client.chat.completions.create(model="glm-4", messages=user("你好"), stop=["智谱"])
     assert stopped.choices[0].message.content == GLM4_HELLO.split("智谱")[0]
     assert stopped.choices[0].finish_reason == "stop"
@@ -325,7 +325,7 @@ def test_auth_errors_carry_zhipu_codes(srv: LocalServer) -> None:
         ({"model": "glm-4", "messages": user("你好"), "max_tokens": 4096}, "1210", "max_tokens参数非法：限制数值范围[1,4095]"),
         ({"model": "glm-4", "messages": user("你好"), "extra_body": {"temperature": 1.5}}, "1210", "temperature"),
         ({"model": "glm-4", "messages": user("你好"), "stop": ["a", "b", "c", "d", "e"]}, "1210", "stop"),
-        ({"model": "glm-4-airx", "messages": user("字" * 9000)}, "1261", "Prompt"),
+        ({"model": "glm-4-airx", "messages": user("字" * 14000)}, "1261", "Prompt"),
     ],
 )
 def test_invalid_requests_get_400_with_business_code(client: ZhipuAI, params: dict[str, Any], code: str, needle: str) -> None:
@@ -526,7 +526,7 @@ def test_stop_frees_the_port_and_ends_idle_connections() -> None:
 
 def test_serve_command_prints_its_url_and_stops_on_ctrl_c() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "glmeval.simulator", "--port", "0", "--speed", "0"],
+        [sys.executable, "-m", "glmeval.simulator", "--port", "0", "--speed", "0", "--api-key", "glmeval-local.simulator"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -547,11 +547,12 @@ def test_serve_command_prints_its_url_and_stops_on_ctrl_c() -> None:
 
 
 def test_token_counting_rules() -> None:
-    assert count_tokens("你好") == 2
-    assert count_tokens("hello") == 2 and count_tokens("2024") == 1 and count_tokens("hi!") == 2
-    assert count_tokens("👋🤖") == 2 and count_tokens("   ") == 0 and count_tokens("") == 0
-    assert truncate_to_tokens("hello world", 2) == "hello"
-    assert count_prompt_tokens(user("你好")) == 2 + 4
+    # The calibrated rules (issue 14; tests/test_fidelity_tokens.py checks them against real usage).
+    assert count_tokens("你好") == 1 and count_tokens("我是人工智能助手") == 5
+    assert count_tokens("hello") == 1 and count_tokens("2024") == 2 and count_tokens("hi!") == 2
+    assert count_tokens("👋🤖") == 2 and count_tokens(" ") == 0 and count_tokens("") == 0
+    assert truncate_to_tokens("hello world", 1) == "hello"
+    assert count_prompt_tokens(user("你好")) == 1 + 1 + 5
 
 
 @settings(max_examples=200, deadline=None)

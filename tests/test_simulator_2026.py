@@ -22,7 +22,7 @@ import zhipuai
 from PIL import Image
 from zhipuai import ZhipuAI
 
-from glmeval.catalogue.tokens import count_tokens
+from glmeval.catalogue.tokens import count_tokens, truncate_to_tokens
 from glmeval.simulator import LocalServer
 from glmeval.simulator.vision import IMAGE_TOKENS
 
@@ -121,7 +121,9 @@ def test_glm47_reasons_by_default_in_stream_and_reasoning_comes_first(client: Zh
     started = time.perf_counter()
     first_reasoning = first_content = None
     chunks = []
-    for chunk in client.chat.completions.create(model="glm-4.7", messages=user("中国的首都是哪里？"), stream=True):
+    # Greedy: the stream is compared with a sync call below (sampled replies vary per call).
+    for chunk in client.chat.completions.create(model="glm-4.7", messages=user("中国的首都是哪里？"), stream=True,
+                                                do_sample=False):
         now = time.perf_counter() - started
         delta = chunk.choices[0].delta
         if delta.reasoning_content and first_reasoning is None:
@@ -138,7 +140,7 @@ def test_glm47_reasons_by_default_in_stream_and_reasoning_comes_first(client: Zh
     assert usage.completion_tokens == count_tokens(reasoning) + count_tokens(content)
     assert usage_adds_up(usage) > 0
     assert len({c.id for c in chunks}) == 1 and len({c.created for c in chunks}) == 1
-    sync = client.chat.completions.create(model="glm-4.7", messages=user("中国的首都是哪里？"))
+    sync = client.chat.completions.create(model="glm-4.7", messages=user("中国的首都是哪里？"), do_sample=False)
     assert (sync.choices[0].message.content, sync.choices[0].message.reasoning_content) == (content, reasoning)
 
 
@@ -156,10 +158,11 @@ def test_thinking_disabled_gives_no_reasoning(client: ZhipuAI) -> None:
 
 def test_hybrid_models_reason_when_asked(client: ZhipuAI) -> None:
     for model in ("glm-4.5", "glm-4.5-air", "glm-4.6", "glm-4.5-flash", "glm-5"):
-        on = client.chat.completions.create(model=model, messages=user("你好"), thinking={"type": "enabled"})
+        # Greedy, so the two calls' answers can be compared (sampled replies vary per call).
+        on = client.chat.completions.create(model=model, messages=user("你好"), thinking={"type": "enabled"}, do_sample=False)
         assert on.choices[0].message.reasoning_content, model
         assert usage_adds_up(on.usage) > 0
-        off = client.chat.completions.create(model=model, messages=user("你好"), thinking={"type": "disabled"})
+        off = client.chat.completions.create(model=model, messages=user("你好"), thinking={"type": "disabled"}, do_sample=False)
         assert off.choices[0].message.reasoning_content is None, model
         assert off.choices[0].message.content == on.choices[0].message.content
         assert on.usage.completion_tokens == off.usage.completion_tokens + usage_adds_up(on.usage)
@@ -209,11 +212,11 @@ def test_unknown_fields_and_reasoning_content_in_history_are_accepted(client: Zh
 
 
 def test_max_tokens_bounds_reasoning_and_answer_together(client: ZhipuAI) -> None:
-    full = client.chat.completions.create(model="glm-4.7", messages=user("你好"))
+    full = client.chat.completions.create(model="glm-4.7", messages=user("你好"), do_sample=False)  # two calls compared
     reasoning = usage_adds_up(full.usage)
-    short = client.chat.completions.create(model="glm-4.7", messages=user("你好"), max_tokens=reasoning + 3)
+    short = client.chat.completions.create(model="glm-4.7", messages=user("你好"), max_tokens=reasoning + 3, do_sample=False)
     assert short.choices[0].finish_reason == "length" and short.usage.completion_tokens == reasoning + 3
-    assert short.choices[0].message.content == full.choices[0].message.content[:3]
+    assert short.choices[0].message.content == truncate_to_tokens(full.choices[0].message.content, 3)
 
 
 # ------------------------------------------------------------------ the wire, exactly
@@ -365,8 +368,8 @@ def test_glm4_is_unchanged(srv: LocalServer, client: ZhipuAI) -> None:
     body = httpx.post(srv.base_url + "/chat/completions", headers=headers, timeout=10,
                       json={"model": "glm-4", "messages": user("你好"), "thinking": {"type": "enabled"}}).json()
     assert list(body) == ["choices", "created", "id", "model", "request_id", "usage"]
-    assert body["usage"] == {"completion_tokens": count_tokens(GLM4_HELLO), "prompt_tokens": 6,
-                             "prompt_tokens_details": {"cached_tokens": 0}, "total_tokens": 6 + count_tokens(GLM4_HELLO)}
+    assert body["usage"] == {"completion_tokens": count_tokens(GLM4_HELLO), "prompt_tokens": 7,
+                             "prompt_tokens_details": {"cached_tokens": 0}, "total_tokens": 7 + count_tokens(GLM4_HELLO)}
     payloads = raw_stream(srv, {"model": "glm-3-turbo", "messages": user("你好")})
     assert all("object" not in p and "reasoning_content" not in p["choices"][0]["delta"] for p in payloads)
     tool_chunks = raw_stream(srv, {"model": "glm-4", "messages": user("上海明天天气如何"), "tools": WEATHER_TOOLS})

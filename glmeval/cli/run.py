@@ -162,6 +162,7 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
 @click.argument("suites", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--local", is_flag=True, help="Start the local GLM server and send every call there (no key needed).")
 @click.option("--local-speed", type=float, default=LOCAL_SPEED, show_default=True, help="Latency factor of the local server.")
+@click.option("--local-seed", type=int, default=0, show_default=True, help="Seed of the local server's sampled replies (same seed, same answers).")
 @click.option("--rules", type=click.Path(path_type=Path), help="Extra reply rules for the local server.")
 @click.option("--base-url", envvar="ZHIPUAI_BASE_URL", help="API base URL (default: the official one).")
 @click.option(
@@ -226,7 +227,8 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
     multiple=True,
     metavar="KIND=RATE",
     help="With --local: inject faults, e.g. rate_limit=0.2, server_error=0.05, cut_stream=0.03, reset=0.02, "
-    "slow=0.1, content_filter=0.01, balance=0.01, retry_after=0.5, slow_ms=3000 (repeatable).",
+    "slow=0.1, content_filter=0.01, balance=0.01, model_busy=0.05 (429/1305), concurrency=0.05 (429/1302), "
+    "cut_json=0.02 (a stream frame cut mid-JSON), retry_after=0.5, slow_ms=3000 (repeatable).",
 )
 @click.option("--fault-seed", type=int, help="Seed of the injected faults (same seed, same faults).")
 # --- end runner ---
@@ -280,6 +282,7 @@ def run(
     tpm: tuple[str, ...] = (),
     faults: tuple[str, ...] = (),
     fault_seed: int | None = None,
+    local_seed: int = 0,
     poll_timeout: float | None = None,
     judge_model: str | None = None,
     embedding_model: str | None = None,
@@ -362,6 +365,7 @@ def run(
         timeout=timeout or max(p.suite.settings.timeout for p in plans),
         poll_timeout=poll_timeout or max(p.suite.settings.poll_timeout for p in plans),
         speed=local_speed,
+        seed=local_seed,
         rules=rules,
         replay=cache_mode == "replay",
         concurrency=max((concurrency or p.suite.settings.concurrency) for p in plans),

@@ -18,7 +18,19 @@ if TYPE_CHECKING:
 @click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
 @click.option("--rules", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="YAML rules file adding or overriding replies.")
 @click.option("--speed", default=1.0, show_default=True, type=float, help="Latency factor: 1 feels real, 0 answers at once.")
-@click.option("--api-key", default="glmeval-local.simulator", show_default=True, help="The key clients must send.")
+@click.option(
+    "--api-key",
+    default=None,
+    help="Require this key (for auth tests). Without it any well-formed key is accepted, so an app keeps its usual key.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the sampled replies (same seed, same answers).")
+@click.option(
+    "--max-stream-chunks",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Group each stream's content into at most N chunks (load tests); 0 sends one token per chunk, as the real API.",
+)
 @click.option("--fault", "faults", multiple=True, metavar="KIND=RATE", help="Inject faults, as `glmeval run --local --fault` (repeatable).")
 @click.option("--fault-seed", type=int, help="Seed of the injected faults.")
 @click.option("--provider", "providers", multiple=True, metavar="NAME=DIALECT",
@@ -26,8 +38,18 @@ if TYPE_CHECKING:
 @click.option("--cassette", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", help="Answer from cassette FILE (from `glmeval run --record`), its answers cycling.")
 @click.option("--cassette-miss", type=click.Choice(["error", "rules"]), default="error", show_default=True, help="A request the cassette lacks: 404 glmeval-cassette-miss, or the rules.")
 def serve(
-    host: str, port: int, rules: Path | None, speed: float, api_key: str, faults: tuple[str, ...] = (), fault_seed: int | None = None,
-    providers: tuple[str, ...] = (), cassette: Path | None = None, cassette_miss: str = "error",
+    host: str,
+    port: int,
+    rules: Path | None,
+    speed: float,
+    api_key: str | None,
+    seed: int = 0,
+    max_stream_chunks: int = 0,
+    faults: tuple[str, ...] = (),
+    fault_seed: int | None = None,
+    providers: tuple[str, ...] = (),
+    cassette: Path | None = None,
+    cassette_miss: str = "error",
 ) -> None:
     """Run the local GLM server (Zhipu v4 and OpenAI-compatible /v1) until Ctrl-C."""
     from glmeval.cli.run import parse_faults
@@ -41,7 +63,8 @@ def serve(
     recorded = load_cassette(cassette) if cassette is not None else None
     try:
         serve_forever(
-            host=host, port=port, rules_path=rules, speed=speed, faults=fault_config, api_key=api_key,
+            host=host, port=port, rules_path=rules, speed=speed, faults=fault_config, api_key=api_key or None,
+            max_stream_chunks=max_stream_chunks, seed=seed,
             providers=mounts, cassette=recorded, cassette_miss="rules" if cassette_miss == "rules" else "error",
         )
     except RulesError as exc:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from glmeval.report.data import ReportData, clean, has_reasoning, memo, numeric_column, variant_order
+from glmeval.report.summary import answer_groups
 
 EFFECT_METRICS: list[tuple[str, str]] = [
     ("pass_rate", "pass rate"),
@@ -23,8 +24,10 @@ EFFECT_METRICS: list[tuple[str, str]] = [
     ("completion_tokens", "completion tokens (mean)"),
     ("reasoning_tokens", "reasoning tokens (mean)"),
     ("cost", "cost per call (¥)"),
+    ("distinct_answers", "distinct answers (per case)"),
 ]
 REASONING_METRICS = {"reasoning_tokens"}  # shown only when the run has reasoning
+REPEAT_METRICS = {"distinct_answers"}  # shown only when some case was answered more than once
 THINKING_AXIS = "thinking"
 NOT_SET = "—"  # the axis value of a variant that does not set the axis at all
 
@@ -40,6 +43,7 @@ class Effect:
     numeric: bool
     counts: pd.DataFrame
     reasoning: bool = False
+    repeats: bool = False
 
     @property
     def set_values(self) -> list[str]:
@@ -50,8 +54,12 @@ class Effect:
 
     @property
     def metrics(self) -> list[tuple[str, str]]:
-        """The metrics this report shows: every one, less reasoning tokens for a run without any."""
-        return [(k, label) for k, label in EFFECT_METRICS if self.reasoning or k not in REASONING_METRICS]
+        """The metrics this report shows: every one, less reasoning tokens for a run without any
+        and distinct answers for a run without repeats."""
+        return [
+            (k, label) for k, label in EFFECT_METRICS
+            if (self.reasoning or k not in REASONING_METRICS) and (self.repeats or k not in REPEAT_METRICS)
+        ]
 
     def value_at(self, key: str, value: str, model: str) -> Any:
         t = self.tables[key]
@@ -137,7 +145,9 @@ def effects(data: ReportData) -> list[Effect]:
     Pass rate is the share of passing answers; latency is the median of fresh (uncached,
     successful) calls, like the summary; completion and reasoning tokens are means over
     answers (reasoning tokens are part of completion tokens); cost is per call, so axes with
-    unequal numbers of calls still compare. ``thinking`` (on/off) is an axis like any other.
+    unequal numbers of calls still compare; distinct answers is the mean number of different
+    answers a repeated case got (what temperature and top_p do to variety).
+    ``thinking`` (on/off) is an axis like any other.
     """
 
     def build() -> list[Effect]:
@@ -157,6 +167,11 @@ def effects(data: ReportData) -> list[Effect]:
                 "cost": pd.to_numeric(res["cost"], errors="coerce"),  # unknown price stays unknown (shown as ?)
             }
         )
+        groups = answer_groups(res)
+        repeated = groups[groups["answers"] >= 2].set_index(["variant_id", "case_id"])["distinct"]
+        base["distinct_answers"] = [
+            float(repeated.get((v, c), float("nan"))) for v, c in zip(res["variant_id"], res["case_id"])
+        ]
         reasoning = has_reasoning(res)
         for axis in grid_axes(data):
             raw = {vid: (v.get(axis) if axis in v else None) for vid, v in variant_of.items()}
@@ -176,7 +191,7 @@ def effects(data: ReportData) -> list[Effect]:
                 tables[key] = t.reindex(index=order, columns=model_order)
             counts = pd.pivot_table(frame, index="value", columns="model", values="pass_rate", aggfunc="count")
             counts = counts.reindex(index=order, columns=model_order)
-            out.append(Effect(axis, order, model_order, tables, numeric, counts, reasoning))
+            out.append(Effect(axis, order, model_order, tables, numeric, counts, reasoning, not repeated.empty))
         return out
 
     return memo(data, "effects", build)

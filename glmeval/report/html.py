@@ -102,6 +102,7 @@ def summary_rows(data: ReportData) -> list[dict[str, Any]]:
     best = views.best_variants(s)
     codes = variant_codes(data)
     ttfr, reasoning = views.shows_ttfr(s), views.shows_reasoning(s)
+    distinct = views.shows_distinct(s)
     rows = []
     for r in s.to_dict("records"):
         v = r["variant"]
@@ -129,6 +130,8 @@ def summary_rows(data: ReportData) -> list[dict[str, Any]]:
         ]
         if reasoning:
             cells.append(cell("reasoning_tokens_mean", fmt_num(r.get("reasoning_tokens_mean")), r.get("reasoning_tokens_mean")))
+        if distinct:
+            cells.append(cell("distinct_answers", fmt_num(r.get("distinct_answers")), r.get("distinct_answers")))
         cells += [
             cell("cost", fmt_cost(r["cost"]), r["cost"]),
             {**cell("errors", str(r["errors"]), r["errors"]), "bad": bool(r["errors"])},
@@ -151,6 +154,7 @@ SUMMARY_HEADERS: list[tuple[str, str]] = [
 ]
 TTFR_HEADER = ("TTFR p50", "median time to first reasoning token (streamed calls of thinking models)")
 REASONING_HEADER = ("reason. tok", "mean reasoning tokens per answer (part of the completion tokens)")
+DISTINCT_HEADER = ("distinct", "different answers a case got over its repeats, mean per case (1 = every repeat said the same)")
 
 
 def summary_headers(data: ReportData) -> list[tuple[str, str]]:
@@ -158,7 +162,9 @@ def summary_headers(data: ReportData) -> list[tuple[str, str]]:
     completion tokens when some variant has them (the same rule as :func:`summary_rows`)."""
     headers = list(SUMMARY_HEADERS)
     labels = [label for label, _ in SUMMARY_HEADERS]
-    if views.shows_reasoning(data.summary):  # the later column first, so the earlier index still holds
+    if views.shows_distinct(data.summary):  # the later columns first, so the earlier indexes still hold
+        headers.insert(labels.index("compl. tok") + 1, DISTINCT_HEADER)
+    if views.shows_reasoning(data.summary):
         headers.insert(labels.index("compl. tok") + 1, REASONING_HEADER)
     if views.shows_ttfr(data.summary):
         headers.insert(labels.index("TTFT p50") + 1, TTFR_HEADER)
@@ -170,10 +176,10 @@ def _cost_fmt(value: float) -> str:
 
 
 METRIC_FMT = {"pass_rate": pct_fmt, "latency_p50_ms": default_fmt, "completion_tokens": default_fmt,
-              "reasoning_tokens": default_fmt, "cost": _cost_fmt}
+              "reasoning_tokens": default_fmt, "cost": _cost_fmt, "distinct_answers": default_fmt}
 EFFECT_COLUMNS = {"pass_rate": ("pass rate", fmt_pct), "latency_p50_ms": ("p50 ms", fmt_ms),
                   "completion_tokens": ("completion tok", fmt_num), "reasoning_tokens": ("reasoning tok", fmt_num),
-                  "cost": ("cost/call", fmt_cost)}
+                  "cost": ("cost/call", fmt_cost), "distinct_answers": ("distinct answers", fmt_num)}
 
 
 def effect_blocks(data: ReportData) -> list[dict[str, Any]]:

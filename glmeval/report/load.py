@@ -89,7 +89,7 @@ def load_report_data(
         raise GlmevalError(f"no run {run_id!r} in {store.path}")
     results = results_frame(store, run_id)
     checks = checks_frame(store, run_id)
-    summary = enrich_summary(summary_frame(results, run.variants), checks)
+    summary = enrich_summary(summary_frame(results, run.variants), checks, results)
     jobs, variants = _load_jobs(store, run_id)
     history = load_history(store, run, history_runs) if history_runs > 0 else None
     data = ReportData(run=run, results=results, checks=checks, summary=summary, jobs=jobs, variants=variants, history=history)

@@ -139,6 +139,7 @@ def summary_table(summary: pd.DataFrame, tablefmt: str = "github", highlight: bo
     summary = views.enrich_summary(summary, pd.DataFrame())
     best = views.best_variants(summary) if highlight else {}
     ttfr, reasoning = views.shows_ttfr(summary), views.shows_reasoning(summary)
+    distinct = views.shows_distinct(summary)
 
     def mark(col: str, variant: str, text: str) -> str:
         return _bold_if(text, variant in best.get(col, set()))
@@ -164,11 +165,14 @@ def summary_table(summary: pd.DataFrame, tablefmt: str = "github", highlight: bo
         row += [mark("prompt_tokens", v, fmt_num(r["prompt_tokens"])), mark("completion_tokens", v, fmt_num(r["completion_tokens"]))]
         if reasoning:
             row.append(mark("reasoning_tokens_mean", v, fmt_num(r.get("reasoning_tokens_mean"))))
+        if distinct:
+            row.append(fmt_num(r.get("distinct_answers")))
         row += [mark("cost", v, fmt_cost(r["cost"])), mark("errors", v, str(r["errors"]))]
         rows.append(row)
     headers = ["variant", "pass rate (95% CI)", "cases", "checks", "p50 ms", "p95 ms", "TTFT p50 ms"]
     headers += ["TTFR p50 ms"] if ttfr else []
-    headers += ["prompt tok", "completion tok"] + (["reasoning tok"] if reasoning else []) + ["cost", "errors"]
+    headers += ["prompt tok", "completion tok"] + (["reasoning tok"] if reasoning else [])
+    headers += (["distinct answers"] if distinct else []) + ["cost", "errors"]
     return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
 
@@ -486,9 +490,9 @@ def failures(data: ReportData) -> str:
 
 
 EFFECT_HEADERS = {"pass_rate": "pass rate", "latency_p50_ms": "p50 ms", "completion_tokens": "completion tok",
-                  "reasoning_tokens": "reasoning tok", "cost": "cost/call"}
+                  "reasoning_tokens": "reasoning tok", "cost": "cost/call", "distinct_answers": "distinct answers"}
 _EFFECT_FMT: dict[str, Callable[[Any], str]] = {"pass_rate": fmt_pct, "latency_p50_ms": fmt_ms, "completion_tokens": fmt_num,
-                                                "reasoning_tokens": fmt_num, "cost": fmt_cost}
+                                                "reasoning_tokens": fmt_num, "cost": fmt_cost, "distinct_answers": fmt_num}
 
 
 @section

@@ -41,6 +41,42 @@ BEST_PRECISION: dict[str, int] = {
 
 REASONING_COLUMN = "reasoning_tokens_mean"
 TTFR_COLUMN = "ttfr_p50_ms"
+DISTINCT_COLUMN = "distinct_answers"
+
+
+def answer_groups(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (variant, case) with an answer: ``answers`` how many, ``distinct`` how
+    many different ones (the answer text and its tool calls, errors left out)."""
+    if results.empty or "output" not in results.columns:
+        return pd.DataFrame(columns=["variant_id", "case_id", "answers", "distinct"])
+    answered = results[results["status"] != "error"]
+    # fillna first: pandas' string dtype keeps a missing value missing through astype(str).
+    calls = answered["tool_calls"].fillna("").astype(str) if "tool_calls" in answered.columns else ""
+    frame = pd.DataFrame({"variant_id": answered["variant_id"], "case_id": answered["case_id"],
+                          "answer": answered["output"].fillna("").astype(str) + "\x1f" + calls})
+    grouped = frame.groupby(["variant_id", "case_id"])["answer"].agg(["count", "nunique"]).reset_index()
+    return grouped.rename(columns={"count": "answers", "nunique": "distinct"})
+
+
+def distinct_answers(results: pd.DataFrame) -> dict[str, float]:
+    """Per variant, the mean number of different answers a case got over its repeats.
+
+    Only cases answered at least twice count, and a variant without any is left out: with one
+    answer per case there is nothing to compare. 1.0 means every repeat said the same (greedy
+    decoding, or a temperature too low to matter); higher is more variety.
+    """
+    groups = answer_groups(results)
+    repeated = groups[groups["answers"] >= 2]
+    if repeated.empty:
+        return {}
+    return {str(k): float(v) for k, v in repeated.groupby("variant_id")["distinct"].mean().items()}
+
+
+def shows_distinct(summary: pd.DataFrame) -> bool:
+    """Whether the summary gets a "distinct answers" column: some variant repeated a case."""
+    if summary.empty or DISTINCT_COLUMN not in summary.columns:
+        return False
+    return bool(pd.to_numeric(summary[DISTINCT_COLUMN], errors="coerce").notna().any())
 
 
 def shows_reasoning(summary: pd.DataFrame) -> bool:
@@ -58,8 +94,9 @@ def shows_ttfr(summary: pd.DataFrame) -> bool:
     return bool(pd.to_numeric(summary[TTFR_COLUMN], errors="coerce").notna().any())
 
 
-def enrich_summary(summary: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
-    """Add the 95% Wilson interval of the pass rate and the checks passed per variant.
+def enrich_summary(summary: pd.DataFrame, checks: pd.DataFrame, results: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Add the 95% Wilson interval of the pass rate, the checks passed per variant and, given
+    the results, the distinct answers per case (:func:`distinct_answers`).
 
     An interval next to the rate stops people reading 2 of 3 vs 3 of 3 as a real difference.
     Idempotent, so a summary that already has the columns is returned unchanged.
@@ -81,6 +118,9 @@ def enrich_summary(summary: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
         out["checks_passed"] = 0
         out["checks_total"] = 0
     out["checks_rate"] = [p / t if t else float("nan") for p, t in zip(out["checks_passed"], out["checks_total"])]
+    if results is not None:
+        distinct = distinct_answers(results)
+        out[DISTINCT_COLUMN] = [distinct.get(str(v), float("nan")) for v in out["variant"]]
     return out
 
 
@@ -175,5 +215,6 @@ def outcome(data: ReportData) -> dict[str, str]:
 
 __all__ = [
     "BEST_DIRECTION", "BEST_PRECISION", "REASONING_COLUMN", "TTFR_COLUMN", "enrich_summary", "best_variants", "totals",
-    "models", "outcome", "shows_reasoning", "shows_ttfr",
+    "models", "outcome", "shows_reasoning", "shows_ttfr", "DISTINCT_COLUMN", "answer_groups", "distinct_answers",
+    "shows_distinct",
 ]

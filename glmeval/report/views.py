@@ -44,6 +44,7 @@ from glmeval.report.summary import (
     enrich_summary,
     models,
     outcome,
+    shows_distinct,
     shows_reasoning,
     shows_ttfr,
     totals,
@@ -55,7 +56,7 @@ __all__ = [
     "best_variants", "totals", "effects", "grid_axes", "trends", "delta_rows",
     "regression_pairs", "message_text", "cell_messages", "models", "variant_order", "clean", "is_missing",
     "EFFECT_METRICS", "TREND_METRICS", "BEST_DIRECTION", "BEST_PRECISION", "shown_reason", "failure_lines",
-    "failure_items", "outcome", "has_reasoning", "shows_reasoning", "shows_ttfr", "THINKING_AXIS", "axis_value_label",
+    "failure_items", "outcome", "has_reasoning", "shows_reasoning", "shows_ttfr", "shows_distinct", "THINKING_AXIS", "axis_value_label",
     "Part", "SearchResult", "message_parts", "web_search_results", "reasoning_label", "clip_reasoning",
     "ProviderRow", "provider_rows", "agreements", "agreement_cells", "best_rows", "headline", "shows_providers",
 ]

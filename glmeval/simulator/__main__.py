@@ -21,11 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", action="append", default=None, help="YAML rules file (repeatable)")
     parser.add_argument("--speed", type=float, default=1.0, help="latency factor: 1 realistic, 0 instant")
     parser.add_argument("--fixed-latency-ms", type=float, default=None)
-    parser.add_argument("--max-stream-chunks", type=int, default=8,
-                        help="cap on content chunks per stream; 0 sends one token per chunk, as the real API")
+    parser.add_argument("--max-stream-chunks", type=int, default=0,
+                        help="cap on content chunks per stream for load tests; 0 (default) sends one token per chunk, as the real API")
     parser.add_argument("--faults", default="", help='e.g. "rate_limit=0.1,cut_stream=0.05,seed=3"')
-    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
-    parser.add_argument("--any-key", action="store_true", help="accept any non-empty bearer token")
+    parser.add_argument("--api-key", default=None, help=f"require this key (e.g. {DEFAULT_API_KEY}); default: any well-formed key")
+    parser.add_argument("--any-key", action="store_true", help="accept any well-formed key (the default)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled replies")
     args = parser.parse_args(argv)
     try:
         faults = FaultConfig.parse(args.faults) if args.faults else None
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             api_key=None if args.any_key else args.api_key,
             fixed_latency_ms=args.fixed_latency_ms,
             max_stream_chunks=args.max_stream_chunks,
+            seed=args.seed,
         )
     except (RulesError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

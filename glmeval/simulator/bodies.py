@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from glmeval.catalogue.tokens import count_tokens, truncate_to_tokens
+from glmeval.catalogue.tokens import count_tokens, count_tool_call_tokens, truncate_to_tokens
 
 from .conversation import Reply, ToolCall
 from .models import ModelSpec
@@ -95,7 +95,7 @@ def shape(request: ChatRequest, reply: Reply) -> Outcome:
         reasoning = truncate_to_tokens(reasoning, request.max_tokens)
     reasoning_tokens = count_tokens(reasoning) if reasoning else 0
     if reply.tool_calls:
-        tokens = sum(count_tokens(c.name) + count_tokens(c.arguments) + 4 for c in reply.tool_calls)
+        tokens = sum(count_tool_call_tokens(c.name, c.arguments) for c in reply.tool_calls)
         return Outcome(None, reasoning, reply.tool_calls, "tool_calls", tokens + reasoning_tokens, reasoning_tokens)
     content = reply.content or ""
     finish = reply.finish_reason

@@ -18,7 +18,15 @@ import hashlib
 from dataclasses import dataclass, fields
 from typing import Final
 
-__all__ = ["FAULT_KINDS", "SCHEDULE_KINDS", "FaultConfig", "FaultDecision", "decide_fault"]
+__all__ = [
+    "BUSY_ERRORS",
+    "FAULT_KINDS",
+    "SCHEDULE_KINDS",
+    "STREAM_CUTS",
+    "FaultConfig",
+    "FaultDecision",
+    "decide_fault",
+]
 
 FAULT_KINDS: Final[tuple[str, ...]] = (
     "balance",
@@ -27,8 +35,26 @@ FAULT_KINDS: Final[tuple[str, ...]] = (
     "reset",
     "cut_stream",
     "content_filter",
+    "model_busy",
+    "concurrency",
+    "cut_json",
 )
-"""Exclusive faults, in the order they are tried; ``slow`` combines with any of them."""
+"""Exclusive faults, in the order they are tried; ``slow`` combines with any of them.
+(New kinds go at the end, so a seed keeps drawing the same faults for the older ones.)"""
+
+BUSY_ERRORS: Final[dict[str, tuple[str, str]]] = {
+    # HTTP 429, code 1305, the live message (zhipu-api.md §4.1 CAP-ERR; §4.2 "1305 已触发流量限制").
+    "model_busy": ("1305", "该模型当前访问量过大，请您稍后再试"),
+    # HTTP 429, code 1302 "并发数过高", as api.z.ai words it (zhipu-api-2026.md §5, kaitranntt/ccs#402).
+    "concurrency": (
+        "1302",
+        "High concurrency usage of this API, please reduce concurrency or contact customer service to increase limits",
+    ),
+}
+"""The 429 faults that carry no ``Retry-After`` (none was seen on ``/paas/v4``, 2026 §5)."""
+
+STREAM_CUTS: Final[frozenset[str]] = frozenset({"cut_stream", "cut_json"})
+"""Faults that break a stream; a non-stream request gets a connection reset instead."""
 
 _RATE_FIELDS: Final[tuple[str, ...]] = FAULT_KINDS + ("slow",)
 SCHEDULE_KINDS: Final[tuple[str, ...]] = _RATE_FIELDS
@@ -50,6 +76,12 @@ class FaultConfig:
       ``[DONE]``; a non-stream request is reset instead.
     - ``content_filter``: non-stream 400 code 1301; stream ends with finish_reason
       ``sensitive``; an async task ends in FAIL.
+    - ``model_busy``: HTTP 429, code 1305 "该模型当前访问量过大，请您稍后再试" (no Retry-After).
+    - ``concurrency``: HTTP 429, code 1302 "High concurrency usage of this API..." (no Retry-After).
+    - ``cut_json``: the 2026 api.z.ai defect (zhipu-api-2026.md §5): halfway through a stream
+      one chunk's JSON is cut off and the next ``data:`` frame follows on the same line, then
+      the connection closes; the SDK's ``json.loads`` fails mid-iteration. A non-stream
+      request is reset instead.
     - ``slow``: ``slow_ms`` extra milliseconds (absolute, not scaled by ``speed``), on top of
       any other outcome.
 
@@ -61,7 +93,8 @@ class FaultConfig:
       apply (all 0 by default, so it then succeeds). ``FaultConfig(fail_first=2,
       fail_kind="rate_limit")`` is "429 twice, then 200" for every request.
     - ``fail_kind``: one of the kinds above (``rate_limit``, ``server_error``, ``reset``,
-      ``cut_stream``, ``content_filter``, ``balance``) or ``slow``. A scheduled
+      ``cut_stream``, ``content_filter``, ``balance``, ``model_busy``, ``concurrency``,
+      ``cut_json``) or ``slow``. A scheduled
       ``server_error`` on async create is always the HTTP 500 (never a FAIL task). Judge and
       embedding calls, which only ever get ``rate_limit`` / ``server_error`` / ``slow``, are
       not scheduled other kinds.
@@ -77,6 +110,9 @@ class FaultConfig:
     slow: float = 0.0
     content_filter: float = 0.0
     balance: float = 0.0
+    model_busy: float = 0.0
+    concurrency: float = 0.0
+    cut_json: float = 0.0
     retry_after: float | None = 1.0
     slow_ms: float = 3000.0
     seed: int = 0

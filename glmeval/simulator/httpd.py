@@ -28,7 +28,7 @@ from glmeval.catalogue.tokens import count_tokens
 from .bodies import Outcome, chat_body, chat_message, dumps, new_id, shape, usage_for
 from .dialect_wire import wire_for
 from .embeddings import embed
-from .faults import FaultDecision
+from .faults import BUSY_ERRORS, STREAM_CUTS, FaultDecision
 from .openai_compat import NO_MOUNT, V1_ROUTES, Mount, models_list, openai_error, split_mount, to_zhipu_body
 from .protocol import (
     ApiError,
@@ -313,7 +313,9 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(500, *_ERR_SERVER)
         if kind == "content_filter":
             raise ApiError(400, *_ERR_SENSITIVE)
-        if kind == "reset" or (kind == "cut_stream" and not stream):
+        if kind in BUSY_ERRORS:
+            raise ApiError(429, *BUSY_ERRORS[kind])
+        if kind == "reset" or (kind in STREAM_CUTS and not stream):
             self._reset()
             return True
         return False

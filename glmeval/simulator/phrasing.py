@@ -1,26 +1,41 @@
-"""How a reply is worded: deterministic phrasing choice, placeholders, the fallback reply.
+"""How a reply is worded: which phrasing a call gets, placeholders, the fallback reply.
 
-Determinism: nothing here uses Python's randomised ``hash()`` or a random generator. Every
-choice is a BLAKE2 hash of (model, temperature, top_p, seed, conversation text), so the same
-request always gets the same words and CI stays stable.
+Sampling varies like a real model's, and is still reproducible. A greedy request
+(``do_sample: false`` or temperature <= 0.01) always gets a rule's first phrasing. Otherwise
+each call draws from a :class:`Sampler`, from the server seed, the request and ``n``, how
+often this exact request (model, conversation, sampling) was seen before, so the 8 repeats
+of one case get 8 different draws, a restarted server with the same ``--seed``
+gives the same sequence, and concurrency cannot change which answers a run gets (only which
+of several identical requests gets which). A request that sends its own ``seed`` gets one
+fixed draw for that seed. Nothing uses Python's randomised ``hash()``.
+
+The draw picks a phrasing with probabilities like a sampled token's: phrasing ``i`` has
+weight ``exp(-0.15 * i / temperature)`` (the first is the most likely, and a higher
+temperature flattens the spread), then nucleus ``top_p`` keeps the smallest set of the most
+likely phrasings whose probability reaches ``top_p``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .conversation import Conversation, Reply, Sampling
+from .conversation import Conversation, Instructions, Reply, Sampling
 from .models import ModelSpec
 
 __all__ = [
     "CJK",
+    "Sampler",
     "choice_index",
+    "phrasing_weights",
     "digest",
     "fallback_reply",
+    "first_sentence",
     "phrasings_for",
     "reasoning_for",
     "render_tool_result",
@@ -38,32 +53,116 @@ def digest(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "big")
 
 
-def choice_index(count: int, model: str, sampling: Sampling, text: str) -> int:
-    """Which of ``count`` phrasings to use.
+_SPREAD = 0.15
+_TWO64 = float(2**64)
 
-    Greedy requests always get 0. Otherwise the candidates are the first
-    ``1 + round(reach * (count - 1))`` phrasings, ``reach = temperature * (0.4 + 0.6 * top_p)``,
-    and a hash of the request picks one, so higher temperature reaches further down the list
-    while the same request always gets the same phrasing.
-    """
+
+def phrasing_weights(count: int, sampling: Sampling) -> list[float]:
+    """The probability of each of ``count`` phrasings under ``sampling`` (after ``top_p``)."""
     if count <= 1 or sampling.greedy:
-        return 0
-    reach = min(1.0, sampling.temperature) * (0.4 + 0.6 * min(1.0, sampling.top_p))
-    span = 1 + round(reach * (count - 1))
-    if span <= 1:
-        return 0
-    return digest(model, sampling.temperature, sampling.top_p, sampling.seed, text) % span
+        return [1.0] + [0.0] * max(0, count - 1)
+    temperature = min(1.0, max(0.01, sampling.temperature))
+    raw = [math.exp(-_SPREAD * i / temperature) for i in range(count)]
+    total = sum(raw)
+    probabilities = [w / total for w in raw]
+    top_p = min(1.0, max(0.0, sampling.top_p))
+    kept, mass = 0, 0.0
+    while kept < count and (kept == 0 or mass < top_p - 1e-9):
+        mass += probabilities[kept]
+        kept += 1
+    return [p / mass if i < kept else 0.0 for i, p in enumerate(probabilities)]
 
 
-def phrasings_for(table: Mapping[str, tuple[str, ...]], model: ModelSpec) -> tuple[str, ...]:
-    """The phrasings for ``model``: its own name, then its style, then ``default``, then any."""
-    for key in (model.name, model.style, "default"):
+def choice_index(count: int, sampling: Sampling, draw: int) -> int:
+    """Which of ``count`` phrasings the 64-bit ``draw`` picks (greedy requests: always 0)."""
+    weights = phrasing_weights(count, sampling)
+    u = draw / _TWO64
+    cumulative = 0.0
+    for index, weight in enumerate(weights):
+        cumulative += weight
+        if u < cumulative:
+            return index
+    return max(i for i, w in enumerate(weights) if w > 0)
+
+
+_GOLDEN = int(0.6180339887498949 * 2**64)
+
+
+class Sampler:
+    """The seeded generator behind every sampled reply: one draw per call.
+
+    The ``n``-th sighting of a request draws ``start + n * golden ratio`` (mod 1), ``start``
+    a hash of the seed and the request: a low-discrepancy sequence, so repeats spread over the
+    phrasings in proportion to their probability (8 calls reach every phrasing of probability
+    >= 0.15, where independent draws would miss one now and then), and a run is reproducible
+    from the seed however its calls interleave.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._seen: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def draw(self, model: str, sampling: Sampling, text: str, counter: str = "") -> int:
+        """The draw for this call; a request ``seed`` fixes it (same seed, same answer).
+
+        ``counter`` (the call mode, thinking...) keeps a separate sighting count per kind of
+        call, on the same sequence: the first sync and the first stream call of a prompt
+        answer alike, as the real API's modes do.
+        """
+        key = (model, sampling.do_sample, sampling.temperature, sampling.top_p, text)
+        if sampling.seed is not None:
+            return digest("request-seed", sampling.seed, *key)
+        start = digest("call", self.seed, *key)
+        ident = digest(start, counter)
+        with self._lock:
+            nth = self._seen.get(ident, 0)
+            self._seen[ident] = nth + 1
+        return (start + nth * _GOLDEN) % 2**64
+
+    def reset(self) -> None:
+        """Forget the sightings: the next calls draw as after a restart."""
+        with self._lock:
+            self._seen.clear()
+
+
+LANGUAGE_KEYS: dict[str, str] = {"en": "english", "zh": "chinese"}
+"""The reply-table key a language instruction selects ("answer in English" → ``english``)."""
+_LENGTH_STYLES = {"short": "terse", "long": "thorough"}
+_SENTENCE = re.compile(r"^(.+?(?:[。！？!?]|\.(?=\s|$)))(?=\s*\S)", re.S)
+
+
+def phrasings_for(
+    table: Mapping[str, tuple[str, ...]], model: ModelSpec, instructions: Instructions | None = None
+) -> tuple[str, ...]:
+    """The phrasings for ``model`` under the prompt's instructions.
+
+    The language asked for (``english`` / ``chinese``) wins, then the model's own name, then
+    the style the length asks for (short: ``terse``, long: ``thorough``), then the model's
+    style, then ``default``, then any.
+    """
+    keys: list[str] = []
+    if instructions is not None and instructions.language is not None:
+        keys.append(LANGUAGE_KEYS[instructions.language])
+    keys.append(model.name)
+    if instructions is not None and instructions.length is not None:
+        keys.append(_LENGTH_STYLES[instructions.length])
+    keys += [model.style, "default"]
+    for key in keys:
         found = table.get(key)
         if found:
             return found
     for found in table.values():
         return found
     return ()
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a prose reply ("in one sentence"); code and JSON stay whole."""
+    if "```" in text or text.lstrip()[:1] in "{[":
+        return text
+    found = _SENTENCE.match(text.strip())
+    return found.group(1) if found else text
 
 
 def render_tool_result(raw: str) -> str:
@@ -136,18 +235,31 @@ _FALLBACK_EN = (
 _SENTENCES_BY_STYLE = {"thorough": 3, "balanced": 2, "terse": 1}
 
 
-def fallback_reply(conv: Conversation, model: ModelSpec, sampling: Sampling) -> str:
-    """A deterministic reply for unmatched requests, marked as simulated, differing by model."""
+_FALLBACK_VARIANTS = 6
+
+
+def fallback_reply(conv: Conversation, model: ModelSpec, sampling: Sampling, draw: int = 0) -> str:
+    """The reply for unmatched requests, marked as simulated, differing by model.
+
+    Its sentences come from one of :data:`_FALLBACK_VARIANTS` orders, chosen by ``draw`` like
+    a rule's phrasings (variant 0 for a greedy request).
+    """
     snippet = " ".join(conv.last_user.split())[:20]
     english = CJK.search(conv.last_user) is None and bool(snippet)
+    if conv.instructions.language is not None:
+        english = conv.instructions.language == "en"
     pool = _FALLBACK_EN if english else _FALLBACK_ZH
     key: tuple[object, ...] = (model.name, conv.text)
-    if not sampling.greedy:
-        key += (sampling.temperature, sampling.top_p, sampling.seed)
+    variant = choice_index(_FALLBACK_VARIANTS, sampling, draw)
+    if variant:
+        key += (variant,)
     h = digest(*key)
     chosen: list[str] = []
     order = list(range(len(pool)))
-    for _ in range(_SENTENCES_BY_STYLE.get(model.style, 2)):
+    sentences = 1 if conv.instructions.length == "short" else _SENTENCES_BY_STYLE.get(model.style, 2)
+    if conv.instructions.length == "long":
+        sentences = 3
+    for _ in range(sentences):
         chosen.append(pool[order.pop(h % len(order))])
         h //= 7
     if english:

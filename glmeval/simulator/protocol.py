@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from glmeval.catalogue.models import EFFECTIVE_EFFORT, REASONING_EFFORT_VALUES
 from glmeval.catalogue.tokens import MESSAGE_OVERHEAD_TOKENS, content_text, count_prompt_tokens, count_tokens
@@ -32,6 +32,7 @@ from .search import WebSearch, parse_web_search, result_tokens, search_results
 from .vision import IMAGE_TOKENS, ImageError, Picture, is_text_part, part_type, read_picture
 
 __all__ = [
+    "DEFAULT_API_KEY",
     "ApiError",
     "ChatRequest",
     "EmbeddingRequest",
@@ -103,11 +104,9 @@ def _check_jwt(token: str, api_key: str | None, now_ms: float) -> bool:
         return False
     if api_key is not None:
         key_id, dot, secret = api_key.partition(".")
-        if not dot:
-            raise ApiError(401, "1000", "身份验证失败。")
         expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode("ascii"), hashlib.sha256).digest()
-        if not hmac.compare_digest(expected, signature) or payload.get("api_key") != key_id:
-            raise ApiError(401, "1000", "身份验证失败。")
+        if not dot or not hmac.compare_digest(expected, signature) or payload.get("api_key") != key_id:
+            raise ApiError(401, "1000", "身份验证失败。" + _LOCAL + "the JWT is not signed with the --api-key it was started with)")
     exp = payload.get("exp")
     if isinstance(exp, (int, float)) and exp < now_ms:
         # The business code 1003 (Token 已过期) is documented; this exact message is [unconfirmed].
@@ -115,20 +114,57 @@ def _check_jwt(token: str, api_key: str | None, now_ms: float) -> bool:
     return True
 
 
+DEFAULT_API_KEY: Final = "glmeval-local.simulator"
+"""The demo key of the local server: public, so a 401 may name it (a key given with
+``--api-key`` may be a real one and is never echoed)."""
+
+_NO_AUTH = "Header中未收到Authentication参数，无法进行身份验证。"
+_LOCAL = " (glmeval local server: "
+
+
+def _wanted(api_key: str) -> str:
+    """What a strict server tells a client whose key it refused."""
+    if api_key == DEFAULT_API_KEY:
+        return f"it was started with --api-key and wants the key {DEFAULT_API_KEY}"
+    return "it was started with --api-key and wants that key; this one differs (start it without --api-key to accept any key)"
+
+
+def _malformed(token: str) -> str | None:
+    """Why a bearer token cannot be a key at all, or None when it is well-formed."""
+    for char in token:
+        if char.isspace():
+            return "the key contains whitespace; send `Authorization: Bearer <key>` with the key alone"
+        if not " " < char < "\x7f":
+            return "the key contains a control or non-ASCII character; copy it again"
+    return None
+
+
 def check_auth(header: str | None, api_key: str | None) -> None:
-    """Accept ``Bearer <raw key>`` or ``Bearer <HS256 JWT>``; ``api_key=None`` accepts any key."""
+    """Accept ``Bearer <raw key>`` or ``Bearer <HS256 JWT>``.
+
+    ``api_key=None`` (the default of ``glmeval serve`` and ``LocalServer``) accepts any
+    well-formed key, so an app pointed at the local server works with whatever key it has;
+    an expired JWT is still refused. A given ``api_key`` makes the server strict (auth
+    tests). Every 401 keeps the real business code and adds, in brackets, what the local
+    server wants, without echoing the key it got.
+    """
     token = (header or "").strip()
     if token[:7].lower() == "bearer ":
         token = token[7:].strip()
+    elif token.lower() == "bearer":
+        token = ""
     if not token:
-        raise ApiError(401, "1001", "Header中未收到Authentication参数，无法进行身份验证。")
+        raise ApiError(401, "1001", _NO_AUTH + _LOCAL + "send `Authorization: Bearer <key>`; any key works unless it was started with --api-key)")
+    problem = _malformed(token)
+    if problem is not None:
+        raise ApiError(401, "1002", "Authentication Token非法。" + _LOCAL + problem + ")")
     if api_key is not None and hmac.compare_digest(token.encode(), api_key.encode()):
         return
     if _check_jwt(token, api_key, time.time() * 1000):
         return
     if api_key is None:
         return
-    raise ApiError(401, "1000", "身份验证失败。")
+    raise ApiError(401, "1000", "身份验证失败。" + _LOCAL + _wanted(api_key) + ")")
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,14 @@ from .vision import describe
 __all__ = ["answer"]
 
 
+def _request_key(request: ChatRequest) -> str:
+    """What, besides the text and sampling, makes two requests different calls for the sampler."""
+    return "|".join(str(part) for part in (
+        request.stream, request.thinking, request.effort, request.json_mode, request.max_tokens, request.stop,
+        sorted(request.conversation.tool_names), getattr(request, "provider", None),
+    ))
+
+
 def answer(request: ChatRequest, rules: RuleSet) -> Reply:
     """The reply to ``request``: a description of its pictures, else the rules' reply; cited when searched.
 
@@ -28,7 +36,9 @@ def answer(request: ChatRequest, rules: RuleSet) -> Reply:
     if request.pictures:
         reply = Reply(describe(request.pictures, request.english), rule="vision")
     else:
-        reply = rules.respond(request.conversation, request.model, request.sampling)
+        # ChatRequest.provider comes with the provider mounts (/p/<name>/...); None before them.
+        provider = getattr(request, "provider", None)
+        reply = rules.respond(request.conversation, request.model, request.sampling, provider, _request_key(request))
     if request.search_results and reply.content and not reply.tool_calls and not request.json_mode:
         reply = replace(reply, content=cite(reply.content, request.search_results, request.english))
     return reply

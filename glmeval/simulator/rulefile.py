@@ -1,8 +1,9 @@
 """Rule files: YAML parsing and validation into compiled :class:`Rule` objects.
 
-Every problem is a :class:`RulesError` naming the file and 1-based line, because rule files
-are written by hand and a wrong key should point at itself. The file format is documented
-at the top of ``builtin_rules.yaml``.
+Every problem names the file and 1-based line, because rule files are written by hand and a
+wrong key should point at itself; and every bad rule of a file (of every file given) is
+reported in one pass, one :class:`RulesError` carrying them all, so a user fixes them in one
+go. The file format is documented at the top of ``builtin_rules.yaml``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any
 import yaml
 
 from .actions import ACTIONS
+from .conversation import VIEWS
 from .models import MODELS, STYLES
+from .phrasing import LANGUAGE_KEYS
 
 __all__ = [
     "BUILTIN_RULES_PATH",
@@ -34,23 +37,42 @@ BUILTIN_RULES_PATH = Path(__file__).with_name("builtin_rules.yaml")
 
 _RULE_KEYS = (
     "name", "description", "match", "on", "ignore_case", "reply", "reply_without_tool",
-    "tool_call", "models", "finish_reason", "action",
+    "tool_call", "models", "providers", "when", "finish_reason", "action",
 )
-_ON_VALUES = ("user", "conversation", "system")
+_ON_VALUES = VIEWS
+_REPLY_KEYS = ("default", *STYLES, *LANGUAGE_KEYS.values())
+_PROVIDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _FINISH_REASONS = ("stop", "length", "sensitive", "network_error")
 
 
 class RulesError(ValueError):
-    """A rules file that cannot be used, with the file and 1-based line of the problem."""
+    """A rules file that cannot be used: the file and 1-based line of the (first) problem.
+
+    ``problems`` holds every problem found (this one first); ``str()`` is one line each.
+    """
 
     def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
         self.message = message
         self.path = path
         self.line = line
+        self.problems: list[RulesError] = [self]
         where = path or "<rules>"
         if line is not None:
             where = f"{where}:{line}"
-        super().__init__(f"{where}: {message}")
+        self.where = f"{where}: {message}"
+        super().__init__(self.where)
+
+    @classmethod
+    def combine(cls, problems: list[RulesError]) -> RulesError:
+        """One error standing for ``problems`` (its path and line are the first one's)."""
+        first = problems[0]
+        combined = cls(first.message, first.path, first.line)
+        combined.problems = [p for problem in problems for p in problem.problems]
+        combined.args = ("\n".join(p.where for p in combined.problems),)
+        return combined
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else self.where
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +97,8 @@ class Rule:
     finish_reason: str | None = None
     action: str | None = None
     source: str = ""
+    providers: frozenset[str] | None = None
+    when: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
 
 
 
@@ -125,9 +149,11 @@ class _Reader:
             table: dict[str, tuple[str, ...]] = {}
             for key_node, value_node in node.value:
                 name = str(self.value(key_node))
-                if name != "default" and name not in STYLES and name not in MODELS:
+                if name not in _REPLY_KEYS and name not in MODELS:
                     raise self.fail(
-                        f"{key} key {name!r} is not a model, a style ({', '.join(STYLES)}) or 'default'", key_node
+                        f"{key} key {name!r} is not a model, a style ({', '.join(STYLES)}), a language "
+                        f"({', '.join(LANGUAGE_KEYS.values())}) or 'default'",
+                        key_node,
                     )
                 table[name] = texts(value_node, f"{key}.{name}")
             if not table:
@@ -170,6 +196,29 @@ class _Reader:
             pattern = re.compile(pattern_text, flags)
         except re.error as exc:
             raise self.fail(f"{label}: invalid regex in 'match': {exc.msg}", pattern_node) from None
+        when: dict[str, re.Pattern[str]] = {}
+        when_spec, when_node = get("when")
+        if when_spec is not None:
+            if not isinstance(when_spec, dict) or not when_spec:
+                raise self.fail(f"{label}: 'when' maps roles ({', '.join(_ON_VALUES)}) to regexes", when_node)
+            for role, regex in when_spec.items():
+                if role not in _ON_VALUES:
+                    raise self.fail(f"{label}: 'when' key {role!r} is not one of {', '.join(_ON_VALUES)}", when_node)
+                if not isinstance(regex, str) or not regex:
+                    raise self.fail(f"{label}: 'when.{role}' must be a non-empty regex string", when_node)
+                try:
+                    when[role] = re.compile(regex, flags)
+                except re.error as exc:
+                    raise self.fail(f"{label}: invalid regex in 'when.{role}': {exc.msg}", when_node) from None
+        providers, providers_node = get("providers")
+        if providers is not None:
+            if isinstance(providers, str):
+                providers = [providers]
+            if not isinstance(providers, list) or not providers or not all(
+                isinstance(p, str) and _PROVIDER.fullmatch(p) for p in providers
+            ):
+                raise self.fail(f"{label}: 'providers' must be a list of provider names (such as zhipu)", providers_node)
+            providers = frozenset(providers)
         on, on_node = get("on")
         on = on if on is not None else "user"
         if on == "last_user":
@@ -220,6 +269,8 @@ class _Reader:
             finish_reason=finish,
             action=action,
             source=f"{self.path}:{_mark_line(node)}",
+            providers=providers,
+            when=when,
         )
 
 
@@ -243,13 +294,20 @@ def parse_rules(text: str, path: str = "<rules>") -> list[Rule]:
     if not isinstance(items, yaml.SequenceNode):
         raise reader.fail("expected a list of rules (or a mapping with a 'rules' list)", items)
     rules: list[Rule] = []
+    problems: list[RulesError] = []
     seen: set[str] = set()
     for item in items.value:
-        rule = reader.rule(item)
-        if rule.name in seen:
-            raise reader.fail(f"duplicate rule name {rule.name!r}", item)
+        try:
+            rule = reader.rule(item)
+            if rule.name in seen:
+                raise reader.fail(f"duplicate rule name {rule.name!r}", item)
+        except RulesError as problem:
+            problems.append(problem)
+            continue
         seen.add(rule.name)
         rules.append(rule)
+    if problems:
+        raise RulesError.combine(problems)
     return rules
 
 

@@ -15,15 +15,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from os import PathLike
 
 from .actions import ACTIONS
 from .conversation import Conversation, Reply, Sampling, ToolCall
 from .models import ModelSpec
 from .phrasing import (
+    Sampler,
     choice_index,
     digest,
     fallback_reply,
+    first_sentence,
     phrasings_for,
     reasoning_for,
     render_tool_result,
@@ -59,7 +62,8 @@ class RuleSet:
     rule matching some word of that answer must not hijack the grading call.
     """
 
-    def __init__(self, user_rules: Sequence[Rule] = (), include_builtins: bool = True) -> None:
+    def __init__(self, user_rules: Sequence[Rule] = (), include_builtins: bool = True, seed: int = 0) -> None:
+        self.sampler = Sampler(seed)
         names = {rule.name for rule in user_rules}
         builtins = [r for r in builtin_rules() if r.name not in names] if include_builtins else []
         first = [r for r in builtins if r.name in _FIRST_BUILTINS]
@@ -67,34 +71,71 @@ class RuleSet:
         self.rules: tuple[Rule, ...] = tuple(first) + tuple(user_rules) + tuple(rest)
 
     @classmethod
-    def from_paths(cls, paths: str | PathLike[str] | Sequence[str | PathLike[str]] | None) -> RuleSet:
-        """Load user rules from zero or more files; a later file's rule replaces an earlier one of the same name."""
+    def from_paths(
+        cls, paths: str | PathLike[str] | Sequence[str | PathLike[str]] | None, seed: int = 0
+    ) -> RuleSet:
+        """Load user rules from zero or more files; a later file's rule replaces an earlier one of the same name.
+
+        ``seed`` seeds the sampler that picks phrasings (see :mod:`.phrasing`).
+        """
         if paths is None:
-            return cls()
+            return cls(seed=seed)
         if isinstance(paths, (str, PathLike)):
             paths = [paths]
         merged: dict[str, Rule] = {}
+        problems: list[RulesError] = []
         for path in paths:
-            for rule in load_rules(path):
+            try:
+                loaded = load_rules(path)
+            except RulesError as problem:
+                problems.append(problem)  # every file's problems in one report
+                continue
+            for rule in loaded:
                 merged.pop(rule.name, None)
                 merged[rule.name] = rule
-        return cls(list(merged.values()))
+        if problems:
+            raise RulesError.combine(problems)
+        return cls(list(merged.values()), seed=seed)
 
-    def respond(self, conv: Conversation, model: ModelSpec, sampling: Sampling) -> Reply:
-        """The reply of the first rule that matches and accepts, else the fallback."""
+    def respond(
+        self,
+        conv: Conversation,
+        model: ModelSpec,
+        sampling: Sampling,
+        provider: str | None = None,
+        request_key: str = "",
+    ) -> Reply:
+        """The reply of the first rule that matches and accepts, else the fallback.
+
+        A rule is tried when its ``models`` and ``providers`` (if any) name this request's,
+        its ``match`` finds its ``on`` text and every ``when`` pattern finds its role's text.
+        One sampler draw per call picks the phrasing (``request_key``, the rest of the request,
+        keeps its own count of sightings, so the first sync and the first stream call of one
+        prompt answer alike); "in one sentence" cuts a worded reply (not a computed one) to
+        its first sentence.
+        """
+        draw = self.sampler.draw(model.name, sampling, conv.text, request_key)
         for rule in self.rules:
             if rule.models is not None and model.name not in rule.models:
                 continue
-            match = rule.pattern.search(conv.view(rule.on))
-            if match is None:
+            if rule.providers is not None and (provider or "zhipu") not in rule.providers:
                 continue
-            reply = self._apply(rule, match, conv, model, sampling)
+            match = rule.pattern.search(conv.view(rule.on))
+            if match is None or not all(p.search(conv.view(role)) for role, p in rule.when.items()):
+                continue
+            reply = self._apply(rule, match, conv, model, sampling, draw)
             if reply is not None:
-                return reply
-        return Reply(fallback_reply(conv, model, sampling), rule=None)
+                return self._fit_length(reply, conv)
+        return self._fit_length(Reply(fallback_reply(conv, model, sampling, draw), rule=None), conv)
+
+    @staticmethod
+    def _fit_length(reply: Reply, conv: Conversation) -> Reply:
+        if conv.instructions.length != "short" or reply.action is not None or not reply.content:
+            return reply
+        return replace(reply, content=first_sentence(reply.content))
 
     def _apply(
-        self, rule: Rule, match: re.Match[str], conv: Conversation, model: ModelSpec, sampling: Sampling
+        self, rule: Rule, match: re.Match[str], conv: Conversation, model: ModelSpec, sampling: Sampling, draw: int
     ) -> Reply | None:
         context = {"model": model.name, "last_user": conv.last_user}
         table = rule.replies
@@ -117,9 +158,9 @@ class RuleSet:
             if content is None:
                 return None
         else:
-            phrasings = phrasings_for(table, model)
+            phrasings = phrasings_for(table, model, conv.instructions)
             if not phrasings:
                 return None
-            template = phrasings[choice_index(len(phrasings), model.name, sampling, conv.text)]
+            template = phrasings[choice_index(len(phrasings), sampling, draw)]
             content = substitute(template, match, context)
         return Reply(content, (), rule.finish_reason or "stop", rule.name, rule.action)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from glmeval.cassette.format import Cassette
 from glmeval.cassette.replay import Exhausted, MissMode, ReplayIndex
@@ -25,14 +25,12 @@ from glmeval.catalogue.dialects import DIALECTS, Dialect
 
 from .faults import FaultConfig
 from .httpd import API_PREFIX, SimHTTPServer
+from .protocol import DEFAULT_API_KEY
 from .rules import RuleSet
 from .state import SimState
 from .stats import Stats
 
 __all__ = ["API_PREFIX", "DEFAULT_API_KEY", "LocalServer", "RulesPath", "Stats", "check_providers", "serve_forever"]
-
-DEFAULT_API_KEY: Final = "glmeval-local.simulator"
-
 
 RulesPath = str | PathLike[str] | Sequence[str | PathLike[str]] | None
 
@@ -42,15 +40,18 @@ class LocalServer:
 
     ``speed`` scales the simulated latency (1.0 realistic, 0.0 instant); ``fixed_latency_ms``
     replaces the model formula with one fixed total per request (streams keep the model's
-    first-token share). ``api_key=None`` accepts any non-empty bearer token. ``speed``,
-    ``faults`` and ``fixed_latency_ms`` may be changed while the server runs.
+    first-token share). ``api_key=None`` (the default) accepts any well-formed key, so an app
+    works with whatever key it has; a given ``api_key`` makes the server strict (auth tests).
+    ``speed``, ``faults`` and ``fixed_latency_ms`` may be changed while the server runs.
 
-    ``max_stream_chunks`` caps the content chunks of one stream (tokens are grouped to fit).
-    The real API sends about one token per chunk, but the zhipuai SDK spends ~2 ms of CPU
-    parsing each chunk, so a realistic chunk count would make SDK-driven load tests
-    CPU-bound on the client; 8 keeps streams multi-chunk and tests fast. ``0`` sends one
-    token per chunk, as the real API does. A thinking model's reasoning always streams one
-    token per chunk (zhipu-api-2026.md §9), whatever the cap.
+    ``seed`` seeds the sampler that picks each sampled reply's phrasing: the same seed gives
+    the same answers call after call (see :mod:`.phrasing`).
+
+    Streams go one token per chunk by default, as the real API (zhipu-api-2026.md §9).
+    ``max_stream_chunks`` > 0 groups content tokens into at most that many chunks: the
+    zhipuai SDK spends ~2 ms of CPU parsing each chunk, so load tests of thousands of streams
+    would otherwise measure the client. A thinking model's reasoning always streams one token
+    per chunk, whatever the cap.
 
     ``providers`` maps provider names to dialects: ``/p/<name>/api/paas/v4/...`` then serves the
     Zhipu wire and ``/p/<name>/v1/...`` the OpenAI-compatible wire in that dialect
@@ -69,13 +70,14 @@ class LocalServer:
         rules_path: RulesPath = None,
         speed: float = 1.0,
         faults: FaultConfig | None = None,
-        api_key: str | None = DEFAULT_API_KEY,
+        api_key: str | None = None,
         fixed_latency_ms: float | None = None,
-        max_stream_chunks: int = 8,
+        max_stream_chunks: int = 0,
         providers: Mapping[str, Dialect] | None = None,
         cassette: Cassette | Path | None = None,
         cassette_miss: MissMode = "error",
         cassette_exhausted: Exhausted = "error",
+        seed: int = 0,
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
@@ -86,7 +88,7 @@ class LocalServer:
         self.host = host
         self._requested_port = port
         self._sim = SimState(
-            RuleSet.from_paths(rules_path), speed, faults, api_key, fixed_latency_ms, max_stream_chunks
+            RuleSet.from_paths(rules_path, seed=seed), speed, faults, api_key, fixed_latency_ms, max_stream_chunks
         )
         self._sim.providers = check_providers(providers or {})
         if cassette is not None:
@@ -116,6 +118,11 @@ class LocalServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         tail = "/v1" if wire == "openai" else API_PREFIX
         return f"http://{host}:{self.port}/p/{name}{tail}"
+
+    @property
+    def strict(self) -> bool:
+        """Whether only one key is accepted (``api_key`` was given)."""
+        return self._sim.api_key is not None
 
     @property
     def api_key(self) -> str:
@@ -198,29 +205,33 @@ def serve_forever(
     rules_path: RulesPath = None,
     speed: float = 1.0,
     faults: FaultConfig | None = None,
-    api_key: str | None = DEFAULT_API_KEY,
+    api_key: str | None = None,
     fixed_latency_ms: float | None = None,
-    max_stream_chunks: int = 8,
+    max_stream_chunks: int = 0,
     providers: Mapping[str, Dialect] | None = None,
     cassette: Cassette | Path | None = None,
     cassette_miss: MissMode = "error",
+    seed: int = 0,
 ) -> None:
     """Run in the foreground until Ctrl-C (or SIGTERM); prints one line saying how to connect,
     and one per provider mount. A cassette's answers cycle: every run of an app against this
     server gets the same ones."""
     server = LocalServer(
         host, port, rules_path, speed, faults, api_key, fixed_latency_ms, max_stream_chunks, providers,
-        cassette=cassette, cassette_miss=cassette_miss, cassette_exhausted="cycle",
+        cassette=cassette, cassette_miss=cassette_miss, cassette_exhausted="cycle", seed=seed,
     ).start()
     # Only the built-in demo key is printed: a key given on the command line may be a real one,
     # and this banner ends up in CI logs.
-    key = "<any key>" if api_key is None else api_key if api_key == DEFAULT_API_KEY else "<the --api-key you gave>"
+    if api_key is None:
+        key = "any well-formed key is accepted (--api-key KEY to require one)"
+    else:
+        key = f"api_key={api_key}" if api_key == DEFAULT_API_KEY else "api_key=<the --api-key you gave>"
     replies = "simulated replies"
     if server._sim.cassette is not None:
         index = server._sim.cassette
         misses = "the rules answer the rest" if cassette_miss == "rules" else "others get 404 glmeval-cassette-miss"
         replies = f"replaying cassette {index.name}: {len(index)} recorded requests, {misses}"
-    print(f"glmeval local GLM server ({replies}) on {server.base_url}  api_key={key}  (Ctrl-C to stop)", flush=True)
+    print(f"glmeval local GLM server ({replies}) on {server.base_url}  {key}  seed={seed}  (Ctrl-C to stop)", flush=True)
     for name, dialect in server.providers.items():
         print(f"  provider {name} ({dialect}): {server.provider_url(name)} (openai SDK), "
               f"{server.provider_url(name, 'zhipu')} (zhipuai, zai-sdk)", flush=True)

@@ -14,7 +14,7 @@ import functools
 import inspect
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from glmeval.catalogue.tokens import count_tokens
@@ -217,6 +217,21 @@ def from_response(resp: Any) -> Completion:
     return completion
 
 
+def _frames(stream: Iterable[Any]) -> Iterator[Any]:
+    """The stream's chunks; a frame cut mid-JSON (the connection dropped inside an event, as
+    api.z.ai does under load: zhipu-api-2026.md §5) is a cut stream, retried like one, not an
+    unknown error the SDK's decoder happened to raise."""
+    frames = iter(stream)
+    while True:
+        try:
+            chunk = next(frames)
+        except StopIteration:
+            return
+        except json.JSONDecodeError as exc:
+            raise CallError(ErrorInfo("stream_cut", f"stream cut inside an event ({exc.msg})")) from None
+        yield chunk
+
+
 def read_stream(stream: Iterable[Any], start: float, timeout: float) -> Completion:
     """Assemble a stream: answer and reasoning deltas apart, and when each began.
 
@@ -232,7 +247,7 @@ def read_stream(stream: Iterable[Any], start: float, timeout: float) -> Completi
     by_index: dict[int, ToolCall] = {}
     first_chunk: float | None = None
     deadline = start + timeout
-    for chunk in stream:
+    for chunk in _frames(stream):
         now = time.perf_counter()
         if now > deadline:
             # httpx's read timeout bounds each read, not the whole stream: a server that
