@@ -112,6 +112,23 @@ def test_the_budget_ends_a_job_whose_endpoint_stays_broken(server: LocalServer, 
     assert outcome.counts.unanswered == 1
 
 
+def test_an_outage_costs_the_run_one_budget_not_one_per_job(server: LocalServer, client: GLMClient, store: Store) -> None:
+    """An endpoint that answers nothing but 500s: once no call of the run has got an answer for
+    a budget's length, queued jobs stop retrying too, so 12 jobs two at a time end in about one
+    budget instead of six budgets in turn."""
+    server.faults = FaultConfig(server_error=1.0)
+    started = time.monotonic()
+    _, outcome, run_id = run(
+        store, client, make_jobs(12), concurrency=2, retry_budget=1.0, backoff_base=0.05, backoff_max=0.2
+    )
+    elapsed = time.monotonic() - started
+    found = rows(store, run_id)
+    assert [r["status"] for r in found] == ["error"] * 12 and outcome.counts.unanswered == 12
+    assert elapsed < 3.5, f"{elapsed:.1f} s: the outage was paid per job"
+    late = [r for r in found if "no call of the run got an answer for" in r["error_message"]]
+    assert late and all("glmeval run --resume runs it again" in r["error_message"] for r in late)
+
+
 def test_a_retry_after_past_the_budget_ends_the_job_at_once(server: LocalServer, client: GLMClient, store: Store) -> None:
     server.faults = FaultConfig(rate_limit=1.0, retry_after=30)
     started = time.monotonic()

@@ -79,15 +79,22 @@ class RetryPolicy:
         self.budget = budget
         self.retries = retries
 
-    def delay(self, exc: CallError, attempts: int, elapsed: float, reached: bool = True) -> float | None:
+    def delay(
+        self, exc: CallError, attempts: int, elapsed: float, reached: bool = True, silent: float = 0.0
+    ) -> float | None:
         """Seconds to wait before attempt ``attempts + 1``; ``None`` when the job gives up.
 
         ``elapsed``: seconds since the job's first attempt began; ``reached``: whether any
-        call of the run got an answer yet (see :data:`UNREACHED_ATTEMPTS`). A wait that would
-        end past the budget is cut to what is left, for one last attempt; a ``Retry-After``
-        past the budget ends the job now (sending before it would only earn another 429).
+        call of the run got an answer yet (see :data:`UNREACHED_ATTEMPTS`); ``silent``:
+        seconds since any call of the run last got an answer. A wait that would end past the
+        budget is cut to what is left, for one last attempt; a ``Retry-After`` past the budget
+        ends the job now (sending before it would only earn another 429). When the whole API
+        has answered nothing for a budget's length, jobs stop retrying: an outage then costs
+        the run one budget, not one budget per job in turn.
         """
         if not exc.should_retry:
+            return None
+        if silent > self.budget:
             return None
         if self.retries is not None and attempts > self.retries:
             return None
@@ -98,16 +105,19 @@ class RetryPolicy:
             return None
         return min(self.backoff.delay(attempts, exc.retry_after), left)
 
-    def final_error(self, exc: CallError, attempts: int, elapsed: float) -> ErrorInfo:
+    def final_error(self, exc: CallError, attempts: int, elapsed: float, silent: float = 0.0) -> ErrorInfo:
         """The error a job ends with when :meth:`delay` said no: with its attempts and time
         when it was retried or transient (see :func:`gave_up`); a first-attempt 400 as is."""
         if attempts <= 1 and not exc.should_retry:
             return exc.info
-        why = self.why_stopped(exc, attempts, elapsed) if exc.should_retry else None
+        why = self.why_stopped(exc, attempts, elapsed, silent) if exc.should_retry else None
         return gave_up(exc.info, attempts, elapsed, why)
 
-    def why_stopped(self, exc: CallError, attempts: int, elapsed: float) -> str:
-        """What ended the retries, for the error line: the budget, ``Retry-After`` or ``--retries``."""
+    def why_stopped(self, exc: CallError, attempts: int, elapsed: float, silent: float = 0.0) -> str:
+        """What ended the retries, for the error line: the budget, ``Retry-After``, ``--retries``
+        or an API that has answered no call for a budget's length."""
+        if silent > self.budget and elapsed < self.budget:
+            return f"no call of the run got an answer for {seconds_text(silent)}"
         if self.retries is not None and attempts > self.retries:
             return f"--retries {self.retries}"
         if exc.retry_after is not None and exc.retry_after > self.budget - elapsed:

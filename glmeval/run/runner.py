@@ -138,6 +138,7 @@ class Runner:
         self._interrupted = False
         self._abort: ErrorInfo | None = None
         self._reached = False
+        self._answered_at: float | None = None  # the last call that got an answer (or the first sent)
         self._out: queue.SimpleQueue[_Done | _Retry | _Signal] = queue.SimpleQueue()
         self._inbox: queue.SimpleQueue[_Task | _Signal] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -245,6 +246,8 @@ class Runner:
         started = time.perf_counter()
         if task.attempts == 1:
             task.first_sent = started
+        if self._answered_at is None:
+            self._answered_at = started
         try:
             completion = self.client.attempt(job.model, job.mode, job.messages, job.params, job.provider)
         except CallError as exc:
@@ -252,16 +255,18 @@ class Runner:
             self.limiter.release(permit, None, rate_limited=exc.info.kind == "rate_limit")
             task.permit = None
             ended = time.perf_counter()
-            delay = self._policy.delay(exc, task.attempts, ended - task.first_sent, self._reached)
+            silent = ended - (self._answered_at or ended)
+            delay = self._policy.delay(exc, task.attempts, ended - task.first_sent, self._reached, silent)
             if delay is not None:
                 # The coordinator schedules the retry, or, when the run is stopping, leaves the
                 # job without a result so --resume runs it (not an error the model caused).
                 return _Retry(task, exc, (ended - started) * 1000, delay)
-            completion = Completion(error=self._policy.final_error(exc, task.attempts, ended - task.first_sent))
+            completion = Completion(error=self._policy.final_error(exc, task.attempts, ended - task.first_sent, silent))
             if exc.info.kind == "connection" and not self._reached:
                 self._note_unreachable(exc.info, job.provider)
         else:
             self._reached = True
+            self._answered_at = time.perf_counter()
             self.limiter.release(permit, completion.total_tokens)
             task.permit = None
         completion.attempts = task.attempts
