@@ -22,7 +22,7 @@ from zai.core import _errors as zai_errors
 
 from glmeval.catalogue.dialects import DIALECTS, Dialect, thinking_fields
 from glmeval.catalogue.tokens import count_tokens
-from glmeval.simulator import FaultConfig, LocalServer
+from glmeval.simulator import DEFAULT_API_KEY, FaultConfig, LocalServer
 from glmeval.simulator.models import chat_models
 
 PROVIDERS: dict[str, Dialect] = {"zai": "zhipu", "selfhosted": "vllm", "sg": "sglang", "ali": "dashscope", "router": "openrouter"}
@@ -50,7 +50,8 @@ def user(text: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[LocalServer]:
-    with LocalServer(speed=0.0, providers=PROVIDERS) as server:
+    # Strict about the key: these tests check what a wrong key gets on every wire.
+    with LocalServer(speed=0.0, providers=PROVIDERS, api_key=DEFAULT_API_KEY) as server:
         yield server
 
 

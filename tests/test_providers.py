@@ -20,7 +20,7 @@ from glmeval.records import Job
 from glmeval.run.client import CallError, Endpoint, GLMClient
 from glmeval.run.ratelimit import Limiter, ModelLimit
 from glmeval.run.transports import dialect_params
-from glmeval.simulator import LocalServer
+from glmeval.simulator import DEFAULT_API_KEY, LocalServer
 from glmeval.store import Store
 from glmeval.suite import load_suite, suite_json_schema
 
@@ -182,7 +182,7 @@ def test_each_dialect_gets_its_own_thinking_switch(dialect: Any, on: dict[str, A
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LocalServer]:
-    with LocalServer(speed=0.0) as srv:
+    with LocalServer(speed=0.0, api_key=DEFAULT_API_KEY) as srv:  # strict: a wrong key must get 401
         yield srv
 
 

@@ -66,6 +66,9 @@ def fmt_cost(value: Any) -> str:
     """Yuan; ``?`` when the price is unknown (a model the catalogue has no price for), never ¥0."""
     if _missing(value):
         return "?"
+    # Rounded first: a sum of prices lands on a half (¥0.02315) as often as not, and the order
+    # an engine adds in (SQLite and PostgreSQL differ) must not flip the last digit shown.
+    value = round(float(value), 10)
     if value == 0:
         return "¥0"
     return f"¥{value:.4f}" if abs(value) >= 0.0001 else f"¥{value:.2e}"
