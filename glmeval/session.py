@@ -236,6 +236,7 @@ def _run_held(
     settings: dict[str, Any] | None,
     resume: Resume | None,
 ) -> RunOutcome:
+    from glmeval.run.batch import run_jobs
     from glmeval.run.runner import Runner
     from glmeval.store.lease import RunLease
 
@@ -252,7 +253,7 @@ def _run_held(
             resume.lease.on_lost = _on_lost(runner, resume.lease, options)
         # Back to 'running' until the runner stores how this session ended.
         store.conn.execute("UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?", (resume.run_id,))
-        outcome = runner.run(resume.jobs, resume.run_id, total=len(plan.jobs), counts=resume.counts)
+        outcome = run_jobs(runner, resume.jobs, resume.run_id, total=len(plan.jobs), counts=resume.counts)
         _mark_if_simulated(store, target, resume.run_id)
         return outcome
     run_id = store.start_run(
@@ -270,7 +271,7 @@ def _run_held(
     lease = RunLease(store, run_id)
     lease.on_lost = _on_lost(runner, lease, options)
     with lease.acquire():
-        outcome = runner.run(plan.jobs, run_id, total=len(plan.jobs))
+        outcome = run_jobs(runner, plan.jobs, run_id, total=len(plan.jobs))
     _mark_if_simulated(store, target, run_id)
     return outcome
 

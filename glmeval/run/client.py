@@ -425,6 +425,13 @@ class GLMClient:
         resp = create(model=model, messages=messages, **_call_args(create, params))
         return self._from_response(resp)
 
+    def from_body(self, body: Mapping[str, Any]) -> Completion:
+        """A chat completion body read from elsewhere (a Batch API output line) as a Completion,
+        through the SDK's own response type, exactly as a sync answer is read."""
+        from zhipuai.types.chat.chat_completion import Completion as SdkCompletion
+
+        return self._from_response(SdkCompletion.model_validate(dict(body)))
+
     def _from_response(self, resp: Any) -> Completion:
         if isinstance(resp, str):
             raise CallError(ErrorInfo("server", f"unexpected non-JSON response: {resp[:200]}"))

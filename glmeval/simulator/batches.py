@@ -120,7 +120,7 @@ class BatchStore:
             if len(parts) == 1 and method == "POST":
                 return 200, dumps(self.files.upload(raw, content_type, self.config.max_file_bytes)), json_type
             if len(parts) == 1 and method == "GET":
-                purpose = (parse_qs(query).get("purpose") or [None])[0]
+                purpose = next(iter(parse_qs(query).get("purpose") or []), None)
                 return 200, dumps(self.files.listing(purpose)), json_type
             if len(parts) == 2 and method == "DELETE":
                 return 200, dumps(self.files.delete(parts[1])), json_type
@@ -202,7 +202,7 @@ class BatchStore:
             limit = max(1, min(100, int((query.get("limit") or ["20"])[0])))
         except ValueError:
             raise ApiError(400, "1214", "limit 参数非法，取值范围 1-100。") from None
-        after = (query.get("after") or [None])[0]
+        after = next(iter(query.get("after") or []), None)
         with self._lock:
             ordered = list(reversed(self._batches.values()))
         if after:
