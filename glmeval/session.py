@@ -241,6 +241,10 @@ def _run_held(
     from glmeval.store.lease import RunLease
 
     suite = plan.suite
+    if (target.record is not None or target.cassette is not None) and any(j.mode == "batch" for j in plan.jobs):
+        flag = "--record" if target.record is not None else "--cassette"
+        raise GlmevalError(f"{suite.path or suite.name}: mode batch goes through the Batch API, which {flag} cannot "
+                           "record or replay; run it without that flag, or pass --mode sync")
     target.jobs.extend(plan.jobs)
     runner = Runner(target.client, store, options, on_result=on_result)
     # Nothing stored yet: --replay with an empty cache or a budget too small for one job stops

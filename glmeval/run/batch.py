@@ -11,9 +11,11 @@ reports and gates see a batch result like any other; its cost is the batch price
 Resumable after a kill: the input file and its jobs are stored (:mod:`glmeval.store.batches`)
 before the batch is created, its id the moment it is. ``--resume`` polls the stored batches
 instead of submitting them again; a file uploaded whose batch may or may not exist is looked up
-by ``input_file_id`` in ``batches.list`` first. A job of a stored batch is never submitted again,
-unless that batch failed, expired, was cancelled or is unknown to the endpoint (a ``--local``
-server does not outlive its run): then the jobs it left without an answer go into a new batch.
+by ``input_file_id`` in ``batches.list`` first. A job of a stored batch is never submitted again
+(answered, refused, or still running), with two exceptions that were never answered nor billed:
+the jobs a failed, expired or cancelled batch (or one unknown to the endpoint: a ``--local``
+server does not outlive its run) left without an answer, and the lines a completed batch
+failed on a 429 / 5xx. Those go into a new batch.
 Ctrl-C stops polling; the batches run on at the endpoint and ``--resume`` collects them.
 """
 
@@ -110,6 +112,7 @@ class _Phase:
         self.abort: ErrorInfo | None = None
         self.active: list[_Active] = []
         self.answered: set[str] = set()
+        self.kept: set[str] = set()  # jobs whose stored result (from a completed batch) stands
         self.left = 0  # jobs this phase leaves without a result (stopped, or files not fetched)
 
     def run(self, jobs: list[Job]) -> tuple[Any, ErrorInfo | None] | None:
@@ -120,13 +123,13 @@ class _Phase:
             self._submit(fresh)
             self._poll()
         except _Abort:
-            self.left = len(wanted) - len(self.answered)
+            self.left = len(wanted) - len(self.answered) - len(self.kept)
             return "aborted", self.abort
         except KeyboardInterrupt:
-            self.left = len(wanted) - len(self.answered)
+            self.left = len(wanted) - len(self.answered) - len(self.kept)
             self._say("stopped polling; the batches run on at the endpoint, and --resume collects them")
             return "interrupted", None
-        self.left = len(wanted) - len(self.answered)
+        self.left = len(wanted) - len(self.answered) - len(self.kept)
         if self.runner.halted or self.left:
             return "interrupted", None
         return None
@@ -162,10 +165,15 @@ class _Phase:
     def _reattach(self, wanted: dict[str, Job]) -> list[Job]:
         """Poll again what a stored batch holds; returns the jobs no live or completed batch holds."""
         claimed: set[str] = set()
+        unanswered = self._unanswered()
         for row in stored_batches(self.store, self.run_id):
             if row.collected or row.status in FINAL_STATES:
                 if row.status == "completed":
-                    claimed.update(row.job_ids)  # answered, successes and failures alike: never again
+                    # Its answers and its final refusals are never sent again; a line that failed
+                    # on a 429 / 5xx got no answer (and no bill), so it may go again like any error.
+                    kept = [i for i in row.job_ids if i not in unanswered]
+                    claimed.update(kept)
+                    self.kept.update(i for i in kept if i in wanted)
                 continue
             batch_id = row.batch_id or self._find(row)
             if batch_id is None:
@@ -187,6 +195,15 @@ class _Phase:
         if self.active:
             self._say(f"resuming {len(self.active)} submitted batch{'es' if len(self.active) != 1 else ''}")
         return [job for job in wanted.values() if job.id not in claimed]
+
+    def _unanswered(self) -> set[str]:
+        """Jobs of this run whose stored result is a transient error (what --resume is for)."""
+        kinds = sorted(RETRYABLE_KINDS)
+        rows = self.store.conn.execute(
+            f"SELECT job_id FROM results WHERE run_id = ? AND status = 'error' AND error_kind IN ({', '.join('?' * len(kinds))})",
+            (self.run_id, *kinds),
+        )
+        return {r[0] for r in rows}
 
     def _find(self, row: StoredBatch) -> str | None:
         """The batch made from ``row``'s file when the run stopped before recording its id."""
@@ -250,6 +267,7 @@ class _Phase:
 
     def _poll(self) -> None:
         delay = POLL_MIN
+        started = time.monotonic()
         while self.active:
             for act in list(self.active):
                 if self.runner.halted:
@@ -277,7 +295,8 @@ class _Phase:
                     note_state(self.store, act.input_file_id, batch.status)
             if self.active:
                 self._sleep(delay)
-                delay = min(delay * 1.5, POLL_MAX)
+                # Within the first minute no gap over 1-3 s: a local or small batch ends soon.
+                delay = min(delay * 1.5, POLL_MAX, 1.0 + (time.monotonic() - started) / 30)
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
