@@ -240,3 +240,36 @@ def test_a_misspelt_mode_names_batch(tmp_path: Path) -> None:
     suite = _suite(tmp_path / "s.yaml", mode="bach")
     code, out = _run(str(suite), "--local", "--db", str(tmp_path / "r.db"))
     assert code == 2 and "did you mean 'batch'" in out and "Traceback" not in out
+
+
+def test_a_batch_whose_id_was_never_stored_is_found_by_its_file_not_submitted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill between ``batches.create`` and storing its id: the row has the uploaded file only.
+    --resume finds the batch by ``input_file_id`` in ``batches.list`` and collects it."""
+    suite, db = _suite(tmp_path / "s.yaml", models=("glm-4-plus",), repeat=5), tmp_path / "r.db"
+    with LocalServer(speed=0) as server:
+        monkeypatch.setenv("ZHIPUAI_API_KEY", server.api_key)
+        for _ in range(3):  # other batches on the account, newer than ours: the lookup pages past them
+            code, out = _run(str(suite), "--base-url", server.base_url, "--db", str(tmp_path / "other.db"))
+        code, out = _run(str(suite), "--base-url", server.base_url, "--db", str(db))
+        assert code == 0, out
+        run_id = _latest(db)
+        store = Store(db)
+        (row,) = stored_batches(store, run_id)
+        # As the killed process left it: file uploaded, batch id not stored, no results.
+        store.conn.execute("UPDATE batches SET batch_id = NULL, status = 'uploaded', collected = 0")
+        store.conn.execute("DELETE FROM checks WHERE run_id = ?", (run_id,))
+        store.conn.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
+        store.conn.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (run_id,))
+        for _ in range(120):  # and more batches created since, by someone else
+            server._sim.batches.create({"input_file_id": server._sim.batches.files.add("x.jsonl", "batch", b"{}").id,
+                                        "endpoint": "/v4/chat/completions"})
+        created = server.stats.batches_created
+        code, out = _run(str(suite), "--base-url", server.base_url, "--db", str(db), "--resume", run_id)
+        assert code == 0, out
+        assert server.stats.batches_created == created
+    (again,) = stored_batches(Store(db), run_id)
+    assert again.batch_id == row.batch_id and again.collected
+    rows = _rows(db, run_id)
+    assert len(rows) == 15 and all(r["status"] == "pass" for r in rows)
