@@ -273,3 +273,24 @@ def test_a_batch_whose_id_was_never_stored_is_found_by_its_file_not_submitted_ag
     assert again.batch_id == row.batch_id and again.collected
     rows = _rows(db, run_id)
     assert len(rows) == 15 and all(r["status"] == "pass" for r in rows)
+
+
+def test_resume_with_local_submits_again_what_the_gone_server_held(tmp_path: Path) -> None:
+    """--local starts a new server each run: a batch of the killed run is unknown to it, so its
+    jobs (never answered) go into a new batch, with one line saying so."""
+    suite, db = _suite(tmp_path / "s.yaml", models=("glm-4-plus",), repeat=2), tmp_path / "r.db"
+    code, out = _run(str(suite), "--local", "--db", str(db))
+    assert code == 0, out
+    run_id = _latest(db)
+    store = Store(db)
+    (row,) = stored_batches(store, run_id)
+    store.conn.execute("UPDATE batches SET status = 'in_progress', collected = 0")
+    store.conn.execute("DELETE FROM checks WHERE run_id = ?", (run_id,))
+    store.conn.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
+    code, out = _run(str(suite), "--local", "--db", str(db), "--resume", run_id)
+    assert code == 0, out
+    assert f"batch {row.batch_id} is unknown to http://127.0.0.1:" in out and "its jobs go into a new batch" in out
+    rows = stored_batches(Store(db), run_id)
+    assert [(b.status, b.collected) for b in rows] == [("lost", True), ("completed", True)]
+    assert rows[1].job_ids == row.job_ids
+    assert len(_rows(db, run_id)) == 6 and all(r["status"] == "pass" for r in _rows(db, run_id))
