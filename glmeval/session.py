@@ -241,10 +241,8 @@ def _run_held(
     from glmeval.store.lease import RunLease
 
     suite = plan.suite
-    if (target.record is not None or target.cassette is not None) and any(j.mode == "batch" for j in plan.jobs):
-        flag = "--record" if target.record is not None else "--cassette"
-        raise GlmevalError(f"{suite.path or suite.name}: mode batch goes through the Batch API, which {flag} cannot "
-                           "record or replay; run it without that flag, or pass --mode sync")
+    if any(j.mode == "batch" for j in plan.jobs):
+        _check_batch_target(suite.path or suite.name, target, options)
     target.jobs.extend(plan.jobs)
     runner = Runner(target.client, store, options, on_result=on_result)
     # Nothing stored yet: --replay with an empty cache or a budget too small for one job stops
@@ -278,6 +276,17 @@ def _run_held(
         outcome = run_jobs(runner, plan.jobs, run_id, total=len(plan.jobs))
     _mark_if_simulated(store, target, run_id)
     return outcome
+
+
+def _check_batch_target(where: object, target: Target, options: RunOptions) -> None:
+    """What mode batch cannot do, refused in one line before anything is stored or sent."""
+    if target.record is not None or target.cassette is not None:
+        flag = "--record" if target.record is not None else "--cassette"
+        raise GlmevalError(f"{where}: mode batch goes through the Batch API, which {flag} cannot "
+                           "record or replay; run it without that flag, or pass --mode sync")
+    if options.budget is not None:
+        raise GlmevalError(f"{where}: mode batch submits whole files at once, so --max-cost / --max-tokens cannot "
+                           "stop it midway; drop the budget, or pass --mode sync")
 
 
 def _on_lost(runner: Any, lease: RunLease, options: RunOptions) -> Callable[[], None]:

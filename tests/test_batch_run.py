@@ -294,3 +294,13 @@ def test_resume_with_local_submits_again_what_the_gone_server_held(tmp_path: Pat
     assert [(b.status, b.collected) for b in rows] == [("lost", True), ("completed", True)]
     assert rows[1].job_ids == row.job_ids
     assert len(_rows(db, run_id)) == 6 and all(r["status"] == "pass" for r in _rows(db, run_id))
+
+
+def test_mode_batch_refuses_a_budget_with_one_line(tmp_path: Path) -> None:
+    suite, db = _suite(tmp_path / "s.yaml"), tmp_path / "r.db"
+    code, out = _run(str(suite), "--local", "--db", str(db), "--max-cost", "1")
+    assert code == 2 and "Traceback" not in out
+    assert [line for line in out.splitlines() if line.startswith("error:")] == [
+        f"error: {suite}: mode batch submits whole files at once, so --max-cost / --max-tokens cannot stop it midway; "
+        "drop the budget, or pass --mode sync"]
+    assert not db.exists() or not Store(db).list_runs()
