@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from glmeval.errors import GlmevalError
-from glmeval.records import Completion, ErrorInfo, ErrorKind, Job
+from glmeval.records import Completion, ErrorInfo, ErrorKind, Job, RunStatus
 from glmeval.run.batchfile import ENDPOINT, LineResult, custom_id, read_results, split_files
 from glmeval.run.client import FATAL_KINDS, RETRYABLE_KINDS, CallError, classify
 from glmeval.run.outcome import RunCounts, RunOutcome, abort_message
@@ -115,7 +115,7 @@ class _Phase:
         self.kept: set[str] = set()  # jobs whose stored result (from a completed batch) stands
         self.left = 0  # jobs this phase leaves without a result (stopped, or files not fetched)
 
-    def run(self, jobs: list[Job]) -> tuple[Any, ErrorInfo | None] | None:
+    def run(self, jobs: list[Job]) -> tuple[RunStatus, ErrorInfo | None] | None:
         """Every job answered: None; else how the run stops: (status, the fatal error if any)."""
         wanted = {job.id: job for job in jobs}
         try:
