@@ -465,6 +465,12 @@ def build_plan(
                     f"which has no async mode; run its variants in sync or stream mode"
                 )
                 continue
+            if mode == "batch" and provider.name != DEFAULT_PROVIDER:
+                problems.add(
+                    f"{_where(suite._origin, suite)}: mode batch goes through Zhipu's Batch API with the default "
+                    f"provider zhipu; provider {provider.name!r} runs in sync, stream or async mode"
+                )
+                continue
             params = _params(suite, case, variant)
             _check_limits(suite, model, params, problems)
             sent, _ = sdk_params(wire_params(params))

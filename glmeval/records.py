@@ -12,12 +12,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Mode = Literal["sync", "stream", "async"]
+Mode = Literal["sync", "stream", "async", "batch"]
 # A request's thinking state: "auto" is glm-4.6's default, where the model decides.
 Thinking = Literal["on", "off", "auto"]
 THINKING_STATES: tuple[Thinking, ...] = ("on", "off", "auto")
-"""How a call is made: one response, a server-sent event stream, or an async task polled for."""
-MODES: tuple[Mode, ...] = ("sync", "stream", "async")
+"""How a call is made: one response, a server-sent event stream, an async task polled for, or a
+line of a Batch API file (half price, answered within the batch's window: :mod:`glmeval.run.batch`)."""
+MODES: tuple[Mode, ...] = ("sync", "stream", "async", "batch")
 
 ResultStatus = Literal["pass", "fail", "error"]
 """A job's verdict: its checks passed, failed, or there was no answer to check."""

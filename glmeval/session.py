@@ -320,6 +320,7 @@ def _run_held(
     resume: Resume | None,
     shard: Shard | None = None,
 ) -> RunOutcome:
+    from glmeval.run.batch import run_jobs
     from glmeval.run.runner import Runner
     from glmeval.store.lease import RunLease
 
@@ -330,6 +331,8 @@ def _run_held(
         return run_shard(plan, store, target.client, target.local, options, shard, run_id, settings, on_result)
 
     suite = plan.suite
+    if any(j.mode == "batch" for j in plan.jobs):
+        _check_batch_target(suite.path or suite.name, target, options)
     target.jobs.extend(plan.jobs)
     runner = Runner(target.client, store, options, on_result=on_result)
     # Nothing stored yet: --replay with an empty cache or a budget too small for one job stops
@@ -342,7 +345,7 @@ def _run_held(
             resume.lease.on_lost = _on_lost(runner, resume.lease, options)
         # Back to 'running' until the runner stores how this session ended.
         store.conn.execute("UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?", (resume.run_id,))
-        outcome = runner.run(resume.jobs, resume.run_id, total=len(plan.jobs), counts=resume.counts)
+        outcome = run_jobs(runner, resume.jobs, resume.run_id, total=len(plan.jobs), counts=resume.counts)
         _mark_if_simulated(store, target, resume.run_id)
         return outcome
     run_id = store.start_run(
@@ -360,9 +363,20 @@ def _run_held(
     lease = RunLease(store, run_id)
     lease.on_lost = _on_lost(runner, lease, options)
     with lease.acquire():
-        outcome = runner.run(plan.jobs, run_id, total=len(plan.jobs))
+        outcome = run_jobs(runner, plan.jobs, run_id, total=len(plan.jobs))
     _mark_if_simulated(store, target, run_id)
     return outcome
+
+
+def _check_batch_target(where: object, target: Target, options: RunOptions) -> None:
+    """What mode batch cannot do, refused in one line before anything is stored or sent."""
+    if target.record is not None or target.cassette is not None:
+        flag = "--record" if target.record is not None else "--cassette"
+        raise GlmevalError(f"{where}: mode batch goes through the Batch API, which {flag} cannot "
+                           "record or replay; run it without that flag, or pass --mode sync")
+    if options.budget is not None:
+        raise GlmevalError(f"{where}: mode batch submits whole files at once, so --max-cost / --max-tokens cannot "
+                           "stop it midway; drop the budget, or pass --mode sync")
 
 
 def _on_lost(runner: Any, lease: RunLease, options: RunOptions) -> Callable[[], None]:

@@ -84,7 +84,7 @@ def test_fresh_database_records_every_migration(tmp_path: Path) -> None:
     assert all(isinstance(at, float) for _, at in applied)
     assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     conn.close()
-    assert set(shape(path)) == {"meta", "runs", "results", "checks", "cache", "leases", "shards", MIGRATIONS_TABLE}
+    assert set(shape(path)) == {"meta", "runs", "results", "checks", "cache", "leases", "shards", "batches", MIGRATIONS_TABLE}
 
 
 def test_v1_database_migrated_equals_a_fresh_one(tmp_path: Path) -> None:

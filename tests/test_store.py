@@ -65,7 +65,7 @@ def build_v1_db(path: Path) -> Path:
 
 def test_new_database_is_current_and_in_wal_mode(db_path: Path) -> None:
     with Store(db_path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 6
+        assert store.schema_version == SCHEMA_VERSION == 7
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
         assert int(store.conn.execute("PRAGMA busy_timeout").fetchone()[0]) >= 5000
         assert {"baseline", "origin", "imported_at"} <= set(store.columns("runs"))

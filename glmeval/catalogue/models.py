@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "BATCH_PRICE_FACTOR",
     "CATALOGUE_DATE",
     "EFFECTIVE_EFFORT",
     "MODELS",
@@ -65,7 +66,12 @@ SOURCES: dict[str, str] = {
     "OLD-REF-PARAMS": "zhipu-api.md §2 (defaults: glm-4 era 0.95/0.7/1024; GLM-4.5+ thinking enabled)",
     "TABLE-2026": "zhipu-api-2026.md §1 lineup table itself, where a row names no further source",
     "GLMEVAL-2024": "glmeval's own 2024 table; in neither reference (kept so behaviour does not change)",
+    "BM-BATCH": "docs.bigmodel.cn/cn/guide/tools/batch and /cn/faq/batch-api-issues (zhipu-api-2026.md §6)",
 }
+
+BATCH_PRICE_FACTOR = 0.5
+"""What a Batch API request costs against the same request sent on its own: "50% of standard;
+GLM-4-Flash free" (BM-BATCH). A free model stays free (half of zero)."""
 
 REASONING_EFFORT_VALUES: tuple[str, ...] = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 """What zai-sdk 0.2.3 accepts for top-level ``reasoning_effort`` (ZSDK: "effective for glm-5.2 and above")."""

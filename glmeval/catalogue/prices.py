@@ -13,6 +13,8 @@ Prices are yuan per 1M tokens, ``(input, output)``, read from the model catalogu
 - glm-5.3 8 / 28 (cache hit 2), glm-5.3-flash 0.8 / 2.8 (0.23) from docs.bigmodel.cn pricing (~Sep 2026);
   glm-5.1 6 / 24 (1.3) and glm-5v-turbo 5 / 22 (1.2) from models.dev (2026).
 
+A request sent through the Batch API costs half of all that (``BATCH_PRICE_FACTOR``, source BM-BATCH).
+
 glm-4.7, glm-5, glm-5.2, glm-5-turbo and the vision models have no confirmed CNY price (zhipu-api-2026.md
 §1 gives only USD for them): they are unknown here, not free. Check these against
 https://bigmodel.cn/pricing before relying on them, and override them in the suite
@@ -28,7 +30,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from glmeval.catalogue.models import MODELS, Price, Tier, Usd
+from glmeval.catalogue.models import BATCH_PRICE_FACTOR, MODELS, Price, Tier, Usd
 
 # A model free in USD with no CNY price known (glm-4.7-flash) is free here too: zero is zero.
 PRICES: dict[str, Price] = {
@@ -164,10 +166,11 @@ def cost(
     overrides: Mapping[str, Any] | None = None,
     *,
     cached_tokens: int = 0,
+    batch: bool = False,
 ) -> float:
     """Yuan spent on one call; 0.0 for a model with no known price (budgets and estimates
     need a number). :func:`known_cost` says ``None`` instead, for what a result records."""
-    spent = known_cost(model, prompt_tokens, completion_tokens, overrides, cached_tokens=cached_tokens)
+    spent = known_cost(model, prompt_tokens, completion_tokens, overrides, cached_tokens=cached_tokens, batch=batch)
     return 0.0 if spent is None else spent
 
 
@@ -178,22 +181,26 @@ def known_cost(
     overrides: Mapping[str, Any] | None = None,
     *,
     cached_tokens: int = 0,
+    batch: bool = False,
 ) -> float | None:
     """Yuan spent on one call, or ``None`` when the model's price is unknown (one price lookup).
 
     ``cached_tokens`` are the part of ``prompt_tokens`` the API served from its cache
     (``usage.prompt_tokens_details.cached_tokens``); they are billed at the cache-hit price where
     one is known, else at the input price, which is what every call cost before caching counted.
+    ``batch``: the request went through the Batch API, billed at ``BATCH_PRICE_FACTOR`` of that
+    (a suite's own price override is a standard price too, and gets the same discount).
     """
     prompt, completion = prompt_tokens or 0, completion_tokens or 0
     price = price_for(model, overrides, prompt, completion)
     if price is None:
         return None
+    factor = BATCH_PRICE_FACTOR if batch else 1.0
     cached = min(max(cached_tokens or 0, 0), prompt)
     cache_price = cache_price_for(model, overrides, prompt, completion) if cached else None
     if cache_price is None:
-        return (prompt * price[0] + completion * price[1]) / 1_000_000
-    return ((prompt - cached) * price[0] + cached * cache_price + completion * price[1]) / 1_000_000
+        return factor * (prompt * price[0] + completion * price[1]) / 1_000_000
+    return factor * ((prompt - cached) * price[0] + cached * cache_price + completion * price[1]) / 1_000_000
 
 
 def usd_price_for(model: str) -> Usd | None:

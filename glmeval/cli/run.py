@@ -173,7 +173,7 @@ def _load_all(paths: tuple[Path, ...]) -> list[Any]:
     "--provider", "providers", multiple=True, callback=lambda ctx, param, value: _nonblank(value, "--provider", "provider"),
     help="Run only these providers (zhipu, zai or one under the suite's providers:; overrides the grid's provider axis).",
 )
-@click.option("--mode", type=click.Choice(["sync", "stream", "async"]), help="Override the call mode.")
+@click.option("--mode", type=click.Choice(["sync", "stream", "async", "batch"]), help="Override the call mode.")
 @click.option("--concurrency", "-j", type=click.IntRange(1, 1024), help="Calls in flight at once.")
 @click.option("--timeout", type=click.FloatRange(min=0.001), help="Seconds per call attempt.")
 @click.option("--retries", type=click.IntRange(0, 20), help="At most this many retries per call (default: --retry-budget decides).")

@@ -93,7 +93,7 @@ def validate(suites: tuple[Path, ...]) -> None:
 @main.command("plan")
 @click.argument("suite", type=click.Path(path_type=Path))
 @click.option("--model", "models", multiple=True, help="Override the model axis.")
-@click.option("--mode", type=click.Choice(["sync", "stream", "async"]), help="Override the call mode.")
+@click.option("--mode", type=click.Choice(["sync", "stream", "async", "batch"]), help="Override the call mode.")
 def plan_cmd(suite: Path, models: tuple[str, ...], mode: str | None) -> None:
     """List the jobs a run would make, per variant, with a token and cost estimate."""
     from glmeval.plan import build_plan

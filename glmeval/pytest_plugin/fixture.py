@@ -61,8 +61,9 @@ class Glm:
         ``completion.ok`` / ``completion.error`` say so, and ``glm.check`` refuses it.
         """
         __tracebackhide__ = True  # failures point at the test's line, not into glmeval
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        if mode not in MODES or mode == "batch":
+            single = [m for m in MODES if m != "batch"]
+            raise ValueError(f"mode must be one of {', '.join(single)} (batch is for suites); got {mode!r}")
         if isinstance(messages, str):
             wire = [{"role": "user", "content": messages}]
         else:

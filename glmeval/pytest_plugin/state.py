@@ -253,6 +253,7 @@ class GlmevalState:
         case) go through one Runner together, so they run concurrently across suite files;
         suites with their own settings get their own Runner, one after the other.
         """
+        from glmeval.run.batch import run_jobs
         from glmeval.run.runner import Runner
 
         assert self.store is not None and self.target is not None
@@ -271,7 +272,7 @@ class GlmevalState:
                     self.missing[job.id] = f"not run: the run stopped: {self.abort_reason}"
                 continue
             runner = Runner(self.target.client, self.store, options, on_result=self._on_result)
-            outcome = runner.run(jobs, self.run_id, total=len(jobs))
+            outcome = run_jobs(runner, jobs, self.run_id, total=len(jobs))
             self.jobs_run += len(jobs)
             self.statuses.append(as_status(outcome.status))
             if outcome.abort_reason:

@@ -10,7 +10,7 @@ environment variable, checked before it is sent, and removed from every error me
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from glmeval.records import Completion, ErrorInfo, Mode
@@ -152,6 +152,15 @@ class GLMClient:
         """Where ``provider``'s calls go (the default's base URL for one without a client)."""
         found = self.transports.get(provider)
         return found.base_url if found is not None else self.base_url
+
+    def from_body(self, body: Mapping[str, Any]) -> Completion:
+        """A chat completion body read from elsewhere (a Batch API output line) as a Completion,
+        through the zhipuai SDK's own response type, exactly as a sync answer is read."""
+        from zhipuai.types.chat.chat_completion import Completion as SdkCompletion
+
+        from glmeval.run.transports.common import from_response
+
+        return from_response(SdkCompletion.model_validate(dict(body)))
 
     def close(self) -> None:
         for transport in self.transports.values():

@@ -173,6 +173,18 @@ class Runner:
         self._halt.set()
         self._out.put(_WAKE)
 
+    @property
+    def halted(self) -> bool:
+        """Whether the run is stopping (Ctrl-C, a fatal error, :meth:`stop`): no new work."""
+        return self._halt.is_set()
+
+    def record_answer(self, run_id: str, job: Job, completion: Completion, counts: RunCounts) -> Result:
+        """Judge and store an answer obtained outside the schedule (a Batch API result line),
+        exactly as a call's answer is: checks, cost, store, cache, progress."""
+        result, grader_cost, grader_tokens = self._judge(job, completion)
+        self._record(run_id, _Done(_Task(job), result, grader_cost, grader_tokens), counts)
+        return result
+
     # -- before the run is stored -------------------------------------------------------------
 
     def preflight(self, jobs: list[Job]) -> list[str]:
@@ -282,7 +294,9 @@ class Runner:
 
     def _judge(self, job: Job, completion: Completion) -> tuple[Result, float, int]:
         prices = self.options.prices_for(job.provider)
-        cost = price_table.known_cost(job.model, completion.prompt_tokens, completion.completion_tokens, prices)
+        cost = price_table.known_cost(
+            job.model, completion.prompt_tokens, completion.completion_tokens, prices, batch=job.mode == "batch"
+        )
         ctx = CheckContext(
             job=job,
             suite_dir=self.options.suite_dir,

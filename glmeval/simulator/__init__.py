@@ -7,6 +7,7 @@ It exists so suites can run without an API key and CI can test offline through t
 
 from __future__ import annotations
 
+from .batches import BatchConfig
 from .faults import FaultConfig
 from .models import MODELS, ModelSpec
 from .rules import Rule, RulesError, load_rules
@@ -14,6 +15,7 @@ from .server import API_PREFIX, DEFAULT_API_KEY, LocalServer, Stats, serve_forev
 
 __all__ = [
     "API_PREFIX",
+    "BatchConfig",
     "DEFAULT_API_KEY",
     "FaultConfig",
     "LocalServer",

@@ -59,6 +59,8 @@ _ERR_SENSITIVE = (
     "系统检测到输入或生成内容可能包含不安全或敏感内容，请您避免输入易产生敏感内容的提示语，感谢您的配合。",
 )
 _ROUTES = ("/chat/completions", "/async/chat/completions", "/async-result", "/embeddings")
+_BATCH_API = ("/files", "/batches")  # the Batch API (simulator/batches.py): methods per sub-path
+_MAX_UPLOAD = 101 * 1024 * 1024  # past the files' 100 MB limit, so a too-big file gets its own 435
 
 
 class _Abort(Exception):
@@ -78,6 +80,7 @@ class Handler(BaseHTTPRequestHandler):
     _flying = False
     _flight_model: str | None = None
     _mount: Mount = NO_MOUNT  # the provider mount (/p/<name>/) of the request being served
+    _body_cap = _MAX_BODY
 
     def setup(self) -> None:
         super().setup()
@@ -146,7 +149,7 @@ class Handler(BaseHTTPRequestHandler):
                         pass
                     return b"".join(parts)
                 total += size
-                if total > _MAX_BODY:
+                if total > self._body_cap:
                     raise ApiError(413, "1210", "请求体过大")
                 parts.append(self.rfile.read(size))
                 self.rfile.readline(1024)
@@ -154,7 +157,7 @@ class Handler(BaseHTTPRequestHandler):
         if not length:
             return b""
         n = int(length)
-        if n < 0 or n > _MAX_BODY:
+        if n < 0 or n > self._body_cap:
             raise ApiError(413, "1210", "请求体过大")
         return self.rfile.read(n)
 
@@ -192,6 +195,12 @@ class Handler(BaseHTTPRequestHandler):
         body = dumps(payload)
         head = self._head(status, "application/json; charset=UTF-8", headers, len(body))
         # Counted before the write, like _land(): once a client has the answer, so do the stats.
+        self.sim.stats._status(status)
+        self._land()
+        self.wfile.write(head.encode("latin-1") + body)
+
+    def _send_bytes(self, status: int, body: bytes, content_type: str) -> None:
+        head = self._head(status, content_type, None, len(body))
         self.sim.stats._status(status)
         self._land()
         self.wfile.write(head.encode("latin-1") + body)
@@ -235,6 +244,9 @@ class Handler(BaseHTTPRequestHandler):
             route = "/async-result" if sub.startswith("/async-result/") else sub if sub in _ROUTES else "other"
         elif mount.openai and rest.rstrip("/") in V1_ROUTES:
             route = rest.rstrip("/")
+        if route == "other" and sub and "/" + sub.split("/")[1] in _BATCH_API:
+            route = "/" + sub.split("/")[1]
+        self._body_cap = _MAX_UPLOAD if route == "/files" else _MAX_BODY
         self._flying, self._flight_model = True, None
         self.sim.stats._request(route)
         try:
@@ -244,9 +256,13 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, "404", mount.unknown)
             if route == "other":
                 raise ApiError(404, "404", f"Not Found: {path}")
-            if method != expected:
+            if method != expected and route not in _BATCH_API:
                 raise ApiError(405, "1212", f"不支持 {method} 调用方式")
             check_auth(self.headers.get("Authorization"), self.sim.api_key)
+            if route in _BATCH_API:
+                query, ctype = self.path.partition("?")[2], self.headers.get("Content-Type") or ""
+                self._send_bytes(*self.sim.batches.serve(method, sub or "", query, raw, ctype))
+                return
             under = rest.rstrip("/")[len("/v1"):] if mount.openai and sub is None else sub or ""
             if self.sim.cassette is not None and self._replay(mount.provider or "zhipu", method, under, raw, started):
                 return

@@ -23,6 +23,7 @@ from glmeval.cassette.format import Cassette
 from glmeval.cassette.replay import Exhausted, MissMode, ReplayIndex
 from glmeval.catalogue.dialects import DIALECTS, Dialect
 
+from .batches import BatchConfig
 from .faults import FaultConfig
 from .httpd import API_PREFIX, SimHTTPServer
 from .protocol import DEFAULT_API_KEY
@@ -149,6 +150,11 @@ class LocalServer:
     @speed.setter
     def speed(self, value: float) -> None:
         self._sim.speed = value
+
+    @property
+    def batch(self) -> BatchConfig:
+        """How batches run (``/batches``): speed, queueing, expiry, limits; change it while running."""
+        return self._sim.batches.config
 
     @property
     def fixed_latency_ms(self) -> float | None:

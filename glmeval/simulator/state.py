@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from glmeval.catalogue.dialects import Dialect
 
+from .batches import BatchStore
 from .faults import NO_FAULT, FaultConfig, FaultDecision, decide_fault
 from .models import ModelSpec
 from .rules import RuleSet
@@ -46,6 +47,7 @@ class SimState:
         self.stats = Stats()
         self.stopping = threading.Event()
         self.tasks = TaskStore()
+        self.batches = BatchStore(self)  # /files and /batches (the Batch API)
         self.providers: dict[str, Dialect] = {}  # provider mounts: name -> dialect (LocalServer providers=)
         self.cassette: ReplayIndex | None = None  # --cassette: recorded answers come first
 

@@ -35,6 +35,8 @@ class Stats:
             self._faults: dict[str, int] = {}
             self._seen: dict[bytes, int] = {}
             self._by_model: dict[str, int] = {}
+            self._batches = 0
+            self._batch_lines: dict[str, int] = {}
             # In-flight counts are live state, not counters: requests being served when
             # reset() runs still land later. The maxima restart from what is in flight now.
             if not hasattr(self, "_in_flight"):
@@ -81,6 +83,26 @@ class Stats:
             nth = self._seen.get(digest, 0)
             self._seen[digest] = nth + 1
             return nth
+
+    def _batch_created(self) -> None:
+        with self._lock:
+            self._batches += 1
+
+    def _batch_line(self, model: str) -> None:
+        with self._lock:
+            self._batch_lines[model] = self._batch_lines.get(model, 0) + 1
+
+    @property
+    def batches_created(self) -> int:
+        """Batches created (``POST /batches`` accepted): a resumed run that resubmits shows here."""
+        with self._lock:
+            return self._batches
+
+    @property
+    def batch_lines(self) -> dict[str, int]:
+        """Batch requests answered per model (valid lines only; they are not in ``by_model``)."""
+        with self._lock:
+            return dict(self._batch_lines)
 
     @property
     def requests(self) -> int:

@@ -58,7 +58,7 @@ MIGRATIONS_TABLE = "_migrations"
 
 # Tables every glmeval database has; a SQLite file with other tables (and without ``meta``)
 # is someone else's database, which glmeval must not write into.
-OWN_TABLES = frozenset({"meta", "runs", "results", "checks", "cache", "shards", "leases", MIGRATIONS_TABLE})
+OWN_TABLES = frozenset({"meta", "runs", "results", "checks", "cache", "shards", "leases", "batches", MIGRATIONS_TABLE})
 
 
 # -- the migrations, oldest first; append only ------------------------------------------------
@@ -245,6 +245,33 @@ CREATE TABLE IF NOT EXISTS shards (
     ended_at REAL,
     PRIMARY KEY (run_id, shard)
 );
+""",
+    )
+
+
+@migration
+def m007_batches(conn: Connection) -> None:
+    """The Batch API's work of each run (:mod:`glmeval.store.batches`): one row per uploaded
+    input file, written before the batch is created, then its batch id, state and result files,
+    so ``--resume`` polls what was submitted instead of submitting it again. ``job_ids`` is a
+    JSON list; ``collected`` is 1 once the batch's results are stored."""
+    run_script(
+        conn,
+        """
+CREATE TABLE IF NOT EXISTS batches (
+    input_file_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    batch_id TEXT,
+    model TEXT NOT NULL,
+    job_ids TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    output_file_id TEXT,
+    error_file_id TEXT,
+    collected INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS batches_run ON batches (run_id);
 """,
     )
 

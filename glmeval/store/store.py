@@ -323,7 +323,7 @@ class Store:
     def delete_run(self, run_id: str) -> None:
         """Remove a run with its results and checks (``import --replace``)."""
         with write_transaction(self.conn):
-            for table in ("checks", "results", "leases"):
+            for table in ("checks", "results", "leases", "batches"):
                 self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             self.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 

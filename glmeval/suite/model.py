@@ -202,7 +202,7 @@ class Suite(_Strict):
 
     name: str = Field(description="Suite name (default: the file name); results are stored under it.")
     description: str | None = Field(None, description="What the suite is for.")
-    mode: Literal["sync", "stream", "async"] = Field("sync", description="Default call mode: sync, stream (SSE) or async (a task glmeval polls).")
+    mode: Literal["sync", "stream", "async", "batch"] = Field("sync", description="Default call mode: sync, stream (SSE), async (a task glmeval polls) or batch (the Batch API, half price).")
     model: str | None = Field(None, description="The model when the grid has no model axis (default glm-4).")
     grid: dict[str, Any] = Field(
         default_factory=dict,
