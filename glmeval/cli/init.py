@@ -13,7 +13,6 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +50,8 @@ class Written:
 
 
 def _starter(name: str) -> str:
+    from importlib import resources  # here, not at the top: --help and --version skip it
+
     return resources.files("glmeval.init_templates").joinpath(name).read_text(encoding="utf-8")
 
 
