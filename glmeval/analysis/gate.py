@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from glmeval.analysis.compare import Comparison, compare_runs, format_comparison, side_metrics
 from glmeval.analysis.frames import case_frame, results_frame
 from glmeval.errors import GlmevalError
+from glmeval.percent import percent
 from glmeval.store import StoreReader, StoreWriter
 
 # The gate reads the runs and records its baseline (``runs.baseline``, shown by ``glmeval show``
@@ -178,7 +179,7 @@ def parse_rules(texts: Iterable[str]) -> list[Rule]:
 
 def _fmt(metric: str, value: float) -> str:
     if metric == "pass-rate":
-        return f"{value:.0%}"
+        return percent(value)
     if metric in ("latency-p50", "latency-p95"):
         return f"{value:,.0f} ms"
     if metric == "cost":

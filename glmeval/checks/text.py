@@ -23,6 +23,7 @@ from typing import Any
 from glmeval.checks.args import did_you_mean, flag_problem, got, is_template, number_problem, unknown_args
 from glmeval.checks.context import CheckContext
 from glmeval.checks.registry import register
+from glmeval.percent import percent
 from glmeval.records import CheckResult, CheckSpec, Completion
 
 _CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
@@ -422,7 +423,7 @@ def language(completion: Completion, spec: CheckSpec, ctx: CheckContext) -> Chec
         return CheckResult(spec.type, False, 0.0, f"expected {wanted}; {ctx.subject} has no letters ({_excerpt(completion.text)})")
     share = (cjk if wanted == "zh" else latin) / total
     ok = share >= threshold
-    reason = f"{share:.0%} {wanted} ({counts}), {'>=' if ok else '<'} {threshold:.0%}"
+    reason = f"{percent(share)} {wanted} ({counts}), {'>=' if ok else '<'} {percent(threshold)}"
     if not ok:
         reason = f"expected {wanted}: {reason}; {ctx.subject} was {_excerpt(completion.text)}"
     return CheckResult(spec.type, ok, share, reason)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from glmeval.analysis.compare import ProviderAgreement, provider_agreement
 from glmeval.analysis.frames import DEFAULT_PROVIDER
+from glmeval.percent import percent
 from glmeval.report.data import ReportData, clean, memo
 
 __all__ = ["ProviderRow", "agreements", "headline", "provider_of", "provider_rows", "shows_providers"]
@@ -144,7 +145,7 @@ def headline(data: ReportData) -> str:
         same = sum(p.same for p in pairs) / cases
         split = [p for p in pairs if p.p_value is not None and p.p_value < 0.05]
         tail = f"; {len(split)} pair{'s' if len(split) != 1 else ''} differ significantly" if split else ""
-        parts.append(f"{same:.0%} of paired cases get the same verdict from each provider{tail}")
+        parts.append(f"{percent(same)} of paired cases get the same verdict from each provider{tail}")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "." if text else ""
 
