@@ -36,6 +36,7 @@ def _suite(path: Path, *, models: tuple[str, ...] = ("glm-4-plus", "glm-4-air"),
 name: {name}
 mode: {mode}
 repeat: {repeat}
+params: {{do_sample: false}}  # greedy: sampled replies vary call by call, and sync and batch answers are compared
 grid:
   model: [{", ".join(models)}]
 messages:
