@@ -28,6 +28,7 @@ from typing import Any, Final, TypeVar
 
 from glmeval.errors import GlmevalError
 from glmeval.records import Completion, ErrorInfo, ErrorKind, Job, RunStatus
+from glmeval.redact import redact_url
 from glmeval.run.batchfile import ENDPOINT, LineResult, custom_id, read_results, split_files
 from glmeval.run.client import FATAL_KINDS, RETRYABLE_KINDS, CallError, classify
 from glmeval.run.outcome import RunCounts, RunOutcome, abort_message
@@ -187,7 +188,7 @@ class _Phase:
                     if exc.info.status != 404:
                         raise
                     note_state(self.store, row.input_file_id, "lost", collected=True)
-                    self._say(f"batch {batch_id} is unknown to {self.client.base_url}; its jobs go into a new batch")
+                    self._say(f"batch {batch_id} is unknown to {redact_url(self.client.base_url)}; its jobs go into a new batch")
                     continue
             claimed.update(row.job_ids)
             self.active.append(_Active(row.input_file_id, batch_id, row.model,
