@@ -49,7 +49,8 @@ from pathlib import Path
 
 from glmeval.simulator import LocalServer
 
-TOOLS = ("glmeval", "promptfoo", "inspect", "deepeval")
+TOOLS = ("bare", "glmeval", "promptfoo", "inspect", "deepeval")
+BASELINE = "bare"  # every ratio is against the plain SDK loop
 MODEL = "glm-4"
 API_KEY = "vs-tools-any-key"  # the server is started with api_key=None: any bearer key works
 
@@ -145,6 +146,30 @@ def main():
 main()
 '''
 
+BARE_SCRIPT = '''\
+"""The bare SDK loop: what a user writes without any tool. zhipuai in a ThreadPoolExecutor of
+C workers, one call per row, a contains-check, the pass count printed. Written by
+benchmarks/vs_tools.py."""
+import csv, os, sys
+from concurrent.futures import ThreadPoolExecutor
+
+from zhipuai import ZhipuAI
+
+client = ZhipuAI(api_key=os.environ["ZHIPUAI_API_KEY"], base_url=os.environ["ZHIPUAI_BASE_URL"])
+
+
+def one(row):
+    reply = client.chat.completions.create(model="glm-4", messages=[{"role": "user", "content": row["input"]}])
+    return row["target"] in (reply.choices[0].message.content or "")
+
+
+with open(sys.argv[1], newline="", encoding="utf-8") as f:
+    rows = list(csv.DictReader(f))
+with ThreadPoolExecutor(max_workers=int(sys.argv[2])) as pool:
+    passes = sum(pool.map(one, rows))
+print(f"VS-TOOLS PASSES {passes} OF {len(rows)}")
+'''
+
 INSPECT_TASK = '''\
 """Inspect AI task written by benchmarks/vs_tools.py: generate(), then includes() the target."""
 from inspect_ai import Task, task
@@ -191,6 +216,7 @@ def write_workload(root: Path, n: int) -> None:
     write_csv(root / "inspect_cases.csv", ["id", "input", "target"], [[i, prompt_of(a, b), s] for i, a, b, s in rows])
     (root / "inspect_task.py").write_text(INSPECT_TASK, encoding="utf-8")
     (root / "deepeval_run.py").write_text(DEEPEVAL_SCRIPT, encoding="utf-8")
+    (root / "bare_run.py").write_text(BARE_SCRIPT, encoding="utf-8")
     (root / "inspect_count.py").write_text(INSPECT_COUNT, encoding="utf-8")
 
 
@@ -312,10 +338,25 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def glmeval_tool(cmd_prefix: list[str]) -> Tool:
+def bare_tool() -> Tool:
+    def build(work: Path, state: Path, base_url: str, c: int):
+        cmd = [sys.executable, str(work / "bare_run.py"), str(work / "inspect_cases.csv"), str(c)]
+        return cmd, base_env() | {"ZHIPUAI_API_KEY": API_KEY, "ZHIPUAI_BASE_URL": base_url}
+
+    def passes(work: Path, state: Path, out: str):
+        m = re.search(r"VS-TOOLS PASSES (\d+)", out)
+        return int(m.group(1)) if m else None
+
+    from importlib.metadata import version as dist_version
+
+    return Tool("bare", f"zhipuai {dist_version('zhipuai')}", build, passes)
+
+
+def glmeval_tool(cmd_prefix: list[str], reports: bool = False) -> Tool:
     def build(work: Path, state: Path, base_url: str, c: int):
         cmd = [*cmd_prefix, "run", str(work / "suite.yaml"), "--base-url", base_url, "-j", str(c),
-               "--no-cache", "--no-report", "-q", "--db", str(state / "results.db")]
+               "--no-cache", "-q", "--db", str(state / "results.db")]
+        cmd += ["--out", str(state / "reports")] if reports else ["--no-report"]
         env = base_env() | {"ZHIPUAI_API_KEY": API_KEY}
         return cmd, env
 
@@ -328,7 +369,7 @@ def glmeval_tool(cmd_prefix: list[str]) -> Tool:
         from importlib.metadata import version as dist_version
 
         version = dist_version("glmeval")
-    return Tool("glmeval", version, build, passes)
+    return Tool("glmeval+reports" if reports else "glmeval", version, build, passes)
 
 
 PROMPTFOO_ENV = {
@@ -417,9 +458,14 @@ def deepeval_tool(python: str) -> Tool:
 def find_tools(args: argparse.Namespace) -> list[Tool]:
     tools: list[Tool] = []
     wanted = set(args.tools)
+    if "bare" in wanted:
+        tools.append(bare_tool())
     if "glmeval" in wanted:
         exe = shutil.which("glmeval")
-        tools.append(glmeval_tool([exe] if exe else [sys.executable, "-m", "glmeval"]))
+        prefix = [exe] if exe else [sys.executable, "-m", "glmeval"]
+        tools.append(glmeval_tool(prefix))
+        if args.with_reports:
+            tools.append(glmeval_tool(prefix, reports=True))
     if "promptfoo" in wanted:
         exe = args.promptfoo or os.environ.get("VS_PROMPTFOO") or shutil.which("promptfoo")
         if exe and Path(exe).exists() and shutil.which("node"):
@@ -500,9 +546,11 @@ def summarize(runs: list[Run]) -> list[dict]:
             "load": median([r.load_before for r in rs]),
             "notes": sorted({r.note for r in rs if r.note}),
         })
-    order = {t: i for i, t in enumerate(TOOLS)}
+    order = {t: i for i, t in enumerate(TOOLS)} | {"glmeval+reports": 1.5}
     rows.sort(key=lambda d: (d["latency_ms"], d["n"], d["concurrency"], order.get(d["tool"], 99)))
-    base = {(d["n"], d["latency_ms"], d["concurrency"]): d for d in rows if d["tool"] == "glmeval"}
+    base = {(d["n"], d["latency_ms"], d["concurrency"]): d for d in rows if d["tool"] == BASELINE}
+    if not base:  # the bare loop was not run: ratios against glmeval, as before
+        base = {(d["n"], d["latency_ms"], d["concurrency"]): d for d in rows if d["tool"] == "glmeval"}
     for d in rows:
         g = base.get((d["n"], d["latency_ms"], d["concurrency"]))
         d["wall_x"] = d["wall_s"] / g["wall_s"] if g and g["wall_s"] else float("nan")
@@ -540,6 +588,8 @@ def main() -> int:
     parser.add_argument("--promptfoo", help="promptfoo executable (or VS_PROMPTFOO)")
     parser.add_argument("--inspect-python", help="python of a venv with inspect-ai (or VS_INSPECT_PYTHON)")
     parser.add_argument("--deepeval-python", help="python of a venv with deepeval (or VS_DEEPEVAL_PYTHON)")
+    parser.add_argument("--with-reports", action="store_true",
+                        help="also time glmeval writing its default reports (glmeval+reports)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run before it is killed")
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run per tool")
     parser.add_argument("--keep", type=Path, help="keep the workloads, logs and per-run state here")
@@ -590,7 +640,14 @@ def main() -> int:
     rows = summarize(runs)
     print()
     print(table(rows))
-    print("\nwall x / CPU x: the tool's median divided by glmeval's at the same N, L and C. "
+    for d in rows:  # issue 15's targets: at most 1.10x the bare loop at L=200 ms, 1.5x at L=0
+        if d["tool"].startswith("glmeval") and any(r["tool"] == BASELINE for r in rows):
+            target = 1.10 if d["latency_ms"] >= 200 else 1.5 if d["latency_ms"] == 0 else None
+            if target is not None:
+                verdict = "meets" if d["wall_x"] <= target else "misses"
+                print(f"{d['tool']} N={d['n']} L={d['latency_ms']:g} C={d['concurrency']}: {d['wall_x']:.2f}x the bare loop "
+                      f"({verdict} the {target:.2f}x target)")
+    print("\nwall x / CPU x: the tool's median divided by the bare SDK loop's (glmeval's when it was not run) at the same N, L and C. "
           "load: median 1-minute load average before the runs. "
           "in flight: the most requests the server had open at once (proves each tool reached C).")
     print("commands:")

@@ -182,7 +182,7 @@ class Runner:
         """Judge and store an answer obtained outside the schedule (a Batch API result line),
         exactly as a call's answer is: checks, cost, store, cache, progress."""
         result, grader_cost, grader_tokens = self._judge(job, completion)
-        self._record(run_id, _Done(_Task(job), result, grader_cost, grader_tokens), counts)
+        self._record(run_id, [_Done(_Task(job), result, grader_cost, grader_tokens)], counts)
         return result
 
     # -- before the run is stored -------------------------------------------------------------
@@ -487,22 +487,26 @@ class Runner:
             self._estimator.learn_grading(task.job, item.grader_tokens, item.grader_cost)
         return item
 
-    def _record(self, run_id: str, done: _Done, counts: RunCounts) -> None:
-        """Write one finished job (and a fresh answer to the cache) and tell the progress."""
-        result = done.result
-        fresh = not result.completion.cached and result.completion.error is None
-        counts.grader_cost += done.grader_cost
+    def _record(self, run_id: str, finished: list[_Done], counts: RunCounts) -> None:
+        """Write the jobs that finished together (and their fresh answers to the cache) in one
+        transaction, then tell the progress about each."""
+        cache = [
+            (self.cache.key(d.result.job.cache_key), d.result.job.model, d.result.completion)
+            for d in finished
+            if not d.result.completion.cached and d.result.completion.error is None
+        ]
         with self._store_lock:
-            self.store.add_result(run_id, result)
-            if fresh:
-                self.store.cache_put(self.cache.key(result.job.cache_key), result.job.model, result.completion)
-        counts.add(result)
-        if self.on_result is not None:
-            now = time.perf_counter()
-            if (self._backing_off or counts.pace) and now - self._pace_at >= 0.2:  # what holds the run back
-                self._pace_at = now
-                counts.pace = pace_line(self.limiter.cut_lanes(), self._backing_off, now)
-            self.on_result(result, counts)
+            self.store.add_results(run_id, [d.result for d in finished], cache)
+        for done in finished:
+            result = done.result
+            counts.grader_cost += done.grader_cost
+            counts.add(result)
+            if self.on_result is not None:
+                now = time.perf_counter()
+                if (self._backing_off or counts.pace) and now - self._pace_at >= 0.2:  # what holds the run back
+                    self._pace_at = now
+                    counts.pace = pace_line(self.limiter.cut_lanes(), self._backing_off, now)
+                self.on_result(result, counts)
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         """First Ctrl-C: take no new jobs, let in-flight calls finish. Second: give up on them."""
@@ -590,8 +594,7 @@ class Runner:
                 if not self._halt.is_set() and not self._no_new_jobs:
                     self._fill()
                 self._dispatch()
-                for done in finished:
-                    self._record(run_id, done, counts)
+                self._record(run_id, finished, counts)
 
     def _status(self, not_run: int, abandoned: bool) -> RunStatus:
         if self._abort is not None:

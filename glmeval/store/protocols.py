@@ -13,7 +13,7 @@ the database file, or for PostgreSQL its URL with the password redacted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -96,6 +96,10 @@ class StoreWriter(StoreReader, Protocol):
     def delete_run(self, run_id: str) -> None: ...
 
     def add_result(self, run_id: str, result: Result) -> None: ...
+
+    def add_results(
+        self, run_id: str, results: Sequence[Result], cache: Sequence[tuple[str, str, Completion]] = ...
+    ) -> None: ...
 
     def cache_get(self, key: str) -> Completion | None: ...
 

@@ -15,7 +15,7 @@ import os
 import platform
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -335,63 +335,32 @@ class Store:
 
     def add_result(self, run_id: str, result: Result) -> None:
         """Write one result and its checks in one transaction."""
-        job, c = result.job, result.completion
-        err = c.error
+        self.add_results(run_id, [result])
+
+    def add_results(self, run_id: str, results: Sequence[Result], cache: Sequence[tuple[str, str, Completion]] = ()) -> None:
+        """Write finished jobs, their checks and fresh answers for the cache in one
+        transaction: the runner writes every answer that arrived together at once, so a burst
+        costs one commit and a few statements, not several per job (each statement lets the
+        worker threads take the GIL, and the coordinator waits to get it back)."""
+        if not results and not cache:
+            return
+        rows = [_result_row(run_id, r) for r in results]
+        checks = [
+            (run_id, r.job.id, i, c.type, c.label, c.metric, int(c.passed), c.score, c.weight, c.reason, int(c.error))
+            for r in results
+            for i, c in enumerate(r.checks)
+        ]
         with write_transaction(self.conn):
-            self.conn.execute(
-                insert_sql("results", _RESULT_COLUMNS, "replace"),
-                (
-                    run_id,
-                    job.id,
-                    job.case_id,
-                    job.variant_id,
-                    json.dumps(job.variant, ensure_ascii=False, default=str),
-                    job.repeat,
-                    job.model,
-                    job.mode,
-                    result.status,
-                    int(result.passed),
-                    result.score,
-                    c.text,
-                    json.dumps([t.__dict__ for t in c.tool_calls], ensure_ascii=False) if c.tool_calls else None,
-                    c.finish_reason,
-                    c.prompt_tokens,
-                    c.completion_tokens,
-                    c.total_tokens,
-                    c.latency_ms,
-                    c.ttft_ms,
-                    c.queue_ms,
-                    c.retry_ms,
-                    result.cost,
-                    err.kind if err else None,
-                    err.status if err else None,
-                    err.code if err else None,
-                    err.message if err else None,
-                    c.attempts,
-                    int(c.cached),
-                    c.request_id,
-                    json.dumps(job.to_dict(), ensure_ascii=False, default=str),
-                    time.time(),
-                    json.dumps(list(job.tags), ensure_ascii=False) if job.tags else None,
-                    result.judge_tokens,
-                    result.judge_cost,
-                    c.reasoning,
-                    c.reasoning_tokens,
-                    int(c.reasoning_estimated),
-                    c.ttfr_ms,
-                    c.cached_tokens,
-                    json.dumps(c.web_search, ensure_ascii=False, default=str) if c.web_search else None,
-                    job.thinking,
-                ),
-            )
-            self.conn.execute("DELETE FROM checks WHERE run_id = ? AND job_id = ?", (run_id, job.id))
-            self.conn.executemany(
-                insert_sql("checks", _CHECK_COLUMNS),
-                [
-                    (run_id, job.id, i, r.type, r.label, r.metric, int(r.passed), r.score, r.weight, r.reason, int(r.error))
-                    for i, r in enumerate(result.checks)
-                ],
-            )
+            if rows:
+                self.conn.executemany(insert_sql("results", _RESULT_COLUMNS, "replace"), rows)
+                self.conn.executemany(
+                    "DELETE FROM checks WHERE run_id = ? AND job_id = ?", [(run_id, r.job.id) for r in results]
+                )
+            if checks:
+                self.conn.executemany(insert_sql("checks", _CHECK_COLUMNS), checks)
+            entries = [_cache_row(key, model, c) for key, model, c in cache if c.error is None]
+            if entries:
+                self.conn.executemany(_CACHE_INSERT, entries)
 
     def done_job_ids(self, run_id: str, include_errors: bool = False) -> set[str]:
         sql = "SELECT job_id FROM results WHERE run_id = ?"
@@ -475,12 +444,64 @@ class Store:
     def cache_put(self, key: str, model: str, completion: Completion) -> None:
         if completion.error is not None:
             return
-        data = completion.to_dict()
-        data.pop("raw", None)
-        self.conn.execute(
-            insert_sql("cache", ("key", "model", "completion", "created_at"), "replace"),
-            (key, model, json.dumps(data, ensure_ascii=False), time.time()),
-        )
+        self.conn.execute(_CACHE_INSERT, _cache_row(key, model, completion))
+
+_CACHE_INSERT = insert_sql("cache", ("key", "model", "completion", "created_at"), "replace")
+
+
+def _cache_row(key: str, model: str, completion: Completion) -> tuple[str, str, str, float]:
+    data = completion.to_dict()
+    data.pop("raw", None)
+    return (key, model, json.dumps(data, ensure_ascii=False), time.time())
+
+
+def _result_row(run_id: str, result: Result) -> tuple[Any, ...]:
+    """The ``results`` row of one finished job, in :data:`_RESULT_COLUMNS` order."""
+    job, c = result.job, result.completion
+    err = c.error
+    return (
+        run_id,
+        job.id,
+        job.case_id,
+        job.variant_id,
+        json.dumps(job.variant, ensure_ascii=False, default=str),
+        job.repeat,
+        job.model,
+        job.mode,
+        result.status,
+        int(result.passed),
+        result.score,
+        c.text,
+        json.dumps([t.__dict__ for t in c.tool_calls], ensure_ascii=False) if c.tool_calls else None,
+        c.finish_reason,
+        c.prompt_tokens,
+        c.completion_tokens,
+        c.total_tokens,
+        c.latency_ms,
+        c.ttft_ms,
+        c.queue_ms,
+        c.retry_ms,
+        result.cost,
+        err.kind if err else None,
+        err.status if err else None,
+        err.code if err else None,
+        err.message if err else None,
+        c.attempts,
+        int(c.cached),
+        c.request_id,
+        json.dumps(job.to_dict(), ensure_ascii=False, default=str),
+        time.time(),
+        json.dumps(list(job.tags), ensure_ascii=False) if job.tags else None,
+        result.judge_tokens,
+        result.judge_cost,
+        c.reasoning,
+        c.reasoning_tokens,
+        int(c.reasoning_estimated),
+        c.ttfr_ms,
+        c.cached_tokens,
+        json.dumps(c.web_search, ensure_ascii=False, default=str) if c.web_search else None,
+        job.thinking,
+    )
 
 
 if TYPE_CHECKING:
