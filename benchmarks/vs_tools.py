@@ -335,6 +335,10 @@ def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ZHIPU", "GLMEVAL_", "PROMPTFOO_", "INSPECT_", "DEEPEVAL_"))}
     env["NO_COLOR"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
+    # As on a user's machine: Python caches compiled modules. (These shared machines set
+    # PYTHONDONTWRITEBYTECODE, which makes every run compile its whole tool from source: a
+    # cost that grows with the tool's size and that no installed tool pays.)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

@@ -155,6 +155,7 @@ class Runner:
         # host has its own limits), in plan order.
         self._queues: dict[str, deque[_Task]] = {}
         self._next_in_line: dict[str, int] = {}
+        self._needs_estimate: dict[str, bool] = {}
         self._models: list[str] = []
         self._judge_only: deque[_Task] = deque()  # cache hits and replays: checks only
         self._delayed: list[tuple[float, int, _Task]] = []  # retries: (due, seq, task) heap
@@ -407,7 +408,7 @@ class Runner:
                 q = self._queues[lane]
                 while q and self._busy < self._max_threads:
                     task = q[0]
-                    if task.est_tokens == 0:
+                    if task.est_tokens == 0 and self._estimates(lane):
                         task.est_tokens, task.local_prompt, task.est_cost = self._estimator.estimate(task.job)
                     if self._account.limited and not task.reserved:
                         if not self._account.reserve(task.est_tokens, task.est_cost):
@@ -437,6 +438,15 @@ class Runner:
                     if len(q) >= k and q[k - 1].waiting_since is None:
                         q[k - 1].waiting_since = now  # it just became one of the next to go
         return wake
+
+    def _estimates(self, lane: str) -> bool:
+        """Whether jobs of ``lane`` need a token and cost estimate before they go: only a
+        budget or a tokens-per-minute limit reads one (counting a prompt's tokens is the
+        coordinator's largest cost per job, so it is skipped when nothing would read it)."""
+        needed = self._needs_estimate.get(lane)
+        if needed is None:
+            needed = self._needs_estimate[lane] = bool(self._account.limited) or self.limiter.limit_for(lane).tpm is not None
+        return needed
 
     def _budget_stop(self) -> None:
         self._no_new_jobs = True
