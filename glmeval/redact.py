@@ -43,17 +43,24 @@ _secrets: set[str] = set()
 _lock = threading.Lock()
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: str, keep_user: bool = False) -> str:
     """``url`` without credentials: user info, key-like parameters and token-looking values
     become ``***``. Anything that does not parse as a URL is returned with at least its user
-    info cut."""
+    info cut. ``keep_user`` keeps a user name and masks only its password
+    (``postgresql://alice:***@host/db``): a database URL's user tells people which
+    database it is, where an HTTP URL's user info is usually a token."""
     try:
         parts = urlsplit(url)
         netloc = parts.netloc
     except ValueError:
         return _USERINFO.sub(f"{MASK}@", url)
     if "@" in netloc:
-        netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
+        userinfo, _, host = netloc.rpartition("@")
+        if keep_user:
+            user, colon, _ = userinfo.partition(":")
+            netloc = f"{user}:{MASK}@{host}" if colon else netloc
+        else:
+            netloc = f"{MASK}@{host}"
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)

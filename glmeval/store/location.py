@@ -2,8 +2,8 @@
 
 ``--db`` and ``GLMEVAL_DB`` take either. A URL must reach the store unchanged (a ``Path``
 would fold its ``//``), and its password must never reach a message, a report or an export:
-:func:`redact_url` is what every message shows instead. (``glmeval/redact.py`` from the
-hygiene branch generalises this; until it is merged the store redacts with its own helper.)
+:func:`redact_url` (:func:`glmeval.redact.redact_url` keeping the user name) is what every
+message shows instead.
 """
 
 from __future__ import annotations
@@ -12,13 +12,10 @@ import os
 import urllib.parse
 from pathlib import Path
 
+from glmeval import redact
 from glmeval.store.runinfo import DEFAULT_DB
 
 URL_SCHEMES = ("postgresql://", "postgres://")
-
-# Query parameters of a libpq URL that carry a secret.
-_SECRET_PARAMS = {"password", "passfile", "sslpassword", "sslkey"}
-
 
 def is_postgres_url(value: object) -> bool:
     return isinstance(value, str) and value.strip().lower().startswith(URL_SCHEMES)
@@ -35,26 +32,10 @@ def database_location(value: str | Path | None) -> str | Path:
 
 
 def redact_url(url: str) -> str:
-    """``postgresql://user:***@host/db``: the password (in the user info or a ``password=``
-    parameter) replaced, everything a person needs to recognise the database kept."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return url.split("://", 1)[0] + "://***"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        netloc = f"{userinfo}@{host}"
-    query = parts.query
-    if query:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        query = "&".join(
-            f"{key}={'***' if key.lower() in _SECRET_PARAMS else urllib.parse.quote(value, safe='/:,=-')}"
-            for key, value in pairs
-        )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """``postgresql://user:***@host/db``: the password (in the user info or a secret
+    parameter such as ``password=``) replaced, everything a person needs to recognise the
+    database kept."""
+    return redact.redact_url(url, keep_user=True)
 
 
 def url_password(url: str) -> str | None:
