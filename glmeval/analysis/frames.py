@@ -167,7 +167,7 @@ def results_frame(
     suite: str | None = None,
     runs: RunsArg = None,
     analysis_dtypes: bool = False,
-    cases: Sequence[str] | None = None,
+    jobs: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One row per result (job), with the request parameters as columns.
 
@@ -195,13 +195,13 @@ def results_frame(
     ``web_search`` (JSON text, like ``tool_calls``) and ``thinking`` (on/off/auto, None for a
     model that does not think). ``provider`` (right after ``model``) names who served the answer
     (``zhipu``, ``zai``, a suite's own provider), ``zhipu`` for runs stored before providers.
-    ``cases`` keeps only those case ids (a big run's report reads the cases it shows).
+    ``jobs`` keeps only those job ids (a big run's report reads the cases it shows).
     """
     store, opened = _open(db)
     try:
         infos = _pick_runs(store, run, suite, runs)
         select = f"SELECT {', '.join(RESULT_COLUMNS)}, variant, job FROM results WHERE run_id = ?"
-        rows_by_run = [(info, _rows_of(store, select, info.id, cases, "ORDER BY rowid")) for info in infos]
+        rows_by_run = [(info, _rows_of(store, select, info.id, jobs, "ORDER BY rowid")) for info in infos]
     finally:
         if opened is not None:
             opened.close()
@@ -322,13 +322,14 @@ def runs_frame(db: str | Path | StoreReader | None = None, suite: str | None = N
     return frame
 
 
-def _rows_of(store: StoreReader, select: str, run_id: str, cases: Sequence[str] | None, order: str, column: str = "case_id") -> list[Any]:
-    """``select`` (whose first placeholder is the run id) for the run, or for ``cases`` only,
-    a few hundred case ids per query (under SQLite's limit on bound parameters)."""
-    if cases is None:
+def _rows_of(store: StoreReader, select: str, run_id: str, jobs: Sequence[str] | None, order: str, column: str = "job_id") -> list[Any]:
+    """``select`` (whose first placeholder is the run id) for the run, or for ``jobs`` only: a
+    few hundred job ids per query (under SQLite's limit on bound parameters), each looked up by
+    the primary key."""
+    if jobs is None:
         return list(store.conn.execute(f"{select} {order}", (run_id,)).fetchall())
     out: list[Any] = []
-    ids = list(dict.fromkeys(cases))
+    ids = list(dict.fromkeys(jobs))
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         out += store.conn.execute(f"{select} AND {column} IN ({', '.join('?' * len(chunk))}) {order}", (run_id, *chunk)).fetchall()
@@ -336,10 +337,10 @@ def _rows_of(store: StoreReader, select: str, run_id: str, cases: Sequence[str] 
 
 
 def checks_frame(
-    db: str | Path | StoreReader | None = None, run: str | None = None, *, cases: Sequence[str] | None = None
+    db: str | Path | StoreReader | None = None, run: str | None = None, *, jobs: Sequence[str] | None = None
 ) -> pd.DataFrame:
     """One row per check result, with the case, variant, repeat and model it belongs to
-    (of ``cases`` only, when given)."""
+    (of ``jobs`` only, when given)."""
     store, opened = _open(db)
     try:
         run_id = store.resolve_run(run or "latest")
@@ -351,7 +352,7 @@ def checks_frame(
                       c.metric, c.passed, c.score, c.weight, c.reason, c.error
                FROM checks c JOIN results r ON r.run_id = c.run_id AND r.job_id = c.job_id
                WHERE c.run_id = ?""",
-            run_id, cases, "ORDER BY r.rowid, c.idx", column="r.case_id",
+            run_id, jobs, "ORDER BY r.rowid, c.idx", column="c.job_id",
         )
         frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
     finally:

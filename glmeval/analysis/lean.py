@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from glmeval.store import StoreReader
+from glmeval.store.engine import engine_of
 
 PAGE_ROWS = 5_000
 DEFAULT_PROVIDER = "zhipu"
@@ -38,13 +39,22 @@ def pages(
     """The run's results rows in written order, ``page`` at a time: ``SELECT rowid, {columns}``.
 
     Each page is its own query after the last ``rowid`` seen, so memory holds one page
-    whatever the engine's cursor does (psycopg's default cursor buffers a whole result).
+    whatever the engine's cursor does (psycopg's default cursor buffers a whole result). On
+    SQLite the run's first ``rowid`` is looked up once and ``+run_id`` keeps the planner on the
+    rowid range: through the ``(run_id, variant_id, case_id)`` index every page would sort the
+    whole run again.
     """
-    last = -1
     extra = f" AND ({where})" if where else ""
+    run_term = "run_id = ?"
+    last = -1
+    if engine_of(store.conn) == "sqlite":
+        first = store.conn.execute("SELECT MIN(rowid) FROM results WHERE run_id = ?", (run_id,)).fetchone()
+        if first is None or first[0] is None:
+            return
+        last, run_term = int(first[0]) - 1, "+run_id = ?"
     while True:
         rows = store.conn.execute(
-            f"SELECT rowid, {columns} FROM results WHERE run_id = ? AND rowid > ?{extra} ORDER BY rowid LIMIT ?",
+            f"SELECT rowid, {columns} FROM results WHERE {run_term} AND rowid > ?{extra} ORDER BY rowid LIMIT ?",
             (run_id, last, *params, page),
         ).fetchall()
         if not rows:

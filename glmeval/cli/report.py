@@ -17,6 +17,7 @@ from glmeval.cli.group import main
 from glmeval.errors import GlmevalError
 
 if TYPE_CHECKING:
+    from glmeval.report.data import Scale
     from glmeval.store import StoreReader
 
 DEFAULT_OUT = Path("reports")
@@ -137,6 +138,8 @@ def report_cmd(
         if renders:
             data = load_report_data(store, run_id, baseline=base_id, history_runs=history_runs,
                                     recorded_baseline=not no_baseline)
+        if data is not None and data.scale is not None:
+            _big_run_exports(store, run_id, data.scale, targets)
         for fmt, path in targets.items():
             if fmt in EXPORTS or data is None:
                 continue
@@ -173,6 +176,21 @@ def _export(store: StoreReader, run_id: str, fmt: str, path: Path | None) -> Non
     except OSError as exc:
         raise GlmevalError(f"{path}: cannot write the export ({exc.strerror})") from None
     click.echo(f"export: {path} ({n:,} results)", err=True)
+
+
+def _big_run_exports(store: StoreReader, run_id: str, scale: Scale, targets: dict[str, Path | None]) -> None:
+    """A big run's HTML or Markdown file links to the full data: both exports next to it
+    (those already written by ``--format csv|jsonl`` into that folder are reused)."""
+    from glmeval.report import FILE_NAMES
+
+    folders = [p.parent for f, p in targets.items() if f in ("md", "html") and p is not None]
+    if not folders:
+        return
+    for fmt in EXPORTS:
+        path = folders[0] / FILE_NAMES[fmt]
+        if targets.get(fmt) != path:
+            _export(store, run_id, fmt, path)
+        scale.exports[fmt] = path.name
 
 
 def _is_suite(db: str | Path | None, name: str) -> bool:

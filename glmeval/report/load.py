@@ -31,7 +31,7 @@ _JOB_FIELDS = ("messages", "params", "threshold", "description", "tags", "vars",
 
 
 def _load_jobs(
-    store: StoreReader, run_id: str, cases: list[str] | None = None
+    store: StoreReader, run_id: str, job_ids: list[str] | None = None
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """The request of every result (for the conversation view) and each variant's grid values.
 
@@ -55,10 +55,10 @@ def _load_jobs(
 
     extract = ", ".join(f"json_extract(job, '$.{f}')" for f in _JOB_FIELDS)
     try:
-        rows = _rows_of(store, f"SELECT job_id, variant_id, variant, {extract} FROM results WHERE run_id = ?", run_id, cases, "ORDER BY rowid")
+        rows = _rows_of(store, f"SELECT job_id, variant_id, variant, {extract} FROM results WHERE run_id = ?", run_id, job_ids, "ORDER BY rowid")
         split = True
     except sqlite3.OperationalError:  # an SQLite built without JSON functions
-        rows = _rows_of(store, "SELECT job_id, variant_id, variant, job FROM results WHERE run_id = ?", run_id, cases, "ORDER BY rowid")
+        rows = _rows_of(store, "SELECT job_id, variant_id, variant, job FROM results WHERE run_id = ?", run_id, job_ids, "ORDER BY rowid")
         split = False
     for row in rows:
         job_id, variant_id, variant = row[0], row[1], row[2]
@@ -142,9 +142,10 @@ def load_big_run(store: StoreReader, run: RunInfo, stored: int, matrix_cells: in
     ranked = sorted(range(len(order)), key=lambda i: (0 if order[i] in errored else 1 if order[i] in failing else 2, i))
     per_case = max(1, int(cells["variant_id"].nunique()))
     shown = [order[i] for i in ranked[: max(1, matrix_cells // per_case)]]
-    detail = results_frame(store, run.id, cases=shown)
-    checks = checks_frame(store, run.id, cases=shown)
-    jobs, _ = _load_jobs(store, run.id, cases=shown)
+    job_ids = lean.loc[lean["case_id"].isin(set(shown)), "job_id"].tolist()
+    detail = results_frame(store, run.id, jobs=job_ids)
+    checks = checks_frame(store, run.id, jobs=job_ids)
+    jobs, _ = _load_jobs(store, run.id, job_ids)
     scale = Scale(results=stored, cases=len(order), cells=cells, shown=shown)
     data = ReportData(run=run, results=lean, checks=checks, summary=summary, jobs=jobs, variants=variants,
                       detail=detail, scale=scale)
