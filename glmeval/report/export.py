@@ -56,8 +56,11 @@ def result_records(store: StoreReader, run_id: str, page: int = PAGE_ROWS) -> It
         for row in rows:
             record = dict(zip(_STORED, row[1:]))
             text = why.get(record["job_id"], "")
-            if record["status"] == "error" and not text:
-                text = f"error ({record['error_kind']}): {record['error_message'] or ''}".strip()
+            if record["status"] == "error":  # worded as the reports word it (matrix.Attempt.why)
+                status = record["error_status"]
+                where = f"HTTP {int(status)} " if status is not None else ""
+                said = (where + (record["error_message"] or "")).strip() or str(record["error_kind"])
+                text = f"error ({record['error_kind']}): {said}"
             record["why"] = text
             record["passed"] = bool(record["passed"])
             record["cached"] = bool(record["cached"])

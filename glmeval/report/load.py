@@ -79,8 +79,8 @@ def load_report_data(
     baseline: str | None = None,
     history_runs: int = HISTORY_RUNS,
     recorded_baseline: bool = True,
-    full_limit: int = FULL_RESULTS,
-    matrix_cells: int = MATRIX_CELLS,
+    full_limit: int | None = None,
+    matrix_cells: int | None = None,
 ) -> ReportData:
     """Read one run (and optionally its baseline comparison and the suite's history) from the store.
 
@@ -89,16 +89,17 @@ def load_report_data(
     still stored, so the report of a gated run shows what the gate saw; ``recorded_baseline=False``
     turns that off. ``history_runs`` bounds how many of the suite's runs feed the trends (0: none).
 
-    A run of more than ``full_limit`` results loads as a big run (:func:`load_big_run`): its
-    text is read only for the ``matrix_cells`` cells the matrix shows.
+    A run of more than ``full_limit`` results (default :data:`FULL_RESULTS`) loads as a big
+    run (:func:`load_big_run`): its text is read only for the ``matrix_cells`` cells (default
+    :data:`MATRIX_CELLS`) the matrix shows.
     """
     run = store.get_run(run_id)
     if run is None:
         raise GlmevalError(f"no run {run_id!r} in {store.path}")
     history = load_history(store, run, history_runs) if history_runs > 0 else None
     stored = count_results(store, run_id)
-    if stored > full_limit:
-        data = load_big_run(store, run, stored, matrix_cells)
+    if stored > (FULL_RESULTS if full_limit is None else full_limit):
+        data = load_big_run(store, run, stored, MATRIX_CELLS if matrix_cells is None else matrix_cells)
         data.history = history
     else:
         results = results_frame(store, run_id)
