@@ -178,3 +178,18 @@ def test_report_command_exports_and_caps_a_big_run(tmp_path: Path, monkeypatch: 
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Showing the 5 worst of 30 cases" in html and 'href="results.jsonl"' in html
     assert len((out / "results.jsonl").read_text(encoding="utf-8").splitlines()) == 30 * 4
+
+
+def test_both_engines_give_a_big_run_the_same_report(store_db: Path | str, tmp_path: Path) -> None:
+    """The lean path's SQL (pages by rowid, GROUP BY, the job fields) on SQLite and PostgreSQL."""
+    with Store(store_db) as s:
+        run = synth_run(s, cases=12, repeats=2, error_rate=0.1, seed=8)
+        whole = load_report_data(s, run)
+        big = load_report_data(s, run, full_limit=10, matrix_cells=CAP_CELLS)
+        assert big.scale is not None
+        pd.testing.assert_frame_equal(whole.summary, big.summary, check_dtype=False, check_exact=False)
+        assert views.totals(big) == views.totals(whole)
+        assert views.failure_items(big)[1] == views.failure_items(whole)[1]
+        written = write_reports(s, run, tmp_path / "r", ("html",), data=big)
+        assert [p.name for p in written] == ["results.csv", "results.jsonl", "report.html"]
+        assert len((tmp_path / "r" / "results.jsonl").read_text(encoding="utf-8").splitlines()) == 12 * 4 * 2

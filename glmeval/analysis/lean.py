@@ -27,6 +27,7 @@ LEAN_COLUMNS = [
     "job_id", "case_id", "variant_id", "repeat", "model", "status", "cached", "latency_ms", "ttft_ms",
     "prompt_tokens", "completion_tokens", "total_tokens", "cost", "judge_cost", "reasoning_tokens", "ttfr_ms",
 ]
+_SHARED = [LEAN_COLUMNS.index(c) for c in ("variant_id", "model", "status")]  # few values, many rows
 _FLOATS = [
     "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "judge_cost",
     "reasoning_tokens", "ttfr_ms",
@@ -116,7 +117,9 @@ def lean_results_frame(store: StoreReader, run_id: str, variants: dict[str, dict
     for rows in pages(store, select, run_id):
         records = []
         for row in rows:
-            values = [shared.setdefault(v, v) if isinstance(v, str) else v for v in row[1 : 1 + len(LEAN_COLUMNS)]]
+            values = list(row[1 : 1 + len(LEAN_COLUMNS)])
+            for i in _SHARED:
+                values[i] = shared.setdefault(values[i], values[i])
             reasoning_chars = row[1 + len(LEAN_COLUMNS)] or 0
             if split:
                 threshold, provider = row[2 + len(LEAN_COLUMNS)], row[3 + len(LEAN_COLUMNS)]
@@ -168,10 +171,11 @@ def cell_frame(lean: pd.DataFrame) -> pd.DataFrame:
 
 def answer_groups_sql(store: StoreReader, run_id: str) -> pd.DataFrame:
     """:func:`glmeval.report.summary.answer_groups` counted by the database: per (variant,
-    case) with an answer, how many answers and how many different ones (text and tool calls)."""
+    case) answered at least twice (the only ones the distinct-answers figures read), how many
+    answers and how many different ones (text and tool calls). A run without repeats gets no row."""
     rows = store.conn.execute(
         "SELECT variant_id, case_id, COUNT(*), COUNT(DISTINCT COALESCE(output, '') || ? || COALESCE(tool_calls, '')) "
-        "FROM results WHERE run_id = ? AND status != 'error' GROUP BY variant_id, case_id",
+        "FROM results WHERE run_id = ? AND status != 'error' GROUP BY variant_id, case_id HAVING COUNT(*) >= 2",
         ("\x1f", run_id),
     ).fetchall()
     return pd.DataFrame([tuple(r) for r in rows], columns=["variant_id", "case_id", "answers", "distinct"])

@@ -26,7 +26,7 @@ HISTORY_RUNS = 20
 FULL_RESULTS = 20_000
 """Runs with more results than this get a big run's report: counts over every result, the
 matrix capped at :data:`MATRIX_CELLS` cells (worst cases first) and the full data exported."""
-MATRIX_CELLS = 2_000
+MATRIX_CELLS = 1_000
 _JOB_FIELDS = ("messages", "params", "threshold", "description", "tags", "vars", "min_score")
 
 
