@@ -193,3 +193,16 @@ def test_both_engines_give_a_big_run_the_same_report(store_db: Path | str, tmp_p
         written = write_reports(s, run, tmp_path / "r", ("html",), data=big)
         assert [p.name for p in written] == ["results.csv", "results.jsonl", "report.html"]
         assert len((tmp_path / "r" / "results.jsonl").read_text(encoding="utf-8").splitlines()) == 12 * 4 * 2
+
+
+def test_the_json_report_of_a_big_run_says_what_it_holds(store: Store) -> None:
+    from glmeval.report.jsonreport import report_dict
+
+    run = synth_run(store, cases=30, repeats=1, seed=6)
+    whole, big = _pair(store, run)
+    out = report_dict(big)
+    assert "scale" not in report_dict(whole)
+    assert out["scale"]["results"] == 30 * 4 and out["scale"]["hidden_cases"] == 30 - 5
+    assert {r["case_id"] for r in out["results"]} == set(big.scale.shown)
+    assert all(r["output"] for r in out["results"] if r["status"] != "error")
+    assert out["totals"] == report_dict(whole)["totals"]
