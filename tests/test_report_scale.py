@@ -206,3 +206,17 @@ def test_the_json_report_of_a_big_run_says_what_it_holds(store: Store) -> None:
     assert {r["case_id"] for r in out["results"]} == set(big.scale.shown)
     assert all(r["output"] for r in out["results"] if r["status"] != "error")
     assert out["totals"] == report_dict(whole)["totals"]
+
+
+def test_show_reads_a_big_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``glmeval show`` loads the report data too: a big run's lean frame must serve it."""
+    db = tmp_path / "h.db"
+    with Store(db) as s:
+        run = synth_run(s, cases=30, repeats=2, error_rate=0.1, seed=4)
+    runner = CliRunner()
+    whole = runner.invoke(main, ["show", run, "--db", str(db)])
+    monkeypatch.setattr(report_load, "FULL_RESULTS", 10)
+    big = runner.invoke(main, ["show", run, "--db", str(db)])
+    assert whole.exit_code == big.exit_code == 0, big.output
+    assert big.output.split("failing cases")[0] == whole.output.split("failing cases")[0]
+    assert "failing cases (" in big.output

@@ -388,7 +388,7 @@ def case_frame(results: pd.DataFrame) -> pd.DataFrame:
         scores = scores.where(g["status"] != "error", 0.0)
         outputs = tuple(
             ("<error>" if status == "error" else "") + (text or "") + (("\x00" + calls) if isinstance(calls, str) and calls else "")
-            for status, text, calls in zip(g["status"], g["output"], g.get("tool_calls", [None] * repeats))
+            for status, text, calls in zip(g["status"], g.get("output", [None] * repeats), g.get("tool_calls", [None] * repeats))
         )
         out.append(
             {

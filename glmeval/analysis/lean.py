@@ -24,12 +24,12 @@ DEFAULT_PROVIDER = "zhipu"
 
 # The stored columns the lean frame keeps as they are (numbers and short ids).
 LEAN_COLUMNS = [
-    "job_id", "case_id", "variant_id", "repeat", "model", "status", "cached", "latency_ms", "ttft_ms",
+    "job_id", "case_id", "variant_id", "repeat", "model", "status", "score", "cached", "latency_ms", "ttft_ms",
     "prompt_tokens", "completion_tokens", "total_tokens", "cost", "judge_cost", "reasoning_tokens", "ttfr_ms",
 ]
 _SHARED = [LEAN_COLUMNS.index(c) for c in ("variant_id", "model", "status")]  # few values, many rows
 _FLOATS = [
-    "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "judge_cost",
+    "score", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "judge_cost",
     "reasoning_tokens", "ttfr_ms",
 ]
 
