@@ -167,6 +167,7 @@ def results_frame(
     suite: str | None = None,
     runs: RunsArg = None,
     analysis_dtypes: bool = False,
+    jobs: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One row per result (job), with the request parameters as columns.
 
@@ -194,20 +195,13 @@ def results_frame(
     ``web_search`` (JSON text, like ``tool_calls``) and ``thinking`` (on/off/auto, None for a
     model that does not think). ``provider`` (right after ``model``) names who served the answer
     (``zhipu``, ``zai``, a suite's own provider), ``zhipu`` for runs stored before providers.
+    ``jobs`` keeps only those job ids (a big run's report reads the cases it shows).
     """
     store, opened = _open(db)
     try:
         infos = _pick_runs(store, run, suite, runs)
-        rows_by_run = [
-            (
-                info,
-                store.conn.execute(
-                    f"SELECT {', '.join(RESULT_COLUMNS)}, variant, job FROM results WHERE run_id = ? ORDER BY rowid",
-                    (info.id,),
-                ).fetchall(),
-            )
-            for info in infos
-        ]
+        select = f"SELECT {', '.join(RESULT_COLUMNS)}, variant, job FROM results WHERE run_id = ?"
+        rows_by_run = [(info, _rows_of(store, select, info.id, jobs, "ORDER BY rowid")) for info in infos]
     finally:
         if opened is not None:
             opened.close()
@@ -328,20 +322,38 @@ def runs_frame(db: str | Path | StoreReader | None = None, suite: str | None = N
     return frame
 
 
-def checks_frame(db: str | Path | StoreReader | None = None, run: str | None = None) -> pd.DataFrame:
-    """One row per check result, with the case, variant, repeat and model it belongs to."""
+def _rows_of(store: StoreReader, select: str, run_id: str, jobs: Sequence[str] | None, order: str, column: str = "job_id") -> list[Any]:
+    """``select`` (whose first placeholder is the run id) for the run, or for ``jobs`` only: a
+    few hundred job ids per query (under SQLite's limit on bound parameters), each looked up by
+    the primary key."""
+    if jobs is None:
+        return list(store.conn.execute(f"{select} {order}", (run_id,)).fetchall())
+    out: list[Any] = []
+    ids = list(dict.fromkeys(jobs))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        out += store.conn.execute(f"{select} AND {column} IN ({', '.join('?' * len(chunk))}) {order}", (run_id, *chunk)).fetchall()
+    return out
+
+
+def checks_frame(
+    db: str | Path | StoreReader | None = None, run: str | None = None, *, jobs: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """One row per check result, with the case, variant, repeat and model it belongs to
+    (of ``jobs`` only, when given)."""
     store, opened = _open(db)
     try:
         run_id = store.resolve_run(run or "latest")
         columns = ["run_id", "job_id", "case_id", "variant_id", "repeat", "model", "idx", "type", "label",
                    "metric", "passed", "score", "weight", "reason", "error"]
-        rows = store.conn.execute(
+        rows = _rows_of(
+            store,
             """SELECT c.run_id, c.job_id, r.case_id, r.variant_id, r.repeat, r.model, c.idx, c.type, c.label,
                       c.metric, c.passed, c.score, c.weight, c.reason, c.error
                FROM checks c JOIN results r ON r.run_id = c.run_id AND r.job_id = c.job_id
-               WHERE c.run_id = ? ORDER BY r.rowid, c.idx""",
-            (run_id,),
-        ).fetchall()
+               WHERE c.run_id = ?""",
+            run_id, jobs, "ORDER BY r.rowid, c.idx", column="c.job_id",
+        )
         frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
     finally:
         if opened is not None:
@@ -376,7 +388,7 @@ def case_frame(results: pd.DataFrame) -> pd.DataFrame:
         scores = scores.where(g["status"] != "error", 0.0)
         outputs = tuple(
             ("<error>" if status == "error" else "") + (text or "") + (("\x00" + calls) if isinstance(calls, str) and calls else "")
-            for status, text, calls in zip(g["status"], g["output"], g.get("tool_calls", [None] * repeats))
+            for status, text, calls in zip(g["status"], g.get("output", [None] * repeats), g.get("tool_calls", [None] * repeats))
         )
         out.append(
             {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,10 +16,15 @@ from glmeval.cli.dbopt import DB, DB_HELP
 from glmeval.cli.group import main
 from glmeval.errors import GlmevalError
 
+if TYPE_CHECKING:
+    from glmeval.report.data import Scale
+    from glmeval.store import StoreReader
+
 DEFAULT_OUT = Path("reports")
 # glmeval.report loads pandas and `--help` must not, so the format names are spelled here;
 # tests/test_layout.py checks they are glmeval.report.FORMATS.
-FORMATS = ("md", "html", "json", "junit")
+FORMATS = ("md", "html", "json", "junit", "csv", "jsonl")
+EXPORTS = ("csv", "jsonl")  # every stored result, streamed: no report data is loaded for them
 
 
 def _targets(formats: tuple[str, ...], out: str | None, suite: str, run_id: str) -> dict[str, Path | None]:
@@ -61,7 +67,8 @@ def _targets(formats: tuple[str, ...], out: str | None, suite: str, run_id: str)
     "formats",
     multiple=True,
     type=click.Choice(FORMATS),
-    help="md (default), html, json or junit; repeat for several.",
+    help="md (default), html, json or junit; csv or jsonl export every result (answers, verdicts, why each "
+    "failed); repeat for several.",
 )
 @click.option(
     "--out",
@@ -122,10 +129,20 @@ def report_cmd(
         base_id = store.resolve_run(baseline, suite=info.suite) if baseline else None
         if base_id is not None and base_id == run_id:
             raise GlmevalError(f"the baseline {baseline!r} is the run itself ({run_id}); name an earlier run")
-        data = load_report_data(store, run_id, baseline=base_id, history_runs=history_runs,
-                                recorded_baseline=not no_baseline)
         targets = _targets(formats, out, info.suite, run_id)
         for fmt, path in targets.items():
+            if fmt in EXPORTS:
+                _export(store, run_id, fmt, path)
+        renders = [f for f in formats if f not in EXPORTS]
+        data = None
+        if renders:
+            data = load_report_data(store, run_id, baseline=base_id, history_runs=history_runs,
+                                    recorded_baseline=not no_baseline)
+        if data is not None and data.scale is not None:
+            _big_run_exports(store, run_id, data.scale, targets)
+        for fmt, path in targets.items():
+            if fmt in EXPORTS or data is None:
+                continue
             text = renderer(fmt)(data)
             if path is None:
                 sys.stdout.write(text)
@@ -137,10 +154,43 @@ def report_cmd(
                 except OSError as exc:
                     raise GlmevalError(f"{path}: cannot write the report ({exc.strerror})") from None
                 click.echo(f"report: {path}", err=True)
-        if step_summary and "md" in formats:
+        if step_summary and "md" in formats and data is not None:
             written = append_step_summary(data)
             if written is not None:
                 click.echo(f"summary appended to {written}", err=True)
+
+
+def _export(store: StoreReader, run_id: str, fmt: str, path: Path | None) -> None:
+    """One export to ``path`` (``None``: standard output, streamed as it is read)."""
+    from glmeval.report import write_export
+    from glmeval.report.export import EXPORTERS
+
+    exporter = EXPORTERS[fmt]
+    if path is None:
+        exporter(store, run_id, sys.stdout)
+        sys.stdout.flush()
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        n = write_export(store, run_id, fmt, path)
+    except OSError as exc:
+        raise GlmevalError(f"{path}: cannot write the export ({exc.strerror})") from None
+    click.echo(f"export: {path} ({n:,} results)", err=True)
+
+
+def _big_run_exports(store: StoreReader, run_id: str, scale: Scale, targets: dict[str, Path | None]) -> None:
+    """A big run's HTML or Markdown file links to the full data: both exports next to it
+    (those already written by ``--format csv|jsonl`` into that folder are reused)."""
+    from glmeval.report import FILE_NAMES
+
+    folders = [p.parent for f, p in targets.items() if f in ("md", "html") and p is not None]
+    if not folders:
+        return
+    for fmt in EXPORTS:
+        path = folders[0] / FILE_NAMES[fmt]
+        if targets.get(fmt) != path:
+            _export(store, run_id, fmt, path)
+        scale.exports[fmt] = path.name
 
 
 def _is_suite(db: str | Path | None, name: str) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from glmeval.errors import GlmevalError
 from glmeval.report.data import ReportData
+from glmeval.report.export import EXPORT_FILES, EXPORTERS
 from glmeval.report.html import render_html
 from glmeval.report.jsonreport import render_json
 from glmeval.report.junit import render_junit
@@ -27,8 +28,9 @@ from glmeval.store import StoreReader
 Renderer = Callable[[ReportData], str]
 
 RENDERERS: dict[str, Renderer] = {"md": render_markdown, "html": render_html, "json": render_json, "junit": render_junit}
-FORMATS: tuple[str, ...] = tuple(RENDERERS)
-FILE_NAMES: dict[str, str] = {"md": "report.md", "html": "report.html", "json": "report.json", "junit": "junit.xml"}
+FORMATS: tuple[str, ...] = (*RENDERERS, *EXPORTERS)
+FILE_NAMES: dict[str, str] = {"md": "report.md", "html": "report.html", "json": "report.json", "junit": "junit.xml",
+                              **EXPORT_FILES}
 
 
 def report_dir(out: Path, suite: str, run_id: str) -> Path:
@@ -51,6 +53,8 @@ def renderer(fmt: str) -> Renderer:
     """The render function of a format name (``md``, ``html``, ``json``, ``junit``)."""
     if fmt in RENDERERS:
         return RENDERERS[fmt]
+    if fmt in EXPORTERS:
+        raise GlmevalError(f"{fmt} is an export of the stored results, not a rendering; use write_export")
     raise GlmevalError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
@@ -87,30 +91,58 @@ def write_reports(
     With ``md`` among the formats and ``GITHUB_STEP_SUMMARY`` set, the compact summary is
     also appended there (``step_summary=False`` turns that off). ``data`` lets a caller that
     already loaded the run (``glmeval run`` prints its summary first) skip a second load.
+
+    ``csv`` / ``jsonl`` among the formats export every result (:mod:`glmeval.report.export`);
+    a big run (:class:`~glmeval.report.data.Scale`) with an HTML or Markdown report gets both
+    exports anyway, written first, so the capped report links to the full data.
     """
-    if data is None:
-        data = load_report_data(store, run_id, baseline=baseline)
     out_dir = Path(out_dir)
     written = []
     path = out_dir
+    exports = [f for f in formats if f in EXPORTERS]
+    renders = [f for f in formats if f not in EXPORTERS]
     try:
+        for fmt in renders:
+            renderer(fmt)
+        if renders and data is None:
+            data = load_report_data(store, run_id, baseline=baseline)
+        if data is not None and data.scale is not None and {"md", "html"} & set(renders):
+            exports = list(dict.fromkeys([*exports, *EXPORTERS]))
         out_dir.mkdir(parents=True, exist_ok=True)
-        for fmt in formats:
-            render = renderer(fmt)
+        for fmt in exports:
             path = out_dir / FILE_NAMES[fmt]
-            path.write_text(render(data), encoding="utf-8")
+            write_export(store, run_id, fmt, path)
+            written.append(path)
+            if data is not None and data.scale is not None:
+                data.scale.exports[fmt] = path.name
+        for fmt in renders:
+            assert data is not None
+            path = out_dir / FILE_NAMES[fmt]
+            path.write_text(renderer(fmt)(data), encoding="utf-8")
             written.append(path)
     except OSError as exc:
         raise GlmevalError(
             f"{path}: cannot write the report ({exc.strerror or exc}); the results are stored, "
             f"render them again with `glmeval report {run_id} --out DIR`"
         ) from None
-    if step_summary and "md" in formats:
+    if step_summary and "md" in formats and data is not None:
         append_step_summary(data)
     return written
 
 
+def write_export(store: StoreReader, run_id: str, fmt: str, path: Path) -> int:
+    """Export every result of the run to ``path`` as ``csv`` or ``jsonl``; returns the rows.
+    Written to a temporary name first, so a half-written export never passes for a whole one."""
+    if fmt not in EXPORTERS:
+        raise GlmevalError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORTERS)}")
+    part = path.with_name(path.name + ".part")
+    with part.open("w", encoding="utf-8", newline="") as fh:
+        n = EXPORTERS[fmt](store, run_id, fh)
+    part.replace(path)
+    return n
+
+
 __all__ = [
     "ReportData", "load_report_data", "write_reports", "renderer", "append_step_summary", "report_dir", "safe_name",
-    "FORMATS", "FILE_NAMES", "HISTORY_RUNS", "RENDERERS", "Renderer",
+    "FORMATS", "FILE_NAMES", "HISTORY_RUNS", "RENDERERS", "Renderer", "EXPORTERS", "write_export",
 ]

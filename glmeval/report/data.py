@@ -20,6 +20,42 @@ T = TypeVar("T")
 
 
 @dataclass
+class Scale:
+    """What a report of a big run shows less of, and where the rest is.
+
+    Set by :func:`glmeval.report.load.load_report_data` when a run has more results than a
+    page can show (``full_limit``). Then ``ReportData.results`` is the lean frame (every
+    result's numbers, no text: :func:`glmeval.analysis.lean.lean_results_frame`), so the
+    summary, parameter effects and failure counts cover the whole run; ``ReportData.detail``
+    holds the full rows of the ``shown`` cases only (worst first), which the matrix and the
+    failure list draw. ``cells`` has every (case, variant) verdict; ``exports`` maps an export
+    format to the file written next to the report (filled in by ``write_reports``).
+    """
+
+    results: int
+    cases: int
+    cells: pd.DataFrame
+    shown: list[str]
+    exports: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hidden(self) -> int:
+        """Cases of the run the matrix leaves out."""
+        return self.cases - len(self.shown)
+
+    @property
+    def cells_failed(self) -> int:
+        return int((~self.cells["passed"].astype(bool)).sum()) if not self.cells.empty else 0
+
+    @property
+    def failing_not_error(self) -> int:
+        """Failing cells with at least one answer (the header badge's "N failing")."""
+        if self.cells.empty:
+            return 0
+        return int(((~self.cells["passed"].astype(bool)) & (self.cells["kind"] != "error")).sum())
+
+
+@dataclass
 class ReportData:
     """Everything a renderer may show about one run.
 
@@ -45,6 +81,9 @@ class ReportData:
     comparison: Comparison | None = None
     notes: list[str] = field(default_factory=list)
     unfinished: str | None = None
+    detail: pd.DataFrame | None = None
+    """The full rows of the cases a big run's matrix shows (None: ``results`` has every row)."""
+    scale: Scale | None = None
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -87,6 +126,8 @@ def has_reasoning(frame: pd.DataFrame) -> bool:
         return False
     if bool((numeric_column(frame, "reasoning_tokens") > 0).any()):
         return True
+    if "reasoning_chars" in frame.columns:  # the lean frame of a big run
+        return bool((pd.to_numeric(frame["reasoning_chars"], errors="coerce") > 0).any())
     if "reasoning" in frame.columns:
         return any(isinstance(t, str) and t for t in frame["reasoning"].tolist())
     return False
@@ -102,4 +143,14 @@ def variant_order(data: ReportData) -> list[str]:
     return order
 
 
-__all__ = ["ReportData", "is_missing", "clean", "memo", "variant_order", "numeric_column", "has_reasoning"]
+def hidden_cases(data: ReportData) -> int:
+    """Cases the matrix of a big run leaves out (0 for any run shown whole)."""
+    return data.scale.hidden if data.scale is not None else 0
+
+
+def matrix_rows(data: ReportData) -> pd.DataFrame:
+    """The frame the matrix is built from: every result, or a big run's shown cases."""
+    return data.detail if data.detail is not None else data.results
+
+
+__all__ = ["ReportData", "Scale", "hidden_cases", "matrix_rows", "is_missing", "clean", "memo", "variant_order", "numeric_column", "has_reasoning"]

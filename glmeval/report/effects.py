@@ -167,11 +167,10 @@ def effects(data: ReportData) -> list[Effect]:
                 "cost": pd.to_numeric(res["cost"], errors="coerce"),  # unknown price stays unknown (shown as ?)
             }
         )
-        groups = answer_groups(res)
+        groups = memo(data, "answer_groups", lambda: answer_groups(res))
         repeated = groups[groups["answers"] >= 2].set_index(["variant_id", "case_id"])["distinct"]
-        base["distinct_answers"] = [
-            float(repeated.get((v, c), float("nan"))) for v, c in zip(res["variant_id"], res["case_id"])
-        ]
+        keys = pd.MultiIndex.from_arrays([res["variant_id"], res["case_id"]])
+        base["distinct_answers"] = repeated.astype(float).reindex(keys).to_numpy() if not repeated.empty else float("nan")
         reasoning = has_reasoning(res)
         for axis in grid_axes(data):
             raw = {vid: (v.get(axis) if axis in v else None) for vid, v in variant_of.items()}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
@@ -338,7 +339,17 @@ def render_html(data: ReportData) -> str:
         trends=trend_block(data),
         baseline=baseline_block(data),
         best_pass={"shown": best[:BEST_SHOWN], "more": best[BEST_SHOWN:], "codes": codes},
+        scale=scale_block(data),
     )
+
+
+def scale_block(data: ReportData) -> dict[str, Any] | None:
+    """What a big run's page leaves out and the links to the full data (None: a run shown whole)."""
+    sc = data.scale
+    if sc is None:
+        return None
+    exports = [{"name": name, "href": quote(name)} for name in sc.exports.values()]
+    return {"shown": len(sc.shown), "cases": sc.cases, "hidden": sc.hidden, "results": sc.results, "exports": exports}
 
 
 __all__ = ["render_html", "environment"]

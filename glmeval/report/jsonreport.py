@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 import glmeval.report.views as views
-from glmeval.report.data import ReportData
+from glmeval.report.data import ReportData, matrix_rows
 
 SCHEMA = "glmeval.report/1"
 
@@ -76,7 +76,7 @@ def report_dict(data: ReportData) -> dict[str, Any]:
     """The JSON report as a Python dict (what :func:`render_json` serialises)."""
     m = views.matrix(data)
     results = []
-    for r in _records(data.results):
+    for r in _records(matrix_rows(data)):
         job = data.jobs.get(r["job_id"], {})
         raw_calls = r.pop("tool_calls", None)
         r["tool_calls"] = json.loads(raw_calls) if isinstance(raw_calls, str) and raw_calls else []
@@ -132,6 +132,10 @@ def report_dict(data: ReportData) -> dict[str, Any]:
         "baseline": small["baseline"],
         "notes": small["notes"],
     }
+    if data.scale is not None:  # a big run: cells, results and checks are those of the shown cases
+        sc = data.scale
+        out["scale"] = {"results": sc.results, "cases": sc.cases, "shown_cases": sc.shown, "hidden_cases": sc.hidden,
+                        "cells": len(sc.cells), "cells_failed": sc.cells_failed, "exports": dict(sc.exports)}
     if views.shows_providers(data):  # only for a run with several providers, so other reports keep their keys
         out["providers"] = _jsonable({"headline": views.headline(data),
                                       "rows": [dataclasses.asdict(r) for r in views.provider_rows(data)],

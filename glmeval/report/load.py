@@ -14,18 +14,25 @@ from typing import Any
 import pandas as pd
 
 from glmeval.analysis.compare import compare_runs
-from glmeval.analysis.frames import checks_frame, results_frame, summary_frame
+from glmeval.analysis.frames import _rows_of, checks_frame, results_frame, summary_frame
+from glmeval.analysis.lean import answer_groups_sql, cell_frame, check_counts, count_results, lean_results_frame, variant_dicts
 from glmeval.errors import GlmevalError
-from glmeval.report.data import ReportData
+from glmeval.report.data import ReportData, Scale
 from glmeval.report.summary import enrich_summary
 from glmeval.store import RunInfo, StoreReader
 from glmeval.store.lease import unfinished_line
 
 HISTORY_RUNS = 20
+FULL_RESULTS = 20_000
+"""Runs with more results than this get a big run's report: counts over every result, the
+matrix capped at :data:`MATRIX_CELLS` cells (worst cases first) and the full data exported."""
+MATRIX_CELLS = 1_000
 _JOB_FIELDS = ("messages", "params", "threshold", "description", "tags", "vars", "min_score")
 
 
-def _load_jobs(store: StoreReader, run_id: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+def _load_jobs(
+    store: StoreReader, run_id: str, job_ids: list[str] | None = None
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """The request of every result (for the conversation view) and each variant's grid values.
 
     SQLite's ``json_extract`` pulls out just the fields a report shows, and identical JSON
@@ -48,14 +55,10 @@ def _load_jobs(store: StoreReader, run_id: str) -> tuple[dict[str, dict[str, Any
 
     extract = ", ".join(f"json_extract(job, '$.{f}')" for f in _JOB_FIELDS)
     try:
-        rows = store.conn.execute(
-            f"SELECT job_id, variant_id, variant, {extract} FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
-        ).fetchall()
+        rows = _rows_of(store, f"SELECT job_id, variant_id, variant, {extract} FROM results WHERE run_id = ?", run_id, job_ids, "ORDER BY rowid")
         split = True
     except sqlite3.OperationalError:  # an SQLite built without JSON functions
-        rows = store.conn.execute(
-            "SELECT job_id, variant_id, variant, job FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
-        ).fetchall()
+        rows = _rows_of(store, "SELECT job_id, variant_id, variant, job FROM results WHERE run_id = ?", run_id, job_ids, "ORDER BY rowid")
         split = False
     for row in rows:
         job_id, variant_id, variant = row[0], row[1], row[2]
@@ -76,6 +79,8 @@ def load_report_data(
     baseline: str | None = None,
     history_runs: int = HISTORY_RUNS,
     recorded_baseline: bool = True,
+    full_limit: int | None = None,
+    matrix_cells: int | None = None,
 ) -> ReportData:
     """Read one run (and optionally its baseline comparison and the suite's history) from the store.
 
@@ -83,17 +88,26 @@ def load_report_data(
     was gated against (``runs.baseline``, set by ``glmeval run --baseline``) is used when it is
     still stored, so the report of a gated run shows what the gate saw; ``recorded_baseline=False``
     turns that off. ``history_runs`` bounds how many of the suite's runs feed the trends (0: none).
+
+    A run of more than ``full_limit`` results (default :data:`FULL_RESULTS`) loads as a big
+    run (:func:`load_big_run`): its text is read only for the ``matrix_cells`` cells (default
+    :data:`MATRIX_CELLS`) the matrix shows.
     """
     run = store.get_run(run_id)
     if run is None:
         raise GlmevalError(f"no run {run_id!r} in {store.path}")
-    results = results_frame(store, run_id)
-    checks = checks_frame(store, run_id)
-    summary = enrich_summary(summary_frame(results, run.variants), checks, results)
-    jobs, variants = _load_jobs(store, run_id)
     history = load_history(store, run, history_runs) if history_runs > 0 else None
-    data = ReportData(run=run, results=results, checks=checks, summary=summary, jobs=jobs, variants=variants, history=history)
-    data.unfinished = unfinished_line(run, len(results))
+    stored = count_results(store, run_id)
+    if stored > (FULL_RESULTS if full_limit is None else full_limit):
+        data = load_big_run(store, run, stored, MATRIX_CELLS if matrix_cells is None else matrix_cells)
+        data.history = history
+    else:
+        results = results_frame(store, run_id)
+        checks = checks_frame(store, run_id)
+        summary = enrich_summary(summary_frame(results, run.variants), checks, results)
+        jobs, variants = _load_jobs(store, run_id)
+        data = ReportData(run=run, results=results, checks=checks, summary=summary, jobs=jobs, variants=variants, history=history)
+    data.unfinished = unfinished_line(run, stored)
     if baseline is None and recorded_baseline:
         recorded = run.baseline
         if recorded and recorded != run_id and store.get_run(recorded) is not None:
@@ -105,6 +119,38 @@ def load_report_data(
         if data.baseline is None:
             raise GlmevalError(f"no baseline run {baseline!r} in {store.path}")
         data.comparison = compare_runs(store, baseline, run_id)
+    return data
+
+
+def load_big_run(store: StoreReader, run: RunInfo, stored: int, matrix_cells: int = MATRIX_CELLS) -> ReportData:
+    """A run too big to hold every answer: the summary, effects and verdicts from the lean
+    frame (numbers only, every result), the distinct answers and checks counted by the
+    database, and the full rows of the worst cases only, as many as fit ``matrix_cells``.
+
+    Worst first: cases with an errored cell, then cases with a failing one, then the rest, each
+    group in the order the run wrote them.
+    """
+    variants = variant_dicts(store, run.id)
+    lean = lean_results_frame(store, run.id, variants)
+    cells = cell_frame(lean)
+    groups = answer_groups_sql(store, run.id)
+    summary = enrich_summary(summary_frame(lean, run.variants), pd.DataFrame(), lean,
+                             check_counts=check_counts(store, run.id), groups=groups)
+    bad = cells[~cells["passed"].astype(bool)]
+    errored = set(bad.loc[bad["kind"] == "error", "case_id"])
+    failing = set(bad["case_id"])
+    order = list(dict.fromkeys(cells["case_id"].tolist()))
+    ranked = sorted(range(len(order)), key=lambda i: (0 if order[i] in errored else 1 if order[i] in failing else 2, i))
+    per_case = max(1, int(cells["variant_id"].nunique()))
+    shown = [order[i] for i in ranked[: max(1, matrix_cells // per_case)]]
+    job_ids = lean.loc[lean["case_id"].isin(set(shown)), "job_id"].tolist()
+    detail = results_frame(store, run.id, jobs=job_ids)
+    checks = checks_frame(store, run.id, jobs=job_ids)
+    jobs, _ = _load_jobs(store, run.id, job_ids)
+    scale = Scale(results=stored, cases=len(order), cells=cells, shown=shown)
+    data = ReportData(run=run, results=lean, checks=checks, summary=summary, jobs=jobs, variants=variants,
+                      detail=detail, scale=scale)
+    data.cache["answer_groups"] = groups
     return data
 
 
@@ -142,4 +188,4 @@ def load_history(store: StoreReader, run: RunInfo, limit: int = HISTORY_RUNS) ->
     return out[columns].reset_index(drop=True)
 
 
-__all__ = ["HISTORY_RUNS", "load_report_data", "load_history"]
+__all__ = ["HISTORY_RUNS", "FULL_RESULTS", "MATRIX_CELLS", "load_report_data", "load_big_run", "load_history"]

@@ -447,7 +447,10 @@ def matrix(data: ReportData) -> str:
     if legend:
         parts += [legend, ""]
     parts.append(tabulate(rows, headers=["case"] + headers, tablefmt="github", disable_numparse=True))
-    if len(cases) > len(shown):
+    if data.scale is not None:
+        parts.append(f"\n_… {data.scale.cases - len(shown):,} more cases, worst first above; every result is in "
+                     f"{_full_data(data)}._")
+    elif len(cases) > len(shown):
         parts.append(f"\n_… {len(cases) - len(shown)} more cases (all shown in report.html)._")
     parts.append("\n<sub>✅ every repeat passed · ⚠️ some repeats passed · ❌ none passed · 💥 no answer (error). "
                  "Counts are passing repeats / repeats.</sub>")
@@ -471,7 +474,7 @@ def failure_rows(data: ReportData, limit: int) -> tuple[list[list[str]], int]:
             md_escape(cell.why(), 240),
             md_escape(answer),
         ])
-    return rows, len(failing)
+    return rows, (data.scale.cells_failed if data.scale is not None else len(failing))
 
 
 def _failures(data: ReportData, limit: int) -> str:
@@ -483,8 +486,17 @@ def _failures(data: ReportData, limit: int) -> str:
     text = "## Failures\n\n" + tabulate(rows, headers=["case", "variant", "passed", "why", "answer"], tablefmt="github",
                                         disable_numparse=True)
     if total > len(rows):
-        text += f"\n\n_… and {total - len(rows)} more failing cells; see report.html._"
+        where = _full_data(data) if data.scale is not None else "report.html"
+        text += f"\n\n_… and {total - len(rows):,} more failing cells; see {where}._"
     return text
+
+
+def _full_data(data: ReportData) -> str:
+    """Where a big run's full data is: the exports written next to this report, or how to make them."""
+    names = list(data.scale.exports.values()) if data.scale is not None else []
+    if names:
+        return " / ".join(f"[{n}]({n})" for n in names)
+    return f"`glmeval report {data.run.id} --format csv`"
 
 
 @section

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from glmeval.report.content import SearchResult, message_parts, part_text, web_search_results
-from glmeval.report.data import ReportData, clean, is_missing, memo, variant_order
+from glmeval.report.data import ReportData, clean, is_missing, matrix_rows, memo, variant_order
 from glmeval.sanitize import visible
 
 
@@ -176,21 +176,24 @@ def failure_lines(data: ReportData, limit: int = 10, width: int = 160) -> list[s
     so nobody has to open a report to learn why the build is red."""
     bad = [c for c in matrix(data).cells.values() if not c.passed]
     bad.sort(key=lambda c: (c.kind != "error", c.case_id, c.vi))
+    total = data.scale.cells_failed if data.scale is not None else len(bad)
     lines = []
     for cell in bad[:limit]:
         why = " ".join(cell.why().split())
         if len(why) > width:
             why = why[: width - 1] + "…"
         lines.append(visible(f"{cell.icon} {cell.case_id} [{cell.variant_id}] {cell.label}: {why}"))
-    if len(bad) > limit:
-        lines.append(f"… and {len(bad) - limit} more (see the report)")
+    shown = min(limit, len(bad))
+    if total > shown:
+        lines.append(f"… and {total - shown} more (see the report)")
     return lines
 
 
 def failure_items(data: ReportData, limit: int = 200, width: int = 400) -> tuple[list[dict[str, Any]], int]:
     """The HTML report's "Failures and errors" list: one item per failing case × variant
     (errors first, then in matrix order) with why it failed (the failing checks' reasons or
-    the error text), and how many there are in all."""
+    the error text), and how many there are in all (a big run's every failing cell, listed
+    from the cases its matrix shows)."""
     m = matrix(data)
     bad = [m.cells[(c, v)] for c in m.cases for v in m.variants if (c, v) in m.cells and not m.cells[(c, v)].passed]
     bad.sort(key=lambda c: c.kind != "error")  # stable: matrix order within each group
@@ -207,7 +210,7 @@ def failure_items(data: ReportData, limit: int = 200, width: int = 400) -> tuple
             "errors": cell.errors,
             "why": why or "below the case's threshold",
         })
-    return items, len(bad)
+    return items, (data.scale.cells_failed if data.scale is not None else len(bad))
 
 
 def checks_by_job(data: ReportData) -> dict[str, list[CheckRow]]:
@@ -252,7 +255,7 @@ def matrix(data: ReportData) -> Matrix:
         cells: dict[tuple[str, str], Cell] = {}
         cases: list[str] = []
         info: dict[str, dict[str, Any]] = {}
-        res = data.results
+        res = matrix_rows(data)
         if res.empty:
             return Matrix([], variants, {}, {})
         cols = (
@@ -316,6 +319,9 @@ def matrix(data: ReportData) -> Matrix:
             cell.attempts.append(attempt)
         for cell in cells.values():
             cell.attempts.sort(key=lambda a: a.repeat)
+        if data.scale is not None:  # a big run's shown cases, worst first
+            rank = {c: i for i, c in enumerate(data.scale.shown)}
+            cases.sort(key=lambda c: rank.get(c, len(rank)))
         return Matrix(cases, variants, cells, info)
 
     return memo(data, "matrix", build)

@@ -58,14 +58,15 @@ def answer_groups(results: pd.DataFrame) -> pd.DataFrame:
     return grouped.rename(columns={"count": "answers", "nunique": "distinct"})
 
 
-def distinct_answers(results: pd.DataFrame) -> dict[str, float]:
+def distinct_answers(results: pd.DataFrame, groups: pd.DataFrame | None = None) -> dict[str, float]:
     """Per variant, the mean number of different answers a case got over its repeats.
 
     Only cases answered at least twice count, and a variant without any is left out: with one
     answer per case there is nothing to compare. 1.0 means every repeat said the same (greedy
-    decoding, or a temperature too low to matter); higher is more variety.
+    decoding, or a temperature too low to matter); higher is more variety. ``groups`` is
+    :func:`answer_groups` already counted (by the database, for a big run).
     """
-    groups = answer_groups(results)
+    groups = answer_groups(results) if groups is None else groups
     repeated = groups[groups["answers"] >= 2]
     if repeated.empty:
         return {}
@@ -94,12 +95,21 @@ def shows_ttfr(summary: pd.DataFrame) -> bool:
     return bool(pd.to_numeric(summary[TTFR_COLUMN], errors="coerce").notna().any())
 
 
-def enrich_summary(summary: pd.DataFrame, checks: pd.DataFrame, results: pd.DataFrame | None = None) -> pd.DataFrame:
+def enrich_summary(
+    summary: pd.DataFrame,
+    checks: pd.DataFrame,
+    results: pd.DataFrame | None = None,
+    *,
+    check_counts: pd.DataFrame | None = None,
+    groups: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Add the 95% Wilson interval of the pass rate, the checks passed per variant and, given
     the results, the distinct answers per case (:func:`distinct_answers`).
 
     An interval next to the rate stops people reading 2 of 3 vs 3 of 3 as a real difference.
-    Idempotent, so a summary that already has the columns is returned unchanged.
+    Idempotent, so a summary that already has the columns is returned unchanged. A big run
+    passes what the database counted: ``check_counts`` (per variant ``sum`` and ``count`` of
+    checks passed and run) and ``groups`` (:func:`answer_groups`).
     """
     if summary.empty or "pass_lo" in summary.columns:
         return summary
@@ -110,8 +120,8 @@ def enrich_summary(summary: pd.DataFrame, checks: pd.DataFrame, results: pd.Data
         bounds = [wilson_interval(int(p), int(n)) for p, n in zip(out["passed"], out["jobs"])]
         out["pass_lo"] = [b[0] for b in bounds]
         out["pass_hi"] = [b[1] for b in bounds]
-    if not checks.empty:
-        grouped = checks.groupby("variant_id")["passed"].agg(["sum", "count"])
+    if check_counts is not None or not checks.empty:
+        grouped = check_counts if check_counts is not None else checks.groupby("variant_id")["passed"].agg(["sum", "count"])
         out["checks_passed"] = [int(grouped["sum"].get(v, 0)) for v in out["variant"]]
         out["checks_total"] = [int(grouped["count"].get(v, 0)) for v in out["variant"]]
     else:
@@ -119,7 +129,7 @@ def enrich_summary(summary: pd.DataFrame, checks: pd.DataFrame, results: pd.Data
         out["checks_total"] = 0
     out["checks_rate"] = [p / t if t else float("nan") for p, t in zip(out["checks_passed"], out["checks_total"])]
     if results is not None:
-        distinct = distinct_answers(results)
+        distinct = distinct_answers(results, groups)
         out[DISTINCT_COLUMN] = [distinct.get(str(v), float("nan")) for v in out["variant"]]
     return out
 
@@ -159,10 +169,13 @@ def totals(data: ReportData) -> dict[str, Any]:
     if res.empty:
         return {"jobs": 0, "passed": 0, "failed": 0, "errors": 0, "pass_rate": None, "cost": 0.0, "answer_cost": 0.0,
                 "grader_cost": 0.0, "tokens": 0, "cached": 0, "duration_s": None, "cases": 0, "cells_failed": 0, "cells": 0}
-    m = matrix(data)
     status = res["status"]
     duration = (data.run.ended_at - data.run.started_at) if data.run.ended_at else None
-    cells_failed = sum(not c.passed for c in m.cells.values())
+    if data.scale is not None:
+        cases, cells, cells_failed = data.scale.cases, len(data.scale.cells), data.scale.cells_failed
+    else:
+        m = matrix(data)
+        cases, cells, cells_failed = len(m.cases), len(m.cells), sum(not c.passed for c in m.cells.values())
     answer_cost = float(pd.to_numeric(res["cost"], errors="coerce").sum(min_count=1))
     grader = pd.to_numeric(res["judge_cost"], errors="coerce") if "judge_cost" in res.columns else pd.Series(dtype=float)
     grader_cost = float(grader.fillna(0).sum())
@@ -178,8 +191,8 @@ def totals(data: ReportData) -> dict[str, Any]:
         "tokens": int(res["total_tokens"].fillna(0).sum()),
         "cached": int(res["cached"].sum()),
         "duration_s": duration,
-        "cases": len(m.cases),
-        "cells": len(m.cells),
+        "cases": cases,
+        "cells": cells,
         "cells_failed": cells_failed,
     }
 
@@ -201,7 +214,10 @@ def outcome(data: ReportData) -> dict[str, str]:
     parts = [status]
     if t["errors"]:
         parts.append(f"{t['errors']} error{'s' if t['errors'] != 1 else ''}")
-    failing = sum(1 for c in matrix(data).cells.values() if not c.passed and c.kind != "error")
+    if data.scale is not None:
+        failing = data.scale.failing_not_error
+    else:
+        failing = sum(1 for c in matrix(data).cells.values() if not c.passed and c.kind != "error")
     if failing:
         parts.append(f"{failing} failing")
     if status in ("interrupted", "aborted", "failed") or t["errors"]:
