@@ -47,6 +47,7 @@ from glmeval.suite.cases import (
 )
 from glmeval.suite.checks import check_checks, declared_tools, grid_tools, load_check_files, offered_tools, parse_checks
 from glmeval.suite.content import ImageFiles, check_content, static_images
+from glmeval.suite.gcpause import paused_gc
 from glmeval.suite.grid import GRID_RULES, check_grid, check_params_map, check_tools_value
 from glmeval.suite.model import ROLES, Case, Suite, allowed_keys
 from glmeval.suite.problems import Problems, is_int, pydantic_problem, report_all
@@ -74,7 +75,8 @@ _INTERNAL_KEYS = ("path", "content_hash", "check_specs", "warnings")
 def load_suite(path: str | Path) -> Suite:
     """Load and validate a suite file, raising SuiteError with every problem found."""
     try:
-        return _load(Path(path))
+        with paused_gc():
+            return _load(Path(path))
     except GlmevalError:
         raise
     except RecursionError:

@@ -28,7 +28,7 @@ from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.filters import FILTERS as DEFAULT_FILTERS
-from jinja2.runtime import Context, Undefined
+from jinja2.runtime import Context, Undefined, new_context
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
@@ -292,6 +292,20 @@ def _compile(text: str) -> Template:
     return _env.from_string(text)
 
 
+@functools.lru_cache(maxsize=4096)
+def _flat_globals(compiled: Template) -> dict[str, Any]:
+    """A template's globals as one plain dict. Jinja2 keeps them as a ChainMap and copies it
+    item by item on every render; a plan renders each template once per case."""
+    return dict(compiled.globals)
+
+
+def _context(compiled: Template, variables: dict[str, Any]) -> Context:
+    """What ``compiled.new_context(variables)`` makes (the globals under the variables), built
+    from the flat globals: a third of the cost of a short render."""
+    flat = _flat_globals(compiled)
+    return new_context(_env, compiled.name, compiled.blocks, {**flat, **variables}, True, flat)
+
+
 def compile_template(text: str) -> Template | None:
     """The compiled template, or None for plain text; syntax errors become TemplateProblem."""
     if not has_template_markup(text):
@@ -344,7 +358,7 @@ def _render(compiled: Template, variables: dict[str, Any]) -> str:
         # The chunks are measured as they come, a batch at a time (Template.render would
         # join them all first; one at a time in Python would double a loop's cost). The root
         # function directly: Template.generate only adds traceback rewriting.
-        chunks = compiled.root_render_func(compiled.new_context(variables))
+        chunks = compiled.root_render_func(_context(compiled, variables))
         out: list[str] = []
         size = 0
         while True:
