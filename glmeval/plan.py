@@ -248,19 +248,37 @@ def _render_call(call: dict[str, Any], variables: dict[str, Any]) -> dict[str, A
     return {**call, "function": {**function, "arguments": render(function["arguments"], variables)}}
 
 
-def _render_check(spec: CheckSpec, variables: dict[str, Any]) -> CheckSpec:
+def _render_check(spec: CheckSpec, variables: dict[str, Any], make: bool) -> CheckSpec:
     """A check with its string arguments rendered (code and judge-prompt templates excepted);
-    the spec itself when none of them is a template."""
-    keys = [k for k in templated_check_args(spec) if any(has_template_markup(t) for t in template_strings(spec.args[k]))]
+    the spec itself when none of them is a template, or when only rendering is asked (``make``
+    false: the validating pass keeps nothing)."""
+    keys = _templated_keys(spec)
     if not keys:
         return spec
     args = dict(spec.args)
     for key in keys:
         args[key] = render_value(args[key], variables)
-    return replace(spec, args=args)
+    return replace(spec, args=args) if make else spec
 
 
-def _case_checks(sh: _Shared, case: Case, variables: dict[str, Any], problems: _Problems) -> list[CheckSpec] | None:
+_TEMPLATED: dict[int, tuple[CheckSpec, list[str]]] = {}
+
+
+def _templated_keys(spec: CheckSpec) -> list[str]:
+    """The arguments of ``spec`` that hold a template, found once per spec (a suite-level
+    check is rendered for every case)."""
+    found = _TEMPLATED.get(id(spec))
+    if found is None or found[0] is not spec:
+        keys = [k for k in templated_check_args(spec) if any(has_template_markup(t) for t in template_strings(spec.args[k]))]
+        if len(_TEMPLATED) > 4096:
+            _TEMPLATED.clear()
+        found = _TEMPLATED[id(spec)] = (spec, keys)
+    return found[1]
+
+
+def _case_checks(
+    sh: _Shared, case: Case, variables: dict[str, Any], problems: _Problems, make: bool = True
+) -> list[CheckSpec] | None:
     case_key = case.id or ""
     pairs = [
         *zip(sh.check_specs.get("*", []), sh.check_origins.get("*", [])),
@@ -272,7 +290,7 @@ def _case_checks(sh: _Shared, case: Case, variables: dict[str, Any], problems: _
     ok = True
     for spec, origin in pairs:
         try:
-            out.append(_render_check(spec, variables))
+            out.append(_render_check(spec, variables, make))
         except TemplateProblem as exc:
             problems.add(f"{origin.where()}: case {case.id!r}: check {spec.type}: {exc}")
             ok = False
@@ -287,7 +305,7 @@ def _case_slots(
     which also checks model limits; the later passes only make what it found sound."""
     case_id = case.id or "case"
     variables = {**sh.suite.vars, **case.vars} if sh.suite.vars else dict(case.vars)
-    specs = _case_checks(sh, case, variables, problems)
+    specs = _case_checks(sh, case, variables, problems, make=vision is None)
     rendered: dict[str | None, list[dict[str, Any]] | None] = {}
     slots: list[_Slot] = []
     for variant, label in sh.variants_for(case):

@@ -8,6 +8,7 @@ the row, not of the suite.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Iterable
@@ -197,7 +198,7 @@ def _row_case(row: Row, csv_file: bool, problems: Problems) -> tuple[dict[str, A
                 case[name] = value
         else:
             variables[name] = value
-            typo = typo_of(name, reserved)
+            typo = _typo(name, reserved)
             if typo:
                 what = "column" if csv_file else "key"
                 problems.warn(
@@ -209,6 +210,12 @@ def _row_case(row: Row, csv_file: bool, problems: Problems) -> tuple[dict[str, A
         own = case.get("vars")
         case["vars"] = {**variables, **own} if isinstance(own, dict) else (own if "vars" in case else variables)
     return (case if ok else None), case.get("checks")
+
+
+@functools.lru_cache(maxsize=1024)
+def _typo(name: str, reserved: tuple[str, ...]) -> str | None:
+    """:func:`typo_of` once per column name: every row of a file has the same columns."""
+    return typo_of(name, reserved)
 
 
 _EMPTY = object()

@@ -343,14 +343,24 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
         return
 
     expanded: list[Case] = []
-    case_origin: dict[int, Origin] = {}
-    case_checks: dict[int, list[Origin]] = {}
+    case_origin: list[Origin] = []
+    case_checks: list[list[Origin]] = []
     total = 0
+    suite_matrix = suite.matrix
     for i, case in enumerate(suite.cases):
         raw = entries[i] if i < len(entries) else RawCase(None, root.at("cases", i))
         case._index = i
         if case.id is None:
             case.id = raw.auto_id or f"case-{i + 1}"
+        if case.matrix is None and suite_matrix is None:  # most cases: one copy, the case itself
+            total += 1
+            if total > MAX_CASES:
+                problems.error(root, f"the matrices expand to more than {MAX_CASES:,} cases; split the suite", ("matrix",))
+                return
+            case_origin.append(raw.origin if i < len(entries) else locate.origin(("cases", i)))
+            case_checks.append(raw.check_origins or [locate.origin(("cases", i, "checks", k)) for k in range(len(case.checks))])
+            expanded.append(case)
+            continue
         own_keys = set(case.vars) | (set(case.matrix) if isinstance(case.matrix, dict) else set())
         if isinstance(case.matrix, list):
             own_keys |= {k for e in case.matrix for k in e}
@@ -367,12 +377,14 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
                     copy = case.model_copy(update={"id": f"{case.id}[{label}]", "vars": {**case.vars, **combo}, "matrix": None})
                 elif case.matrix is not None:
                     copy = case.model_copy(update={"matrix": None})
-                case_origin[len(expanded)] = locate.origin(("cases", i))
-                case_checks[len(expanded)] = raw.check_origins or [locate.origin(("cases", i, "checks", k)) for k in range(len(case.checks))]
+                case_origin.append(locate.origin(("cases", i)))
+                case_checks.append(raw.check_origins or [locate.origin(("cases", i, "checks", k)) for k in range(len(case.checks))])
                 expanded.append(copy)
     suite.cases = expanded
 
     first: dict[str, Origin] = {}
+    registry = suite.check_registry
+    sound: set[tuple[str, ...]] = set()
     for n, case in enumerate(suite.cases):
         origin = case_origin[n]
         assert case.id is not None
@@ -386,9 +398,9 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
             )
             continue
         first[case.id] = origin
-        specs[case.id], origins[case.id] = parse_checks(case.checks, case_checks[n], suite.check_registry, problems)
+        specs[case.id], origins[case.id] = parse_checks(case.checks, case_checks[n], registry, problems) if case.checks else ([], [])
         if not after_problems:
-            _check_conversations(suite, case, origin, problems)
+            _check_conversations(suite, case, origin, problems, sound)
         if isinstance(case.skip, str) and not case.skip.strip():
             case.skip = False
     suite.check_specs = specs
@@ -398,8 +410,20 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
     _suite_warnings(suite, locate, problems)
 
 
-def _check_conversations(suite: Suite, case: Case, origin: Origin, problems: Problems) -> None:
+def _check_conversations(suite: Suite, case: Case, origin: Origin, problems: Problems, sound: set[tuple[str, ...]]) -> None:
+    """The conversations a case sends can be sent. ``sound`` holds the prompt lists already
+    found so for cases without messages of their own (each of those sends the same ones)."""
     prompts: list[str | None] = [case.prompt] if case.prompt else (list(suite.prompt_axis()) or [None])
+    shared = tuple(str(p) for p in prompts) if case.messages is None else None
+    if shared is not None and shared in sound:
+        return
+    before = (len(problems.problems), len(problems.warnings))
+    _check_each_conversation(suite, case, origin, problems, prompts)
+    if shared is not None and (len(problems.problems), len(problems.warnings)) == before:
+        sound.add(shared)
+
+
+def _check_each_conversation(suite: Suite, case: Case, origin: Origin, problems: Problems, prompts: list[str | None]) -> None:
     for prompt in prompts:
         messages = suite.conversation(case, prompt)
         label = f"case {case.id!r}" + (f" with prompt {prompt!r}" if prompt else "")
