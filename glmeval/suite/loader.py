@@ -225,7 +225,7 @@ def _raw_checks(
     check_matrix(data.get("matrix"), root.at("matrix"), problems)
     suite_tools = declared_tools(data)
     axis_tools = grid_tools(data.get("grid"))
-    case_tools = [next((t for t in (declared_tools(raw.data), suite_tools) if t is not None), None) for raw in cases]
+    case_tools = [suite_tools if (own := declared_tools(raw.data)) is None else own for raw in cases]
     # Suite-level checks apply to every case: any tools a case or variant offers will do.
     check_checks(
         data.get("checks"),
@@ -247,11 +247,17 @@ def _raw_checks(
         case = raw.data
         if not isinstance(case, dict):
             continue
-        check_params_map(case.get("params"), _key_origin(raw, "params"), problems)
-        check_tools_value(case.get("tools"), _key_origin(raw, "tools"), problems)
-        check_matrix(case.get("matrix"), _key_origin(raw, "matrix"), problems)
-        check_checks(case.get("checks"), raw.check_origins, problems, templating, registry, suite_dir, offered_tools([tools, *axis_tools]))
-        _check_messages(case.get("messages"), _key_origin(raw, "messages"), problems, templating, images)
+        # Each check of a key the case has (a case-file row often has none but its variables).
+        if case.get("params") is not None:
+            check_params_map(case["params"], _key_origin(raw, "params"), problems)
+        if case.get("tools") is not None:
+            check_tools_value(case["tools"], _key_origin(raw, "tools"), problems)
+        if case.get("matrix") is not None:
+            check_matrix(case["matrix"], _key_origin(raw, "matrix"), problems)
+        if case.get("checks") is not None:
+            check_checks(case["checks"], raw.check_origins, problems, templating, registry, suite_dir, offered_tools([tools, *axis_tools]))
+        if case.get("messages") is not None:
+            _check_messages(case["messages"], _key_origin(raw, "messages"), problems, templating, images)
         prompt = case.get("prompt")
         if isinstance(prompt, str) and prompt not in prompt_names:
             where = "prompts:" if prompt_names else "prompts: (the suite defines none)"
@@ -262,14 +268,14 @@ def _raw_checks(
             )
         case_id = case.get("id")
         if isinstance(case_id, (str, int)) and not isinstance(case_id, bool):
-            key = str(case_id).strip()
+            key = case_id.strip() if type(case_id) is str else str(case_id).strip()
             if key in ids:
                 problems.error(
                     _key_origin(raw, "id") if raw.file is None else raw.origin,
                     f"duplicate case id {key!r} (first at {ids[key].where()}); ids must be unique",
                 )
             else:
-                ids[key] = _key_origin(raw, "id") if raw.file is None else raw.origin
+                ids[key] = raw.origin if raw.file is not None else _key_origin(raw, "id")
 
 
 def _key_origin(raw: RawCase, key: str) -> Origin:

@@ -229,7 +229,7 @@ def _csv_rows(path: Path, text: str) -> list[Row]:
     try:
         for record in reader:
             start, last = last + 1, reader.line_num
-            if not record or all(not cell.strip() for cell in record):
+            if not record or not "".join(record).strip():  # no cell holds more than blanks
                 continue
             if header is None:
                 header = [cell.strip() for cell in record]
