@@ -351,11 +351,11 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
     expanded: list[Case] = []
     case_origin: list[Origin] = []
     case_checks: list[list[Origin]] = []
+    case_entry: list[int] = []
     total = 0
     suite_matrix = suite.matrix
     for i, case in enumerate(suite.cases):
         raw = entries[i] if i < len(entries) else RawCase(None, root.at("cases", i))
-        case._index = i
         if case.id is None:
             case.id = raw.auto_id or f"case-{i + 1}"
         if case.matrix is None and suite_matrix is None:  # most cases: one copy, the case itself
@@ -364,6 +364,7 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
                 problems.error(root, f"the matrices expand to more than {MAX_CASES:,} cases; split the suite", ("matrix",))
                 return
             case_origin.append(raw.origin if i < len(entries) else locate.origin(("cases", i)))
+            case_entry.append(i)
             case_checks.append(raw.check_origins or [locate.origin(("cases", i, "checks", k)) for k in range(len(case.checks))])
             expanded.append(case)
             continue
@@ -384,9 +385,11 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
                 elif case.matrix is not None:
                     copy = case.model_copy(update={"matrix": None})
                 case_origin.append(locate.origin(("cases", i)))
+                case_entry.append(i)
                 case_checks.append(raw.check_origins or [locate.origin(("cases", i, "checks", k)) for k in range(len(case.checks))])
                 expanded.append(copy)
     suite.cases = expanded
+    suite._case_entries = case_entry
 
     first: dict[str, Origin] = {}
     registry = suite.check_registry
@@ -470,9 +473,9 @@ def _check_model_limits(suite: Suite, locate: Locator, problems: Problems) -> No
     for i, entry in enumerate(include):
         if "max_tokens" in entry:
             sources.append((entry["max_tokens"], ("grid", "include", i, "max_tokens"), [entry["model"]] if isinstance(entry.get("model"), str) else models))
-    for case in suite.cases:
+    for case, entry in suite.cases_with_entries():
         if "max_tokens" in case.params:
-            sources.append((case.params["max_tokens"], ("cases", case._index, "params", "max_tokens"), models))
+            sources.append((case.params["max_tokens"], ("cases", entry, "params", "max_tokens"), models))
     for value, loc, which in sources:
         if not is_int(value):
             continue
@@ -489,11 +492,13 @@ def _suite_warnings(suite: Suite, locate: Locator, problems: Problems) -> None:
     if suite.messages is not None and suite.prompts and not (set(suite.prompt_axis()) & suite._system_prompts):
         problems.warn(locate.origin(("messages",)), "messages: is unused: every prompt variant is a whole conversation")
     axes = set(suite.grid) - set(GRID_RULES)
-    for case in suite.cases:
+    for case, entry in suite.cases_with_entries() if axes else []:
+        if not case.params:
+            continue
         shadowed = sorted(axes & set(case.params))
         for key in shadowed:
             problems.warn(
-                locate.origin(("cases", case._index, "params", key)),
+                locate.origin(("cases", entry, "params", key)),
                 f"case {case.id!r} sets {key}, which is a grid axis; the grid's value is sent",
                 key=f"shadow:{case.id}:{key}",
             )
