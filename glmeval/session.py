@@ -9,7 +9,7 @@ planned suite into the store. What happens after the run is :mod:`glmeval.afterr
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard, get_args
@@ -20,10 +20,10 @@ from glmeval.redact import redact_url
 from glmeval.run.ratelimit import Budget, ModelLimit, parse_model_values
 
 if TYPE_CHECKING:  # the CLI imports this module for --help: the runner and the SDK load on use
-    from glmeval.plan import Plan
+    from glmeval.plan import MissingJobs, Plan
     from glmeval.records import Job, Result
     from glmeval.run.client import Endpoint, GLMClient
-    from glmeval.run.runner import RunCounts, RunOptions, RunOutcome
+    from glmeval.run.runner import RunCounts, Runner, RunOptions, RunOutcome
     from glmeval.shard import Shard
     from glmeval.simulator import FaultConfig
     from glmeval.store import Store
@@ -65,7 +65,7 @@ class Target:
     replay: bool = False
     concurrency: int = 8
     # --record FILE: calls go through a recording proxy; --cassette FILE: the local server
-    # answers from a recording (glmeval.cassette); `jobs` label the recording.
+    # answers from a recording (glmeval.cassette); the jobs of `plans` label the recording.
     record: Path | None = None
     cassette: Path | None = None
     cassette_miss: str = "error"
@@ -73,7 +73,7 @@ class Target:
     server: Any = field(default=None, init=False)
     client: GLMClient | None = field(default=None, init=False)
     recorder: Any = field(default=None, init=False)
-    jobs: list[Job] = field(default_factory=list, init=False)
+    plans: list[Plan] = field(default_factory=list, init=False)
 
     @property
     def clients(self) -> dict[str, Any]:
@@ -198,7 +198,13 @@ class Target:
         if self.server is not None:
             self.server.stop()
         if self.recorder is not None:
-            self.recorder.stop(self.jobs, secrets=self._secrets())
+            self.recorder.stop([job for plan in self.plans for job in plan], secrets=self._secrets())
+
+    def label_jobs(self, plan: Plan) -> None:
+        """Remember a plan whose jobs label a recording (``--record``): its jobs are made again
+        when the cassette is written, never kept."""
+        if self.record is not None:
+            self.plans.append(plan)
 
 
 def plan_providers(plans: list[Plan]) -> dict[str, ProviderInfo]:
@@ -222,7 +228,7 @@ class Resume:
 
     run_id: str
     status: str
-    jobs: list[Job]
+    jobs: MissingJobs
     counts: RunCounts
     suite_changed: bool
     lease: RunLease | None = None
@@ -261,7 +267,7 @@ def _remaining(store: Store, plan: Plan, run_id: str, *, was: str, lease: RunLea
     suite = plan.suite
     info = store.require_run(run_id)
     done = store.done_job_ids(run_id)
-    counts = RunCounts(total=len(plan.jobs))
+    counts = RunCounts(total=len(plan))
     # Totals of the stored results, so the resumed run's progress starts where it stopped.
     rows = store.conn.execute(
         "SELECT status, COUNT(*), SUM(total_tokens), SUM(cost), SUM(cached), SUM(CASE WHEN attempts > 1 THEN 1 ELSE 0 END) "
@@ -277,7 +283,7 @@ def _remaining(store: Store, plan: Plan, run_id: str, *, was: str, lease: RunLea
         counts.cost += float(cost or 0.0)
         counts.cached += int(cached or 0)
         counts.retried += int(retried or 0)
-    jobs = [job for job in plan.jobs if job.id not in done]
+    jobs = plan.missing(done)
     changed = bool(info.suite_hash and suite.content_hash and info.suite_hash != suite.content_hash)
     return Resume(run_id=run_id, status=was, jobs=jobs, counts=counts, suite_changed=changed, lease=lease)
 
@@ -320,24 +326,23 @@ def _run_held(
     resume: Resume | None,
     shard: Shard | None = None,
 ) -> RunOutcome:
-    from glmeval.run.batch import run_jobs
     from glmeval.run.runner import Runner
     from glmeval.store.lease import RunLease
 
     if shard is not None:
         from glmeval.shard import run_shard
 
-        target.jobs.extend(plan.jobs)
+        target.label_jobs(plan)
         return run_shard(plan, store, target.client, target.local, options, shard, run_id, settings, on_result)
 
     suite = plan.suite
-    if any(j.mode == "batch" for j in plan.jobs):
+    if "batch" in plan.modes:
         _check_batch_target(suite.path or suite.name, target, options)
-    target.jobs.extend(plan.jobs)
+    target.label_jobs(plan)
     runner = Runner(target.client, store, options, on_result=on_result)
     # Nothing stored yet: --replay with an empty cache or a budget too small for one job stops
     # here with one line; a partial cache miss is a warning.
-    for warning in runner.preflight(resume.jobs if resume is not None else plan.jobs):
+    for warning in runner.preflight(resume.jobs if resume is not None else plan):  # type: ignore[arg-type]  # any iterable
         if options.notify is not None:
             options.notify(warning)
     if resume is not None:
@@ -345,7 +350,7 @@ def _run_held(
             resume.lease.on_lost = _on_lost(runner, resume.lease, options)
         # Back to 'running' until the runner stores how this session ended.
         store.conn.execute("UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?", (resume.run_id,))
-        outcome = run_jobs(runner, resume.jobs, resume.run_id, total=len(plan.jobs), counts=resume.counts)
+        outcome = _run_jobs(runner, plan, resume.jobs, resume.run_id, counts=resume.counts)
         _mark_if_simulated(store, target, resume.run_id)
         return outcome
     run_id = store.start_run(
@@ -355,7 +360,7 @@ def _run_held(
         settings=settings or {},
         local=target.local,
         replay=options.cache == "replay",
-        total_jobs=len(plan.jobs),
+        total_jobs=len(plan),
         variants=plan.variants,
         run_id=run_id,
         cwd=suite.path.parent if suite.path else None,
@@ -363,9 +368,19 @@ def _run_held(
     lease = RunLease(store, run_id)
     lease.on_lost = _on_lost(runner, lease, options)
     with lease.acquire():
-        outcome = run_jobs(runner, plan.jobs, run_id, total=len(plan.jobs))
+        outcome = _run_jobs(runner, plan, plan, run_id)
     _mark_if_simulated(store, target, run_id)
     return outcome
+
+
+def _run_jobs(runner: Runner, plan: Plan, jobs: Iterable[Job], run_id: str, counts: RunCounts | None = None) -> RunOutcome:
+    """The jobs through the runner as the plan makes them; a plan with batch-mode jobs goes
+    through :func:`glmeval.run.batch.run_jobs`, which needs them all at once."""
+    if "batch" in plan.modes:
+        from glmeval.run.batch import run_jobs
+
+        return run_jobs(runner, jobs, run_id, total=len(plan), counts=counts)
+    return runner.run(jobs, run_id, total=len(plan), counts=counts)
 
 
 def _check_batch_target(where: object, target: Target, options: RunOptions) -> None:

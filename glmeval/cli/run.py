@@ -349,16 +349,19 @@ def run(
     if run_id is not None and shard is None and store.get_run(run_id) is not None:
         raise GlmevalError(f"run {run_id} is already in {store.path}; continue it with --resume {run_id}, or pick another --run-id")
     # --- history: parse the rules and check --baseline before spending anything ---
-    baseline, gate_rules = check_gate(store, baseline, fail_on, [p.suite.name for p in plans])
+    # (without either there is nothing to check, and the gate's pandas need not load before the first call)
+    baseline, gate_rules = check_gate(store, baseline, fail_on, [p.suite.name for p in plans]) if baseline or fail_on else (None, ())
     after = AfterRun(
         baseline=baseline, rules=gate_rules, summary=True, report_dir=None if no_report or shard else out, report_subdirs=True
     )
     # --- end history ---
     ends: list[RunEnd] = []
     aborted: str | None = None
-    from glmeval.cassette.misses import MissLog
+    misses = None
+    if cassette is not None:
+        from glmeval.cassette.misses import MissLog
 
-    misses = MissLog(cassette) if cassette is not None else None
+        misses = MissLog(cassette)
     with Target(
         local=local,
         base_url=base_url,
@@ -383,7 +386,7 @@ def run(
             if resumed is not None and not quiet:
                 click.echo(
                     f"{suite.name}: resuming run {resumed.run_id} ({resumed.status}): "
-                    f"{resumed.counts.done} of {len(plan.jobs)} jobs have results, running {len(resumed.jobs)}",
+                    f"{resumed.counts.done} of {len(plan)} jobs have results, running {len(resumed.jobs)}",
                     err=True,
                 )
                 if resumed.suite_changed:
@@ -394,15 +397,13 @@ def run(
                     )
             # --- end runner ---
             if not quiet and resumed is None:
-                from glmeval.report.markdown import plural
-
                 click.echo(
-                    f"{suite.name}: {plural(len(plan.jobs), 'job')}, {plural(len(plan.variants), 'variant')}"
+                    f"{suite.name}: {_plural(len(plan), 'job')}, {_plural(len(plan.variants), 'variant')}"
                     + (" against the local GLM server" if local else "")
                     + (f", answered from cassette {cassette}" if cassette else f", recording to {record}" if record else ""),
                     err=True,
                 )
-            with Progress(len(plan.jobs), suite.name, start=resumed.counts if resumed else None) as progress:
+            with Progress(len(plan), suite.name, start=resumed.counts if resumed else None) as progress:
                 outcome = run_plan(
                     plan,
                     store,
@@ -444,6 +445,12 @@ def run(
     if misses:
         raise GlmevalError(misses.message())
     sys.exit(decision.code)
+
+
+def _plural(n: int, noun: str) -> str:
+    """:func:`glmeval.report.markdown.plural`'s words, without loading the reports before the
+    first call."""
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
 
 
 def _noted(misses: Any, on_result: Any) -> Any:

@@ -30,24 +30,27 @@ def print_plan(plan: Plan) -> None:
 
     from glmeval.run.runner import DEFAULT_COMPLETION_ESTIMATE, estimate_job
 
-    per_variant: Counter[str] = Counter(j.variant_id for j in plan.jobs)
+    per_variant: Counter[str] = Counter()
     prompt: Counter[str] = Counter()
     answer: Counter[str] = Counter()
     cost: defaultdict[str, float] = defaultdict(float)
-    for job in plan.jobs:
+    case_ids: set[str] = set()
+    for job in plan:  # one pass: the plan makes its jobs as they are read
         p, c, yuan = estimate_job(job, plan.suite.prices or None)
+        per_variant[job.variant_id] += 1
         prompt[job.variant_id] += p
         answer[job.variant_id] += c
         cost[job.variant_id] += yuan
+        case_ids.add(job.case_id)
     rows = [
         [v, per_variant[v], f"{prompt[v]:,}", f"{answer[v]:,}", f"¥{cost[v]:.4f}"] for v in plan.variants if per_variant[v]
     ]
     if len(rows) > 1:
         rows.append(
-            ["total", len(plan.jobs), f"{sum(prompt.values()):,}", f"{sum(answer.values()):,}", f"¥{sum(cost.values()):.4f}"]
+            ["total", len(plan), f"{sum(prompt.values()):,}", f"{sum(answer.values()):,}", f"¥{sum(cost.values()):.4f}"]
         )
-    cases = len({j.case_id for j in plan.jobs})
-    n_jobs, n_variants = len(plan.jobs), len(per_variant)
+    cases = len(case_ids)
+    n_jobs, n_variants = len(plan), len(per_variant)
     click.echo(
         f"{plan.suite.name}: {n_jobs} job{'s' * (n_jobs != 1)} "
         f"({cases} case{'s' * (cases != 1)} x {n_variants} variant{'s' * (n_variants != 1)} x repeats)"
@@ -83,7 +86,7 @@ def validate(suites: tuple[Path, ...]) -> None:
         except SuiteError as exc:
             problems.extend(exc.problems)
             continue
-        jobs, variants = len(plan.jobs), len(plan.variants)
+        jobs, variants = len(plan), len(plan.variants)
         click.echo(f"{path}: ok ({jobs} job{'s' * (jobs != 1)}, {variants} variant{'s' * (variants != 1)})")
         print_warnings(plan)
     if problems:

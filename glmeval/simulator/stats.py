@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 __all__ = ["Stats"]
 
@@ -31,6 +32,7 @@ class Stats:
         with self._lock:
             self._requests = 0
             self._by_path: dict[str, int] = {}
+            self._first_at: dict[str, float] = {}
             self._by_status: dict[int, int] = {}
             self._faults: dict[str, int] = {}
             self._seen: dict[bytes, int] = {}
@@ -50,6 +52,7 @@ class Stats:
         with self._lock:
             self._requests += 1
             self._by_path[route] = self._by_path.get(route, 0) + 1
+            self._first_at.setdefault(route, time.monotonic())
             self._in_flight += 1
             if self._in_flight > self._max_in_flight:
                 self._max_in_flight = self._in_flight
@@ -109,6 +112,12 @@ class Stats:
         """Requests received (every path, including errors)."""
         with self._lock:
             return self._requests
+
+    def first_at(self, route: str) -> float | None:
+        """When the first request of ``route`` arrived (``time.monotonic()``), None before one
+        did: benchmarks time a client's start-up by it."""
+        with self._lock:
+            return self._first_at.get(route)
 
     @property
     def by_path(self) -> dict[str, int]:

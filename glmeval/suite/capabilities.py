@@ -101,9 +101,9 @@ def check_capabilities(suite: Suite, origin_of: Callable[[tuple[Any, ...]], Orig
             if isinstance(entry, dict) and name in entry:
                 which = [entry["model"]] if isinstance(entry.get("model"), str) else models
                 sources.append((entry[name], ("grid", "include", i, name), which))
-        for case in suite.cases:
+        for case, entry in suite.cases_with_entries():
             if name in case.params and name not in axes:
-                sources.append((case.params[name], ("cases", case._index, "params", name), models))
+                sources.append((case.params[name], ("cases", entry, "params", name), models))
         for value, loc, which in sources:
             for text in note(list(dict.fromkeys(which)), value):
                 problems.warn(origin_of(loc), text)

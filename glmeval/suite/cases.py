@@ -8,6 +8,7 @@ the row, not of the suite.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Iterable
@@ -145,30 +146,36 @@ def _file_cases(
         problems.warn(file_origin, f"case file {name!r} has no cases")
     csv_file = path.suffix.lower() == ".csv"
     out: list[RawCase] = []
+    stem = path.stem
+    default_origins = {str(k): origin.at(k) for k in defaults}
+    default_checks = [origin.at("checks", k) for k in range(list_len(defaults.get("checks")))]
     for n, row in enumerate(rows, start=1):
         case, row_checks = _row_case(row, csv_file, problems)
         if case is None:
             continue
-        merged: dict[str, Any] = dict(defaults)
-        key_origins = {str(k): origin.at(k) for k in defaults}
-        for key, value in case.items():
-            base = merged.get(key)
-            if key == "checks" and isinstance(base, list) and isinstance(value, list):
-                merged[key] = [*base, *value]
-            elif key == "tags" and isinstance(as_tags(base), list) and isinstance(as_tags(value), list):
-                merged[key] = [*as_tags(base), *as_tags(value)]
-            elif key in ("vars", "params") and isinstance(base, dict) and isinstance(value, dict):
-                merged[key] = {**base, **value}
-            else:
-                merged[key] = value
-            key_origins.pop(key, None)
-        check_origins = [origin.at("checks", k) for k in range(list_len(defaults.get("checks")))]
+        merged = _merged(defaults, case) if defaults else case
+        key_origins = {k: o for k, o in default_origins.items() if k not in case} if defaults else {}
+        check_origins = list(default_checks)
         if isinstance(row_checks, list):
             check_origins += [row.origin.at(*_row_checks_loc(row, csv_file), k) for k in range(len(row_checks))]
-        out.append(
-            RawCase(merged, row.origin, check_origins, key_origins, path, auto_id=f"{path.stem}-{n}")
-        )
+        out.append(RawCase(merged, row.origin, check_origins, key_origins, path, auto_id=f"{stem}-{n}"))
     return out
+
+
+def _merged(defaults: dict[Any, Any], case: dict[str, Any]) -> dict[str, Any]:
+    """A row over its file entry's defaults: checks and tags added, vars and params merged."""
+    merged: dict[str, Any] = dict(defaults)
+    for key, value in case.items():
+        base = merged.get(key)
+        if key == "checks" and isinstance(base, list) and isinstance(value, list):
+            merged[key] = [*base, *value]
+        elif key == "tags" and isinstance(as_tags(base), list) and isinstance(as_tags(value), list):
+            merged[key] = [*as_tags(base), *as_tags(value)]
+        elif key in ("vars", "params") and isinstance(base, dict) and isinstance(value, dict):
+            merged[key] = {**base, **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def _row_checks_loc(row: Row, csv_file: bool) -> tuple[Any, ...]:
@@ -178,12 +185,13 @@ def _row_checks_loc(row: Row, csv_file: bool) -> tuple[Any, ...]:
 def _row_case(row: Row, csv_file: bool, problems: Problems) -> tuple[dict[str, Any] | None, Any]:
     """A case-file row as a case mapping: reserved keys become case keys, the rest variables."""
     reserved = CSV_COLUMNS if csv_file else CASE_KEYS
+    known = _CSV_SET if csv_file else _KEY_SET
     case: dict[str, Any] = {}
     variables: dict[str, Any] = {}
     ok = True
     for key, value in row.data.items():
-        name = str(key)
-        if name in reserved:
+        name = key if type(key) is str else str(key)
+        if name in known:
             if csv_file:
                 try:
                     parsed = _csv_cell(name, value)
@@ -197,7 +205,7 @@ def _row_case(row: Row, csv_file: bool, problems: Problems) -> tuple[dict[str, A
                 case[name] = value
         else:
             variables[name] = value
-            typo = typo_of(name, reserved)
+            typo = _typo(name, reserved)
             if typo:
                 what = "column" if csv_file else "key"
                 problems.warn(
@@ -211,6 +219,14 @@ def _row_case(row: Row, csv_file: bool, problems: Problems) -> tuple[dict[str, A
     return (case if ok else None), case.get("checks")
 
 
+@functools.lru_cache(maxsize=1024)
+def _typo(name: str, reserved: tuple[str, ...]) -> str | None:
+    """:func:`typo_of` once per column name: every row of a file has the same columns."""
+    return typo_of(name, reserved)
+
+
+_CSV_SET = frozenset(CSV_COLUMNS)
+_KEY_SET = frozenset(CASE_KEYS)
 _EMPTY = object()
 _TRUE = ("true", "yes", "y", "1", "on")
 _FALSE = ("false", "no", "n", "0", "off", "")

@@ -47,6 +47,7 @@ from glmeval.suite.cases import (
 )
 from glmeval.suite.checks import check_checks, declared_tools, grid_tools, load_check_files, offered_tools, parse_checks
 from glmeval.suite.content import ImageFiles, check_content, static_images
+from glmeval.suite.gcpause import paused_gc
 from glmeval.suite.grid import GRID_RULES, check_grid, check_params_map, check_tools_value
 from glmeval.suite.model import ROLES, Case, Suite, allowed_keys
 from glmeval.suite.problems import Problems, is_int, pydantic_problem, report_all
@@ -74,7 +75,8 @@ _INTERNAL_KEYS = ("path", "content_hash", "check_specs", "warnings")
 def load_suite(path: str | Path) -> Suite:
     """Load and validate a suite file, raising SuiteError with every problem found."""
     try:
-        return _load(Path(path))
+        with paused_gc():
+            return _load(Path(path))
     except GlmevalError:
         raise
     except RecursionError:
@@ -223,7 +225,7 @@ def _raw_checks(
     check_matrix(data.get("matrix"), root.at("matrix"), problems)
     suite_tools = declared_tools(data)
     axis_tools = grid_tools(data.get("grid"))
-    case_tools = [next((t for t in (declared_tools(raw.data), suite_tools) if t is not None), None) for raw in cases]
+    case_tools = [suite_tools if (own := declared_tools(raw.data)) is None else own for raw in cases]
     # Suite-level checks apply to every case: any tools a case or variant offers will do.
     check_checks(
         data.get("checks"),
@@ -245,11 +247,17 @@ def _raw_checks(
         case = raw.data
         if not isinstance(case, dict):
             continue
-        check_params_map(case.get("params"), _key_origin(raw, "params"), problems)
-        check_tools_value(case.get("tools"), _key_origin(raw, "tools"), problems)
-        check_matrix(case.get("matrix"), _key_origin(raw, "matrix"), problems)
-        check_checks(case.get("checks"), raw.check_origins, problems, templating, registry, suite_dir, offered_tools([tools, *axis_tools]))
-        _check_messages(case.get("messages"), _key_origin(raw, "messages"), problems, templating, images)
+        # Each check of a key the case has (a case-file row often has none but its variables).
+        if case.get("params") is not None:
+            check_params_map(case["params"], _key_origin(raw, "params"), problems)
+        if case.get("tools") is not None:
+            check_tools_value(case["tools"], _key_origin(raw, "tools"), problems)
+        if case.get("matrix") is not None:
+            check_matrix(case["matrix"], _key_origin(raw, "matrix"), problems)
+        if case.get("checks") is not None:
+            check_checks(case["checks"], raw.check_origins, problems, templating, registry, suite_dir, offered_tools([tools, *axis_tools]))
+        if case.get("messages") is not None:
+            _check_messages(case["messages"], _key_origin(raw, "messages"), problems, templating, images)
         prompt = case.get("prompt")
         if isinstance(prompt, str) and prompt not in prompt_names:
             where = "prompts:" if prompt_names else "prompts: (the suite defines none)"
@@ -260,14 +268,14 @@ def _raw_checks(
             )
         case_id = case.get("id")
         if isinstance(case_id, (str, int)) and not isinstance(case_id, bool):
-            key = str(case_id).strip()
+            key = case_id.strip() if type(case_id) is str else str(case_id).strip()
             if key in ids:
                 problems.error(
                     _key_origin(raw, "id") if raw.file is None else raw.origin,
                     f"duplicate case id {key!r} (first at {ids[key].where()}); ids must be unique",
                 )
             else:
-                ids[key] = _key_origin(raw, "id") if raw.file is None else raw.origin
+                ids[key] = raw.origin if raw.file is not None else _key_origin(raw, "id")
 
 
 def _key_origin(raw: RawCase, key: str) -> Origin:
@@ -341,14 +349,25 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
         return
 
     expanded: list[Case] = []
-    case_origin: dict[int, Origin] = {}
-    case_checks: dict[int, list[Origin]] = {}
+    case_origin: list[Origin] = []
+    case_checks: list[list[Origin]] = []
+    case_entry: list[int] = []
     total = 0
+    suite_matrix = suite.matrix
     for i, case in enumerate(suite.cases):
         raw = entries[i] if i < len(entries) else RawCase(None, root.at("cases", i))
-        case._index = i
         if case.id is None:
             case.id = raw.auto_id or f"case-{i + 1}"
+        if case.matrix is None and suite_matrix is None:  # most cases: one copy, the case itself
+            total += 1
+            if total > MAX_CASES:
+                problems.error(root, f"the matrices expand to more than {MAX_CASES:,} cases; split the suite", ("matrix",))
+                return
+            case_origin.append(raw.origin if i < len(entries) else locate.origin(("cases", i)))
+            case_entry.append(i)
+            case_checks.append(raw.check_origins or [locate.origin(("cases", i, "checks", k)) for k in range(len(case.checks))])
+            expanded.append(case)
+            continue
         own_keys = set(case.vars) | (set(case.matrix) if isinstance(case.matrix, dict) else set())
         if isinstance(case.matrix, list):
             own_keys |= {k for e in case.matrix for k in e}
@@ -365,12 +384,16 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
                     copy = case.model_copy(update={"id": f"{case.id}[{label}]", "vars": {**case.vars, **combo}, "matrix": None})
                 elif case.matrix is not None:
                     copy = case.model_copy(update={"matrix": None})
-                case_origin[len(expanded)] = locate.origin(("cases", i))
-                case_checks[len(expanded)] = raw.check_origins or [locate.origin(("cases", i, "checks", k)) for k in range(len(case.checks))]
+                case_origin.append(locate.origin(("cases", i)))
+                case_entry.append(i)
+                case_checks.append(raw.check_origins or [locate.origin(("cases", i, "checks", k)) for k in range(len(case.checks))])
                 expanded.append(copy)
     suite.cases = expanded
+    suite._case_entries = case_entry
 
     first: dict[str, Origin] = {}
+    registry = suite.check_registry
+    sound: set[tuple[str, ...]] = set()
     for n, case in enumerate(suite.cases):
         origin = case_origin[n]
         assert case.id is not None
@@ -384,9 +407,10 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
             )
             continue
         first[case.id] = origin
-        specs[case.id], origins[case.id] = parse_checks(case.checks, case_checks[n], suite.check_registry, problems)
+        if case.checks:  # a case without checks of its own has no entry (100,000 empty lists are 10 MB)
+            specs[case.id], origins[case.id] = parse_checks(case.checks, case_checks[n], registry, problems)
         if not after_problems:
-            _check_conversations(suite, case, origin, problems)
+            _check_conversations(suite, case, origin, problems, sound)
         if isinstance(case.skip, str) and not case.skip.strip():
             case.skip = False
     suite.check_specs = specs
@@ -396,8 +420,20 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
     _suite_warnings(suite, locate, problems)
 
 
-def _check_conversations(suite: Suite, case: Case, origin: Origin, problems: Problems) -> None:
+def _check_conversations(suite: Suite, case: Case, origin: Origin, problems: Problems, sound: set[tuple[str, ...]]) -> None:
+    """The conversations a case sends can be sent. ``sound`` holds the prompt lists already
+    found so for cases without messages of their own (each of those sends the same ones)."""
     prompts: list[str | None] = [case.prompt] if case.prompt else (list(suite.prompt_axis()) or [None])
+    shared = tuple(str(p) for p in prompts) if case.messages is None else None
+    if shared is not None and shared in sound:
+        return
+    before = (len(problems.problems), len(problems.warnings))
+    _check_each_conversation(suite, case, origin, problems, prompts)
+    if shared is not None and (len(problems.problems), len(problems.warnings)) == before:
+        sound.add(shared)
+
+
+def _check_each_conversation(suite: Suite, case: Case, origin: Origin, problems: Problems, prompts: list[str | None]) -> None:
     for prompt in prompts:
         messages = suite.conversation(case, prompt)
         label = f"case {case.id!r}" + (f" with prompt {prompt!r}" if prompt else "")
@@ -437,9 +473,9 @@ def _check_model_limits(suite: Suite, locate: Locator, problems: Problems) -> No
     for i, entry in enumerate(include):
         if "max_tokens" in entry:
             sources.append((entry["max_tokens"], ("grid", "include", i, "max_tokens"), [entry["model"]] if isinstance(entry.get("model"), str) else models))
-    for case in suite.cases:
+    for case, entry in suite.cases_with_entries():
         if "max_tokens" in case.params:
-            sources.append((case.params["max_tokens"], ("cases", case._index, "params", "max_tokens"), models))
+            sources.append((case.params["max_tokens"], ("cases", entry, "params", "max_tokens"), models))
     for value, loc, which in sources:
         if not is_int(value):
             continue
@@ -456,11 +492,13 @@ def _suite_warnings(suite: Suite, locate: Locator, problems: Problems) -> None:
     if suite.messages is not None and suite.prompts and not (set(suite.prompt_axis()) & suite._system_prompts):
         problems.warn(locate.origin(("messages",)), "messages: is unused: every prompt variant is a whole conversation")
     axes = set(suite.grid) - set(GRID_RULES)
-    for case in suite.cases:
+    for case, entry in suite.cases_with_entries() if axes else []:
+        if not case.params:
+            continue
         shadowed = sorted(axes & set(case.params))
         for key in shadowed:
             problems.warn(
-                locate.origin(("cases", case._index, "params", key)),
+                locate.origin(("cases", entry, "params", key)),
                 f"case {case.id!r} sets {key}, which is a grid axis; the grid's value is sent",
                 key=f"shadow:{case.id}:{key}",
             )

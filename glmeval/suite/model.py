@@ -173,7 +173,6 @@ class Case(_Strict):
     min_score: float | None = Field(
         None, ge=0, le=1, alias="min-score", description="An answer passes when its weighted check score reaches this."
     )
-    _index: int = PrivateAttr(0)
 
     @field_validator("id", mode="before")
     @classmethod
@@ -253,6 +252,9 @@ class Suite(_Strict):
     _system_prompts: set[str] = PrivateAttr(default_factory=set)
     _origin: Origin | None = PrivateAttr(None)
     _checks: CheckRegistry | None = PrivateAttr(None)
+    # The cases: entry each case came from (matrix copies share one), for the lines of its keys.
+    # Kept here, not on each Case: a private attribute costs every one of 100,000 cases.
+    _case_entries: list[int] = PrivateAttr(default_factory=list)
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -265,6 +267,12 @@ class Suite(_Strict):
         if self._checks is None:
             self._checks = suite_registry(self.name)
         return self._checks
+
+    def cases_with_entries(self) -> list[tuple[Case, int]]:
+        """Each case with the index of the ``cases:`` entry it came from (matrix copies share
+        their entry's), so a problem in its keys names that entry's line."""
+        entries = self._case_entries if len(self._case_entries) == len(self.cases) else range(len(self.cases))
+        return list(zip(self.cases, entries))
 
     @property
     def base_dir(self) -> Path:

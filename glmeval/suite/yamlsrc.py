@@ -229,7 +229,7 @@ def _csv_rows(path: Path, text: str) -> list[Row]:
     try:
         for record in reader:
             start, last = last + 1, reader.line_num
-            if not record or all(not cell.strip() for cell in record):
+            if not record or not "".join(record).strip():  # no cell holds more than blanks
                 continue
             if header is None:
                 header = [cell.strip() for cell in record]
@@ -389,7 +389,7 @@ def load_yaml(path: Path, text: str | None = None) -> Source:
             pass
         else:
             try:
-                return _compose(path, loader)
+                return _compose(path, loader, text)
             except (yaml.YAMLError, RecursionError):
                 pass
             finally:
@@ -397,9 +397,9 @@ def load_yaml(path: Path, text: str | None = None) -> Source:
     return _load_checked(path, text)
 
 
-def _compose(path: Path, loader: Any) -> Source:
+def _compose(path: Path, loader: Any, text: str) -> Source:
     root = loader.get_single_node()
-    if root is not None:
+    if root is not None and "&" in text:  # no anchor, no alias: nothing to expand
         _check_aliases(root, path)
     data = loader.construct_document(root) if root is not None else None
     return Source(path=path, data=data, root=root)
@@ -411,7 +411,7 @@ def _load_checked(path: Path, text: str) -> Source:
     except yaml.reader.ReaderError as exc:
         raise SuiteError([_reader_problem(path, text, exc)]) from None
     try:
-        return _compose(path, loader)
+        return _compose(path, loader, text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
