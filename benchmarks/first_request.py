@@ -113,6 +113,16 @@ def bare_python(runs: int) -> float:
     return statistics.median(times)
 
 
+BARE_SDK = (
+    "import os, sys\n"
+    "from zhipuai import ZhipuAI\n"
+    "client = ZhipuAI(api_key=os.environ['ZHIPUAI_API_KEY'], base_url=sys.argv[1])\n"
+    "client.chat.completions.create(model='glm-4-flash', messages=[{'role': 'user', 'content': 'What is 1+8?'}])\n"
+)
+"""The floor no tool on the zhipuai SDK can go under: start Python, import the SDK, send one
+request. glmeval's time beyond it is what glmeval itself adds before the first call."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=2000)
@@ -146,10 +156,18 @@ def main() -> None:
                 print(f"run {i}: first request after {wall:.3f} s{shown}", flush=True)
         median = statistics.median(times)
         floor = bare_python(args.runs)
+        sdk_times = []
+        for i in range(args.runs + 1):
+            took = first_request([sys.executable, "-c", BARE_SDK, server.base_url], server, args.timeout)
+            if took is not None and i:
+                sdk_times.append(took[0])
+        sdk = statistics.median(sdk_times) if sdk_times else float("nan")
         kind = "CSV" if args.csv else "inline"
         cpu_text = f", {statistics.median(cpus):.3f} s CPU" if cpus else ""
         print(f"{args.cases:,} {kind} cases: first request after {median:.3f} s{cpu_text} (median of {len(times)}); "
               f"python -c pass {floor:.3f} s; {median / TARGET_S:.2f}x the {TARGET_S:g} s target")
+        print(f"bare zhipuai script (import, one call): first request after {sdk:.3f} s; glmeval adds {median - sdk:.3f} s "
+              f"({median / sdk:.2f}x); the bare script alone is {sdk / TARGET_S:.2f}x the {TARGET_S:g} s target")
 
 
 if __name__ == "__main__":
