@@ -250,3 +250,21 @@ def test_a_bad_param_does_not_hide_max_tokens_over_the_limit(tmp_path: Path) -> 
         f"error: {path}:4: temperature must be a number from 0 to 1; got str 'hot'",
         f"error: {path}:5: max_tokens 999999 is more than glm-4-flash can write (at most 32768 tokens)",
     ]
+
+
+def test_a_pytest_failure_shows_what_the_model_wrote_escaped() -> None:
+    """A failing case's message goes to the terminal: the model's tool call and the check
+    reasons quoting it must not carry raw escape or bidi characters."""
+    from glmeval.pytest_plugin.verdict import describe_failures, excerpt
+    from glmeval.records import CheckResult, Completion, Job, Result, ToolCall
+
+    evil = "\x1b[2J\u202eoops\x9b"
+    completion = Completion(text=f"answer {evil}", tool_calls=[ToolCall(name=f"f{evil}", arguments=f'{{"a": "{evil}"}}')])
+    job = Job(id="j", suite="s", case_id="c", variant_id="v", variant={}, repeat=0, model="glm-4", mode="sync",
+              messages=[], params={}, checks=[])
+    check = CheckResult(type="contains", label="", passed=False, score=0.0, reason=f"did not find x in {evil}")
+    lines = describe_failures([Result(job, completion, [check], False, 0.0)], 1) + excerpt(completion).splitlines()
+    text = "\n".join(lines)
+    for raw in ("\x1b", "\u202e", "\x9b"):
+        assert raw not in text
+    assert "\\x1b[2J" in text and "\\u202e" in text

@@ -17,6 +17,7 @@ import pytest
 from glmeval.afterrun import as_status
 from glmeval.pytest_plugin.verdict import excerpt
 from glmeval.records import MODES, CheckResult, CheckSpec, Completion, Job, Mode, Result
+from glmeval.sanitize import visible
 
 if TYPE_CHECKING:
     from glmeval.pytest_plugin.state import GlmevalState
@@ -202,7 +203,7 @@ class Glm:
         if not passed:
             failed = [r for r in results if not r.passed]
             lines = [f"glm.check: {len(failed)} of {len(results)} check(s) failed"]
-            lines += [f"  FAILED {r.label or r.type}: {r.reason}" for r in failed]
+            lines += [visible(f"  FAILED {r.label or r.type}: {r.reason}") for r in failed]
             if min_score is not None:
                 lines.append(f"  score {score:.2f} is below min_score {min_score}")
             lines += [f"  {line}" for line in excerpt(completion).splitlines()]

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from glmeval.sanitize import visible
+
 if TYPE_CHECKING:
     import pytest
 
@@ -97,12 +99,14 @@ def judge(item: CaseItem, results: dict[str, Result], missing: dict[str, str]) -
 
 
 def excerpt(completion: Completion, limit: int = EXCERPT_CHARS) -> str:
-    """The answer as a reader needs it in a failure: text (cut), then any tool calls."""
+    """The answer as a reader needs it in a failure: text (cut), then any tool calls; what
+    the model wrote shows its control and bidi characters escaped (``repr`` does that for the
+    text), so a failure never drives the terminal."""
     text = completion.text or ""
     shown = repr(text if len(text) <= limit else text[:limit] + "…")
     parts = [f"answer: {shown}" if text or not completion.tool_calls else ""]
     for call in completion.tool_calls:
-        parts.append(f"tool call: {call.name}({call.arguments})")
+        parts.append(visible(f"tool call: {call.name}({call.arguments})"))
     return "\n".join(p for p in parts if p)
 
 
@@ -125,7 +129,7 @@ def describe_failures(results: list[Result], total: int) -> list[str]:
             lines.append(f"{label}:")
         if failed:
             for name, reason in failed:
-                lines.append(f"{indent}FAILED {name}: {reason}")
+                lines.append(visible(f"{indent}FAILED {name}: {reason}"))
         else:
             min_score = members[0].job.min_score
             lines.append(f"{indent}score {score:.2f} is below min-score {min_score}")
