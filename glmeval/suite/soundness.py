@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from glmeval.suite.model import Message, Suite
-from glmeval.suite.templating import renders_simply, simple_names, template_strings, templated_check_args
+from glmeval.suite.templating import MAX_TEMPLATE_OUTPUT, renders_simply, simple_names, template_strings, templated_check_args
 
 __all__ = ["SharedTemplates"]
 
@@ -24,7 +24,14 @@ class SharedTemplates:
     case's variables render them all without the engine."""
 
     def __init__(self, parts: list[tuple[tuple[bool, str], ...]]) -> None:
-        self.parts = [p for p in parts if p]
+        self.parts = [p for p in parts if any(is_name for is_name, _ in p)]
+        self.names = sorted({text for p in self.parts for is_name, text in p if is_name})
+        # Text values of at most this many characters in all fit every template, however
+        # often a name is repeated in one.
+        self.budget = min(
+            ((MAX_TEMPLATE_OUTPUT - sum(len(t) for n, t in p if not n)) // sum(n for n, _ in p) for p in self.parts),
+            default=MAX_TEMPLATE_OUTPUT,
+        )
 
     @classmethod
     def of(cls, texts: Iterable[str]) -> SharedTemplates | None:
@@ -57,4 +64,11 @@ class SharedTemplates:
         return cls.of(texts)
 
     def sound(self, variables: dict[str, Any]) -> bool:
-        return all(renders_simply(p, variables) for p in self.parts)
+        get = variables.get
+        size = 0
+        for name in self.names:
+            value = get(name)
+            if type(value) is not str:
+                return all(renders_simply(p, variables) for p in self.parts)
+            size += len(value)
+        return size <= self.budget or all(renders_simply(p, variables) for p in self.parts)
