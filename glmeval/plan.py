@@ -35,6 +35,7 @@ from glmeval.suite.content import ContentProblem, ImageFiles, has_media, text_on
 from glmeval.suite.gcpause import paused_gc
 from glmeval.suite.params import thinking_state, wire_params
 from glmeval.suite.providers import DEFAULT_PROVIDER, ProviderInfo
+from glmeval.suite.soundness import SharedTemplates
 from glmeval.suite.templating import (
     TemplateLimit,
     TemplateProblem,
@@ -556,11 +557,21 @@ def _build(
     vision: dict[tuple[tuple[int, ...], str], bool] = {}
     used: dict[str, ProviderInfo] = {}
     modes: set[str] = set()
+    shared: SharedTemplates | None = None
+    learned = False
     for case in cases:
+        plain = _plain(sh, case)
+        if plain and shared is not None and shared.sound({**suite.vars, **case.vars} if suite.vars else case.vars):
+            continue  # the slots of the first such case, and templates that cannot fail
+        before = len(problems.items)
         for slot in _case_slots(sh, case, problems, vision)[2]:
             labels.setdefault(slot.label)
             used.setdefault(slot.provider.name, slot.provider)
             modes.add(slot.mode)
+        if plain and not learned:
+            learned = True
+            conversations = [sh.conversation(case, v.get("prompt")) for v, _ in sh.variants_for(case)]
+            shared = SharedTemplates.for_plain(suite, conversations) if len(problems.items) == before else None
     if problems.items:
         raise SuiteError(list(problems.items))
     warnings += unmatched_rules(suite)
@@ -568,6 +579,12 @@ def _build(
         suite=suite, variants=list(labels), _maker=_Maker(sh, cases, counts), warnings=list(dict.fromkeys(warnings)),
         skipped=skipped, providers=used, modes=frozenset(modes),
     )
+
+
+def _plain(sh: _Shared, case: Case) -> bool:
+    """A case with no keys of its own but variables (a case-file row, most often): it makes
+    the same slots as every other such case."""
+    return case.messages is None and not case.params and case.tools is None and not case.prompt and (case.id or "") not in sh.check_specs
 
 
 def _mode(value: Any) -> Mode:

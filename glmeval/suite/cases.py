@@ -149,15 +149,16 @@ def _file_cases(
     stem = path.stem
     default_origins = {str(k): origin.at(k) for k in defaults}
     default_checks = [origin.at("checks", k) for k in range(list_len(defaults.get("checks")))]
+    columns = _csv_columns(rows[0], problems) if csv_file and rows else None
     for n, row in enumerate(rows, start=1):
-        case, row_checks = _row_case(row, csv_file, problems)
+        case, row_checks = _csv_row_case(row, *columns, problems) if columns else _row_case(row, csv_file, problems)
         if case is None:
             continue
         merged = _merged(defaults, case) if defaults else case
         key_origins = {k: o for k, o in default_origins.items() if k not in case} if defaults else {}
-        check_origins = list(default_checks)
+        check_origins = default_checks  # shared by the rows without checks of their own; never changed
         if isinstance(row_checks, list):
-            check_origins += [row.origin.at(*_row_checks_loc(row, csv_file), k) for k in range(len(row_checks))]
+            check_origins = [*default_checks, *(row.origin.at(*_row_checks_loc(row, csv_file), k) for k in range(len(row_checks)))]
         out.append(RawCase(merged, row.origin, check_origins, key_origins, path, auto_id=f"{stem}-{n}"))
     return out
 
@@ -216,6 +217,40 @@ def _row_case(row: Row, csv_file: bool, problems: Problems) -> tuple[dict[str, A
     if variables:
         own = case.get("vars")
         case["vars"] = {**variables, **own} if isinstance(own, dict) else (own if "vars" in case else variables)
+    return (case if ok else None), case.get("checks")
+
+
+def _csv_columns(first: Row, problems: Problems) -> tuple[list[str], list[str]]:
+    """A CSV file's reserved columns and variables, with the warnings for names that look like
+    a misspelt column (every row has the header's columns, so they are sorted out once)."""
+    names = [str(key) for key in first.data]
+    for name in names:
+        typo = None if name in _CSV_SET else _typo(name, CSV_COLUMNS)
+        if typo:
+            problems.warn(
+                first.origin,
+                f"column {name!r} is used as a template variable (did you mean {typo!r}?)",
+                key=f"{first.origin.path}:{name}",
+            )
+    return [n for n in names if n in _CSV_SET], [n for n in names if n not in _CSV_SET]
+
+
+def _csv_row_case(row: Row, reserved: list[str], variables: list[str], problems: Problems) -> tuple[dict[str, Any] | None, Any]:
+    """:func:`_row_case` of a CSV row, its columns sorted out by :func:`_csv_columns`."""
+    data = row.data
+    case: dict[str, Any] = {}
+    ok = True
+    for name in reserved:
+        try:
+            parsed = _csv_cell(name, data[name])
+        except ValueError as exc:
+            problems.error(row.origin, f"column {name!r}: {exc}")
+            ok = False
+            continue
+        if parsed is not _EMPTY:
+            case[name] = parsed
+    if variables:
+        case["vars"] = {name: data[name] for name in variables}
     return (case if ok else None), case.get("checks")
 
 

@@ -225,7 +225,10 @@ def _raw_checks(
     check_matrix(data.get("matrix"), root.at("matrix"), problems)
     suite_tools = declared_tools(data)
     axis_tools = grid_tools(data.get("grid"))
-    case_tools = [suite_tools if (own := declared_tools(raw.data)) is None else own for raw in cases]
+    case_tools = [
+        suite_tools if type(raw.data) is dict and raw.data.keys() <= _ID_AND_VARS or (own := declared_tools(raw.data)) is None else own
+        for raw in cases
+    ]
     # Suite-level checks apply to every case: any tools a case or variant offers will do.
     check_checks(
         data.get("checks"),
@@ -247,6 +250,9 @@ def _raw_checks(
         case = raw.data
         if not isinstance(case, dict):
             continue
+        if case.keys() <= _ID_AND_VARS:  # a case-file row, most often: only its id to check
+            _check_id(raw, ids, problems)
+            continue
         # Each check of a key the case has (a case-file row often has none but its variables).
         if case.get("params") is not None:
             check_params_map(case["params"], _key_origin(raw, "params"), problems)
@@ -266,16 +272,24 @@ def _raw_checks(
                 f"case {case.get('id', raw.auto_id)!r} names prompt {prompt!r}, which is not under {where}"
                 f"{did_you_mean(prompt, prompt_names)}",
             )
-        case_id = case.get("id")
-        if isinstance(case_id, (str, int)) and not isinstance(case_id, bool):
-            key = case_id.strip() if type(case_id) is str else str(case_id).strip()
-            if key in ids:
-                problems.error(
-                    _key_origin(raw, "id") if raw.file is None else raw.origin,
-                    f"duplicate case id {key!r} (first at {ids[key].where()}); ids must be unique",
-                )
-            else:
-                ids[key] = raw.origin if raw.file is not None else _key_origin(raw, "id")
+        _check_id(raw, ids, problems)
+
+
+_ID_AND_VARS = frozenset({"id", "vars"})
+
+
+def _check_id(raw: RawCase, ids: dict[str, Origin], problems: Problems) -> None:
+    """A case's id against the ids before it (duplicates named with the first one's line)."""
+    case_id = raw.data.get("id")
+    if isinstance(case_id, (str, int)) and not isinstance(case_id, bool):
+        key = case_id.strip() if type(case_id) is str else str(case_id).strip()
+        if key in ids:
+            problems.error(
+                _key_origin(raw, "id") if raw.file is None else raw.origin,
+                f"duplicate case id {key!r} (first at {ids[key].where()}); ids must be unique",
+            )
+        else:
+            ids[key] = raw.origin if raw.file is not None else _key_origin(raw, "id")
 
 
 def _key_origin(raw: RawCase, key: str) -> Origin:
@@ -423,6 +437,8 @@ def _typed_checks(suite: Suite, entries: list[RawCase], root: Origin, problems: 
 def _check_conversations(suite: Suite, case: Case, origin: Origin, problems: Problems, sound: set[tuple[str, ...]]) -> None:
     """The conversations a case sends can be sent. ``sound`` holds the prompt lists already
     found so for cases without messages of their own (each of those sends the same ones)."""
+    if case.messages is None and not case.prompt and _AXIS in sound:
+        return  # the common case, answered before the prompt axis is listed again
     prompts: list[str | None] = [case.prompt] if case.prompt else (list(suite.prompt_axis()) or [None])
     shared = tuple(str(p) for p in prompts) if case.messages is None else None
     if shared is not None and shared in sound:
@@ -431,6 +447,11 @@ def _check_conversations(suite: Suite, case: Case, origin: Origin, problems: Pro
     _check_each_conversation(suite, case, origin, problems, prompts)
     if shared is not None and (len(problems.problems), len(problems.warnings)) == before:
         sound.add(shared)
+        if not case.prompt:
+            sound.add(_AXIS)
+
+
+_AXIS = ("\0the prompt axis",)  # in ``sound``: cases without messages that run the whole prompt axis are sound
 
 
 def _check_each_conversation(suite: Suite, case: Case, origin: Origin, problems: Problems, prompts: list[str | None]) -> None:

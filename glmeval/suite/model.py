@@ -177,6 +177,8 @@ class Case(_Strict):
     @field_validator("id", mode="before")
     @classmethod
     def _id(cls, value: Any) -> Any:
+        if type(value) is str and value and not value[0].isspace() and not value[-1].isspace():  # nothing to strip
+            return value
         if is_number(value):
             value = str(value)
         if isinstance(value, str) and not value.strip():

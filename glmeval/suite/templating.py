@@ -51,6 +51,8 @@ __all__ = [
     "has_template_markup",
     "render",
     "render_value",
+    "renders_simply",
+    "simple_names",
     "template_strings",
     "templated_check_args",
 ]
@@ -378,6 +380,37 @@ def _render_simple(parts: tuple[tuple[bool, str], ...], variables: dict[str, Any
             return None
     result = "".join(out)
     return result if len(result) <= MAX_TEMPLATE_OUTPUT else None
+
+
+def simple_names(text: str) -> tuple[tuple[bool, str], ...] | None:
+    """The parts of a template :func:`render` writes without the engine (see
+    :func:`renders_simply`); ``()`` for plain text, None for a template the engine renders."""
+    if not has_template_markup(text):
+        return ()
+    try:
+        compile_template(text)
+    except TemplateProblem:
+        return None
+    return _simple_parts(text)
+
+
+def renders_simply(parts: tuple[tuple[bool, str], ...], variables: dict[str, Any]) -> bool:
+    """Whether :func:`render` writes these parts without the engine, so it cannot fail: a
+    validating pass over 100,000 cases need not build the text to know that."""
+    size = 0
+    for is_name, text in parts:
+        if not is_name:
+            size += len(text)
+            continue
+        value = variables.get(text, _MISSING)
+        kind = type(value)
+        if kind is str:
+            size += len(value)
+        elif kind in _SIMPLE_VALUES:
+            size += len(str(value))
+        else:
+            return False
+    return size <= MAX_TEMPLATE_OUTPUT
 
 
 def render(template: str, variables: dict[str, Any]) -> str:
