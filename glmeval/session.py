@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the CLI imports this module for --help: the runner and the 
     from glmeval.simulator import FaultConfig
     from glmeval.store import Store
     from glmeval.store.lease import RunLease
+    from glmeval.store.refs import GitProbe
     from glmeval.suite import Suite
     from glmeval.suite.providers import ProviderInfo
 
@@ -109,11 +110,14 @@ class Target:
     def _start_local(self) -> list[Endpoint]:
         """Start the local server (answering from the cassette with ``--cassette``) with every
         provider mounted in its dialect; their endpoints."""
-        from glmeval.cassette import load_cassette
         from glmeval.run.client import Endpoint
         from glmeval.simulator import LocalServer
 
-        cassette = load_cassette(self.cassette) if self.cassette is not None else None
+        cassette = None
+        if self.cassette is not None:
+            from glmeval.cassette import load_cassette
+
+            cassette = load_cassette(self.cassette)
         try:
             self.server = LocalServer(
                 rules_path=self.rules, speed=self.speed, faults=self.faults, seed=self.seed,
@@ -298,18 +302,22 @@ def run_plan(
     settings: dict[str, Any] | None = None,
     resume: Resume | None = None,
     shard: Shard | None = None,
+    git: GitProbe | None = None,
 ) -> RunOutcome:
     """Run every job of ``plan`` into ``store`` as one stored run; with ``resume``, run only
     the jobs that run still lacks, into the same run id; with ``shard``, only that slice, into
     the shared run ``run_id`` (:mod:`glmeval.shard`, where each shard process runs unleased:
     the shards table says which have ended).
 
+    ``git`` is the git facts of the suite's folder, probed while the suite loaded (asked when
+    the run starts without it).
+
     The process holds the run's lease while it runs (taken here for a new run, by
     :func:`find_resume` for a resumed one) and gives it up when the run ends, however it ends.
     """
     lease = resume.lease if resume is not None else None
     try:
-        return _run_held(plan, store, target, options, on_result, run_id, settings, resume, shard)
+        return _run_held(plan, store, target, options, on_result, run_id, settings, resume, shard, git)
     finally:
         if lease is not None:
             lease.release()
@@ -325,6 +333,7 @@ def _run_held(
     settings: dict[str, Any] | None,
     resume: Resume | None,
     shard: Shard | None = None,
+    git: GitProbe | None = None,
 ) -> RunOutcome:
     from glmeval.run.runner import Runner
     from glmeval.store.lease import RunLease
@@ -364,6 +373,7 @@ def _run_held(
         variants=plan.variants,
         run_id=run_id,
         cwd=suite.path.parent if suite.path else None,
+        git=git.result() if git is not None else None,
     )
     lease = RunLease(store, run_id)
     lease.on_lost = _on_lost(runner, lease, options)
@@ -472,9 +482,10 @@ def run_settings(options: RunOptions, target: Target, overrides: Overrides) -> d
         settings["budget"] = {"max_cost": overrides.budget.max_cost, "max_tokens": overrides.budget.max_tokens}
     if overrides.faults is not None:
         settings["faults"] = {k: v for k, v in vars(overrides.faults).items() if v}
-    from glmeval.cassette.settings import cassette_settings
+    if target.record is not None or target.cassette is not None:  # the cassette package loads only for them
+        from glmeval.cassette.settings import cassette_settings
 
-    settings.update(cassette_settings(target.record, target.cassette, target.cassette_miss))
+        settings.update(cassette_settings(target.record, target.cassette, target.cassette_miss))
     return settings
 
 

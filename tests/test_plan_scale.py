@@ -140,7 +140,7 @@ FIRST_CALL = textwrap.dedent(
 def test_run_sends_its_first_request_before_loading_pandas_or_reports(tmp_path: Path) -> None:
     """What a user waits for before anything is sent: the suite machinery and the zhipuai SDK,
     not pandas (the gate and reports load after the run), not the openai or zai SDKs of
-    providers a zhipu-only suite never calls."""
+    providers a zhipu-only suite never calls, not jsonschema for a suite without a schema check."""
     suite = write_scale_suite(tmp_path, 200)
     done = subprocess.run(
         [sys.executable, "-c", FIRST_CALL, str(suite), str(tmp_path / "results.db"), str(tmp_path / "reports")],
@@ -151,7 +151,7 @@ def test_run_sends_its_first_request_before_loading_pandas_or_reports(tmp_path: 
     assert modules, "no chat request arrived"
     loaded = set(modules)
     assert "zhipuai" in loaded and "glmeval.run.runner" in loaded  # the hook saw a real run start
-    early = sorted(m for m in loaded if m.split(".")[0] in ("pandas", "numpy", "openai", "zai"))
+    early = sorted(m for m in loaded if m.split(".")[0] in ("pandas", "numpy", "openai", "zai", "jsonschema"))
     early += sorted(m for m in loaded if m.startswith(("glmeval.report", "glmeval.analysis", "glmeval.cassette.misses")))
     assert early == []
     assert (tmp_path / "reports").exists()  # the reports were written after all, once the run was over

@@ -335,6 +335,36 @@ def test_resolve_latest_prefix_and_errors(store_db: Path | str) -> None:
             store.resolve_run("%")  # not a LIKE wildcard: matches no id rather than every id
 
 
+def test_run_records_the_git_facts_of_its_suites_checkout(tmp_path: Path) -> None:
+    """``glmeval run`` asks git while the suite loads (``GitProbe``), not before the first
+    call; the run's row holds the same commit, branch and dirty flag as asking at the start."""
+    from click.testing import CliRunner
+
+    from glmeval.cli import main
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+            cwd=repo, check=True, capture_output=True, text=True,
+        ).stdout.strip()
+
+    git("init", "-q", "-b", "trunk")
+    suite = repo / "suite.yaml"
+    suite.write_text("name: g\nmodel: glm-4-flash\nmessages: [{role: user, content: hi}]\ncases: [{id: a}]\n")
+    git("add", "suite.yaml")
+    git("commit", "-q", "-m", "one")
+    suite.write_text(suite.read_text() + "# edited\n")  # a tracked file changed: dirty
+    db = tmp_path / "r.db"
+    result = CliRunner().invoke(main, ["run", str(suite), "--local", "--local-speed", "0", "-q", "--no-report", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    with Store(db) as store:
+        (info,) = store.list_runs()
+    assert (info.git_commit, info.git_branch, info.git_dirty) == (git("rev-parse", "HEAD"), "trunk", True)
+
+
 def test_resolve_git_ref(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -29,6 +29,7 @@ name, its arguments and :data:`TOOL_CALL_OVERHEAD_TOKENS`.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,12 +59,18 @@ _LETTERS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _PUNCT = re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 _ATTACHED = "\u0300-\u036f\u200b-\u200d\ufe0e\ufe0f\U0001f3fb-\U0001f3ff"
-_UNIT = re.compile(
+_UNIT = (
     rf"(?P<han>[{_HAN}]+)|(?P<word> ?[{_LETTERS}]+)|(?P<digits> ?[0-9]+)|(?P<punct> ?[{_PUNCT}]+)"
-    rf"|(?P<space>[ \t]*[\r\n][\s]*|[ \t]{{2,}}(?=\S|\Z)|[ \t]+\Z|\s)|(?P<other> ?.)",
-    re.S,
+    rf"|(?P<space>[ \t]*[\r\n][\s]*|[ \t]{{2,}}(?=\S|\Z)|[ \t]+\Z|\s)|(?P<other> ?.)"
 )
-_TRAILING = re.compile(rf"[{_ATTACHED}]+")
+_TRAILING = rf"[{_ATTACHED}]+"
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled on first count, not on import: a run that never estimates tokens
+    before it sends (no budget, no TPM limit) does not wait for these classes to compile."""
+    return re.compile(pattern, re.S)
 
 
 def _cut(text: str, size: int) -> list[str]:
@@ -87,8 +94,9 @@ def _pieces(text: str) -> list[tuple[str, int]]:
     """(piece, tokens in it: 0 or 1) covering ``text`` exactly, in order."""
     out: list[tuple[str, int]] = []
     position = 0
+    unit, trailing = _compiled(_UNIT), _compiled(_TRAILING)
     while position < len(text):
-        attached = _TRAILING.match(text, position)
+        attached = trailing.match(text, position)
         if attached is not None:
             # Marks and modifiers belong to the token before them.
             if out:
@@ -98,7 +106,7 @@ def _pieces(text: str) -> list[tuple[str, int]]:
                 out.append((attached.group(0), 0))
             position = attached.end()
             continue
-        match = _UNIT.match(text, position)
+        match = unit.match(text, position)
         assert match is not None  # `other` matches any character
         kind, value = match.lastgroup, match.group(0)
         position = match.end()

@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from glmeval.checks.args import (
@@ -138,6 +137,8 @@ def schema_errors(instance: Any, schema: dict[str, Any]) -> list[str]:
     Raises ValueError when the schema itself is not a valid JSON Schema, so a typo in the
     suite reads as a suite problem and not as a model failure.
     """
+    import jsonschema  # ~0.1 s of imports, paid only by a suite that validates against a schema
+
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     problem = schema_problem(schema)
     if problem:
@@ -155,6 +156,8 @@ def schema_problem(schema: Any) -> str | None:
     """Why ``schema`` is not a valid JSON Schema (by its ``$schema`` draft, 2020-12 by default), or None."""
     if not isinstance(schema, (dict, bool)):
         return f"a JSON Schema must be a mapping; {got(schema)}"
+    import jsonschema
+
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)  # type: ignore[arg-type]  # a bare true/false is a valid schema too

@@ -15,6 +15,7 @@ Counting rules, shared by every check here:
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from pathlib import Path
@@ -27,11 +28,19 @@ from glmeval.percent import percent
 from glmeval.records import CheckResult, CheckSpec, Completion
 
 _CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
-_WORD = re.compile(f"[{_CJK_CHARS}]|[^\\W_{_CJK_CHARS}]+(?:['’.\\-][^\\W_{_CJK_CHARS}]+)*")
-_LATIN_WORD = re.compile(f"[^\\W\\d_{_CJK_CHARS}]+")
+_HAN = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]"
+_WORD = f"[{_CJK_CHARS}]|[^\\W_{_CJK_CHARS}]+(?:['’.\\-][^\\W_{_CJK_CHARS}]+)*"
+_LATIN_WORD = f"[^\\W\\d_{_CJK_CHARS}]+"
 _SENTENCE_END = re.compile(r"[。！？!?]+|\.+(?=\s|$)|\n+")
 _HAS_WORD = re.compile(r"[^\W_]")
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled on first use: the character classes above, with the CJK planes in
+    them, take tens of milliseconds to compile, which a suite without word-count or language
+    checks would pay before its first call."""
+    return re.compile(pattern)
 
 
 def _excerpt(text: str, limit: int = 80) -> str:
@@ -67,7 +76,7 @@ def _limit(spec: CheckSpec) -> int:
 
 def count_words(text: str) -> int:
     """Words by the module's rule: one per CJK character, one per run of other letters/digits."""
-    return len(_WORD.findall(text))
+    return len(_compiled(_WORD).findall(text))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -404,8 +413,8 @@ def _is_latin(word: str) -> bool:
 
 def script_units(text: str) -> tuple[int, int]:
     """``(cjk, latin)``: Han characters and Latin-letter words, the units language shares use."""
-    cjk = len(_HAN.findall(text))
-    latin = sum(1 for w in _LATIN_WORD.findall(text) if _is_latin(w))
+    cjk = len(_compiled(_HAN).findall(text))
+    latin = sum(1 for w in _compiled(_LATIN_WORD).findall(text) if _is_latin(w))
     return cjk, latin
 
 

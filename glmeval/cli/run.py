@@ -298,10 +298,6 @@ def run(
     if len(given) > 1:
         raise click.UsageError(f"{' and '.join(given)} contradict each other; give one of them")
     cache_mode = "use" if use_cache else "replay" if replay else "off" if no_cache else None
-    from glmeval.afterrun import AfterRun, after_run, check_gate, decide_exit, stop_line
-    from glmeval.plan import build_plan
-    from glmeval.run.outcome import unanswered_line
-    from glmeval.store import Store
 
     # --- runner: flags checked before anything is loaded or spent ---
     if resume is not None and (resume.endswith((".yaml", ".yml")) or Path(resume).is_file()):
@@ -328,6 +324,15 @@ def run(
         faults=fault_config,
     )
     # --- end runner ---
+    # The git facts each new run records, found while the suites load, not before the first call.
+    from glmeval.store.refs import GitProbe
+
+    probes = None if dry_run or shard is not None or resume is not None else [GitProbe(path.parent) for path in suites]
+    from glmeval.afterrun import AfterRun, after_run, check_gate, decide_exit, stop_line
+    from glmeval.plan import build_plan
+    from glmeval.run.outcome import unanswered_line
+    from glmeval.store import Store
+
     loaded = _load_all(suites)
     plans = [
         build_plan(s, model_override=list(models) or None, mode_override=mode, provider_override=list(providers) or None)
@@ -378,7 +383,7 @@ def run(
         cassette_miss=cassette_miss,
         providers=plan_providers(plans),
     ) as target:
-        for plan in plans:
+        for index, plan in enumerate(plans):
             suite = plan.suite
             options = suite_options(suite, target, overrides, notify=lambda message: click.echo(f"\n{message}", err=True))
             # --- runner: --resume ---
@@ -414,6 +419,7 @@ def run(
                     resume=resumed,
                     run_id=run_id,
                     shard=shard,
+                    git=probes[index] if probes is not None else None,
                 )
             # --- runner: a bad key or an empty balance stops everything with one line (exit 2) ---
             if outcome.abort_reason:

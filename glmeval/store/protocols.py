@@ -13,7 +13,7 @@ the database file, or for PostgreSQL its URL with the password redacted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -87,6 +87,7 @@ class StoreWriter(StoreReader, Protocol):
         variants: list[str] | None = None,
         run_id: str | None = None,
         cwd: Path | None = None,
+        git: Mapping[str, Any] | None = None,
     ) -> str: ...
 
     def finish_run(self, run_id: str, status: str) -> None: ...

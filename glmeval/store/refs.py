@@ -4,6 +4,8 @@ records, so "the run at this commit" and "the run before this one" need no copie
 from __future__ import annotations
 
 import subprocess
+import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,31 @@ def git_info(cwd: Path | None = None) -> dict[str, Any]:
         return {}
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"git_commit": commit, "git_branch": git("rev-parse", "--abbrev-ref", "HEAD"), "git_dirty": bool(status)}
+
+
+class GitProbe:
+    """:func:`git_info` for ``cwd``, started at once in a background thread.
+
+    Up to three git processes (``git status`` reads the whole checkout: tenths of a second in a
+    large one) used to run in ``start_run``, between the plan and the first request. Started
+    when ``glmeval run`` starts, they run while the suite loads, and the run's row gets the same
+    facts. A probe answers once, for the run it was made for, so nothing stale is ever reused.
+    """
+
+    def __init__(self, cwd: Path | None) -> None:
+        self.cwd = cwd
+        self._found: list[dict[str, Any]] = []
+        self._thread = threading.Thread(target=self._probe, name="glmeval-git", daemon=True)
+        self._thread.start()
+
+    def _probe(self) -> None:
+        self._found.append(git_info(self.cwd))
+
+    def result(self) -> Mapping[str, Any]:
+        """The commit, branch and dirty flag (empty outside a checkout); asked again in this
+        thread if the probe did not finish with an answer."""
+        self._thread.join()
+        return self._found[0] if self._found else git_info(self.cwd)
 
 
 def git_rev_parse(ref: str, cwd: Path | None = None) -> str | None:
@@ -125,4 +152,4 @@ def _latest(store: StoreReader, ref: str, suite: str | None, before: float | Non
     return runs[n].id
 
 
-__all__ = ["git_info", "git_rev_parse", "resolve_run"]
+__all__ = ["GitProbe", "git_info", "git_rev_parse", "resolve_run"]

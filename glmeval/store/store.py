@@ -15,7 +15,7 @@ import os
 import platform
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -192,9 +192,12 @@ class Store:
         variants: list[str] | None = None,
         run_id: str | None = None,
         cwd: Path | None = None,
+        git: Mapping[str, Any] | None = None,
     ) -> str:
+        """A new run's row; ``git`` is :func:`git_info` of ``cwd`` found earlier (a
+        :class:`~glmeval.store.refs.GitProbe`), else it is asked here."""
         run_id = run_id or new_run_id()
-        git = git_info(cwd)
+        git = git_info(cwd) if git is None else git
         self.conn.execute(
             # ignore: pytest-xdist workers all start the same run id; the first one creates it.
             insert_sql("runs", _RUN_START_COLUMNS, "ignore"),
