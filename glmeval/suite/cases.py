@@ -194,14 +194,7 @@ def _row_case(row: Row, csv_file: bool, problems: Problems) -> tuple[dict[str, A
         name = key if type(key) is str else str(key)
         if name in known:
             if csv_file:
-                try:
-                    parsed = _csv_cell(name, value)
-                except ValueError as exc:
-                    problems.error(row.origin, f"column {name!r}: {exc}")
-                    ok = False
-                    continue
-                if parsed is not _EMPTY:
-                    case[name] = parsed
+                ok = _put_cell(case, name, value, row, problems) and ok
             else:
                 case[name] = value
         else:
@@ -218,6 +211,19 @@ def _row_case(row: Row, csv_file: bool, problems: Problems) -> tuple[dict[str, A
         own = case.get("vars")
         case["vars"] = {**variables, **own} if isinstance(own, dict) else (own if "vars" in case else variables)
     return (case if ok else None), case.get("checks")
+
+
+def _put_cell(case: dict[str, Any], name: str, value: Any, row: Row, problems: Problems) -> bool:
+    """Put a CSV cell of a reserved column into ``case`` as its typed value (an empty cell is
+    left out); False, with the problem recorded, when the cell does not parse."""
+    try:
+        parsed = _csv_cell(name, value)
+    except ValueError as exc:
+        problems.error(row.origin, f"column {name!r}: {exc}")
+        return False
+    if parsed is not _EMPTY:
+        case[name] = parsed
+    return True
 
 
 def _csv_columns(first: Row, problems: Problems) -> tuple[list[str], list[str]]:
@@ -241,14 +247,7 @@ def _csv_row_case(row: Row, reserved: list[str], variables: list[str], problems:
     case: dict[str, Any] = {}
     ok = True
     for name in reserved:
-        try:
-            parsed = _csv_cell(name, data[name])
-        except ValueError as exc:
-            problems.error(row.origin, f"column {name!r}: {exc}")
-            ok = False
-            continue
-        if parsed is not _EMPTY:
-            case[name] = parsed
+        ok = _put_cell(case, name, data[name], row, problems) and ok
     if variables:
         case["vars"] = {name: data[name] for name in variables}
     return (case if ok else None), case.get("checks")
