@@ -335,6 +335,14 @@ def test_resolve_latest_prefix_and_errors(store_db: Path | str) -> None:
             store.resolve_run("%")  # not a LIKE wildcard: matches no id rather than every id
 
 
+def run_git(repo: Path, *args: str) -> str:
+    """git in ``repo`` with an identity for commits, its output stripped."""
+    return subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        cwd=repo, check=True, capture_output=True, text=True,
+    ).stdout.strip()
+
+
 def test_run_records_the_git_facts_of_its_suites_checkout(tmp_path: Path) -> None:
     """``glmeval run`` asks git while the suite loads (``GitProbe``), not before the first
     call; the run's row holds the same commit, branch and dirty flag as asking at the start."""
@@ -346,10 +354,7 @@ def test_run_records_the_git_facts_of_its_suites_checkout(tmp_path: Path) -> Non
     repo.mkdir()
 
     def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-            cwd=repo, check=True, capture_output=True, text=True,
-        ).stdout.strip()
+        return run_git(repo, *args)
 
     git("init", "-q", "-b", "trunk")
     suite = repo / "suite.yaml"
@@ -370,10 +375,7 @@ def test_resolve_git_ref(tmp_path: Path) -> None:
     repo.mkdir()
 
     def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-            cwd=repo, check=True, capture_output=True, text=True,
-        ).stdout.strip()
+        return run_git(repo, *args)
 
     git("init", "-q")
     (repo / "a.txt").write_text("1")
