@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["MAX_DECIMALS", "percent"]
+__all__ = ["MAX_DECIMALS", "percent", "plural"]
 
 MAX_DECIMALS = 3
 """Decimals shown at most; a rate closer to 100% (or 0%) than that reads ``>99.999%`` (``<0.001%``)."""
@@ -38,3 +38,9 @@ def percent(value: Any, digits: int = 0, missing: str = "–") -> str:
             return f"{text}%"
     bound = 10.0**-MAX_DECIMALS
     return f">{100 - bound:.{MAX_DECIMALS}f}%" if share > 0.5 else f"<{bound:.{MAX_DECIMALS}f}%"
+
+
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``1 variant``, ``2 variants``, ``0 errors`` (``many``: an irregular plural): counts read
+    alike in reports and on the terminal, which prints them before any report module loads."""
+    return f"{n:,} {noun if n == 1 else many or noun + 's'}"

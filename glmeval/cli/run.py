@@ -12,6 +12,7 @@ import click
 from glmeval.cli.dbopt import DB, DB_HELP
 from glmeval.cli.group import main
 from glmeval.errors import GlmevalError, SuiteError
+from glmeval.percent import plural
 from glmeval.run.ratelimit import Budget
 from glmeval.session import (
     LOCAL_SPEED,
@@ -403,7 +404,7 @@ def run(
             # --- end runner ---
             if not quiet and resumed is None:
                 click.echo(
-                    f"{suite.name}: {_plural(len(plan), 'job')}, {_plural(len(plan.variants), 'variant')}"
+                    f"{suite.name}: {plural(len(plan), 'job')}, {plural(len(plan.variants), 'variant')}"
                     + (" against the local GLM server" if local else "")
                     + (f", answered from cassette {cassette}" if cassette else f", recording to {record}" if record else ""),
                     err=True,
@@ -454,12 +455,6 @@ def run(
     if misses:
         raise GlmevalError(misses.message())
     sys.exit(decision.code)
-
-
-def _plural(n: int, noun: str) -> str:
-    """:func:`glmeval.report.markdown.plural`'s words, without loading the reports before the
-    first call."""
-    return f"{n:,} {noun if n == 1 else noun + 's'}"
 
 
 def release(plans: list[Any], index: int) -> None:
@@ -535,7 +530,7 @@ def _print_end(suite: str, outcome: RunOutcome, end: RunEnd, quiet: bool) -> Non
     """One suite's summary, its comparison with the baseline and its report files, in the
     order they were made; an error part way is raised after what came before it."""
     if end.data is not None:
-        from glmeval.report.markdown import cost_with_grading, plural, summary_table
+        from glmeval.report.markdown import cost_with_grading, summary_table
         from glmeval.report.views import totals
 
         click.echo("")

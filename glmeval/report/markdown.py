@@ -17,7 +17,7 @@ import pandas as pd
 from tabulate import tabulate
 
 import glmeval.report.views as views
-from glmeval.percent import percent
+from glmeval.percent import percent, plural
 from glmeval.redact import redact
 from glmeval.report.charts import sparkline
 from glmeval.report.data import ReportData
@@ -192,11 +192,6 @@ def _duration(seconds: float | None) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
     return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
-
-
-def plural(n: int, noun: str, many: str | None = None) -> str:
-    """``1 variant``, ``2 variants``, ``0 errors`` (``many``: an irregular plural)."""
-    return f"{n:,} {noun if n == 1 else many or noun + 's'}"
 
 
 def cost_with_grading(cost: Any, grader_cost: Any) -> str:
