@@ -175,3 +175,44 @@ def test_classify_plain_httpx_errors() -> None:
 def test_redact_hides_both_halves_of_the_key() -> None:
     text = redact("key abcdef123.secret456789 and secret456789", "abcdef123.secret456789")
     assert "secret456789" not in text and "abcdef123" not in text
+
+
+@pytest.mark.parametrize("sdk", ["zhipuai", "openai"])
+def test_a_200_that_is_not_json_is_a_server_error_naming_the_body(sdk: str) -> None:
+    """The SDKs hand back the raw response (glmeval reads the JSON itself): a proxy's HTML page
+    with status 200 must still be one clear retryable error, in both SDK families."""
+    import http.server
+    import threading
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<html><body>502 upstream gateway</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}/" + ("api/paas/v4" if sdk == "zhipuai" else "v1")
+    if sdk == "zhipuai":
+        client = GLMClient("proxy.test-key", base, timeout=5)
+    else:
+        from glmeval.run.transports import Endpoint
+        from glmeval.run.transports.openai import OpenAITransport
+
+        client = OpenAITransport(Endpoint("p", "openai", base, "proxy-test-key", "vllm", key_env="P_KEY"), timeout=5)
+    try:
+        with pytest.raises(CallError) as info:
+            client.attempt("glm-4", "sync", MESSAGES, {})
+    finally:
+        client.close()
+        httpd.shutdown()
+    assert info.value.info.kind == "server"
+    assert "non-JSON" in info.value.info.message and "502 upstream gateway" in info.value.info.message
+    assert info.value.should_retry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -329,7 +330,7 @@ def run(
     from glmeval.store.refs import GitProbe
 
     probes = None if dry_run or shard is not None or resume is not None else [GitProbe(path.parent) for path in suites]
-    from glmeval.afterrun import AfterRun, after_run, check_gate, decide_exit, stop_line
+    from glmeval.afterrun import AfterRun, after_run, check_gate, decide_exit, stop_line, warm_up
     from glmeval.plan import build_plan
     from glmeval.run.outcome import unanswered_line
     from glmeval.store import Store
@@ -415,7 +416,7 @@ def run(
                     store,
                     target,
                     options,
-                    on_result=_noted(misses, None if quiet else progress.update),
+                    on_result=_first(lambda: warm_up(after), _noted(misses, None if quiet else progress.update)),
                     settings=run_settings(options, target, overrides),
                     resume=resumed,
                     run_id=run_id,
@@ -465,6 +466,22 @@ def release(plans: list[Any], index: int) -> None:
 
     plans[index] = None
     gc.collect()
+
+
+def _first(start: Callable[[], None], on_result: Any) -> Any:
+    """``on_result``, calling ``start`` once at the first result: the run is under way then, and
+    the first request has left."""
+    started = False
+
+    def wrapped(result: Any, counts: Any) -> None:
+        nonlocal started
+        if not started:
+            started = True
+            start()
+        if on_result is not None:
+            on_result(result, counts)
+
+    return wrapped
 
 
 def _noted(misses: Any, on_result: Any) -> Any:
