@@ -185,7 +185,7 @@ def test_a_200_that_is_not_json_is_a_server_error_naming_the_body(sdk: str) -> N
     import threading
 
     class Proxy(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             body = b"<html><body>502 upstream gateway</body></html>"
             self.send_response(200)
