@@ -7,8 +7,11 @@ import re
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_store import make_job, make_result
 
 from glmeval.analysis.compare import compare_runs, compare_variants, format_comparison, verdict
@@ -359,3 +362,71 @@ def test_gate_after_run_uses_the_previous_run_of_the_same_suite(store_db: Path |
         "fail-on regression: glm-4 regressed 1 case: b",
         f"fail-on: run {head} is interrupted; a gate needs a complete run",
     ]
+
+
+# -- case_frame on whole columns ----------------------------------------------------------------
+
+
+def _case_frame_by_groups(results: pd.DataFrame) -> list[dict[str, object]]:
+    """The definition, one pandas group at a time (what case_frame computed before it went
+    columnar): the reference the columnar version must reproduce."""
+    out = []
+    for (variant, case), g in results.groupby(["variant_id", "case_id"], sort=False):
+        g = g.sort_values("repeat", kind="stable")
+        passes = int((g["status"] == "pass").sum())
+        threshold = g["threshold"].iloc[0]
+        need = 1.0 if pd.isna(threshold) else float(threshold)
+        scores = g["score"].where(g["status"] != "error", 0.0)
+        outputs = tuple(
+            ("<error>" if s == "error" else "") + (t if isinstance(t, str) else "") + (("\x00" + c) if isinstance(c, str) and c else "")
+            for s, t, c in zip(g["status"], g["output"], g["tool_calls"])
+        )
+        out.append({"variant_id": variant, "case_id": case, "repeats": len(g), "passes": passes,
+                    "errors": int((g["status"] == "error").sum()), "rate": passes / len(g), "threshold": need,
+                    "passed": passes / len(g) >= need - 1e-9, "score": float(scores.mean()), "outputs": outputs})
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["v1", "v2"]), st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 3),
+                          st.sampled_from(["pass", "fail", "error"]), st.floats(0, 1), st.sampled_from([None, "x", "y"]),
+                          st.sampled_from([None, "", '[{"name": "f"}]']), st.sampled_from([math.nan, 0.5])),
+                min_size=1, max_size=40))
+def test_case_frame_matches_its_group_by_group_definition(rows: list[tuple[object, ...]]) -> None:
+    from glmeval.analysis.frames import case_frame
+
+    results = pd.DataFrame(rows, columns=["variant_id", "case_id", "repeat", "status", "score", "output", "tool_calls", "threshold"])
+    # One threshold per case, as jobs of one case share theirs.
+    results["threshold"] = results.groupby(["variant_id", "case_id"])["threshold"].transform("first")
+    got = case_frame(results).to_dict("records")
+    want = _case_frame_by_groups(results)
+    assert [(r["variant_id"], r["case_id"]) for r in got] == [(r["variant_id"], r["case_id"]) for r in want]
+    for g, w in zip(got, want):
+        assert {k: g[k] for k in ("repeats", "passes", "errors", "passed", "outputs")} == \
+            {k: w[k] for k in ("repeats", "passes", "errors", "passed", "outputs")}
+        assert g["rate"] == pytest.approx(w["rate"]) and g["score"] == pytest.approx(w["score"])
+        assert g["threshold"] == pytest.approx(w["threshold"])
+
+
+def test_big_runs_compare_on_digests_exactly_as_small_runs_compare_on_text(store_db: Path | str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``FULL_RESULTS`` a comparison reads numbers and answer digests, not the answers:
+    the regressed, fixed and changed cases, the metrics and the gate's figures stay the same."""
+    import glmeval.analysis.lean as lean
+
+    outcomes_base = {("glm-4", c): [c in "abd", c != "e"] for c in "abcdef"}
+    outcomes_head = {("glm-4", c): [c in "acf", c != "e"] for c in "abcdeg"}
+    with Store(store_db) as store:
+        base = _run(store, outcomes_base, texts={"b": "old", "c": "same"})
+        head = _run(store, outcomes_head, texts={"b": "new", "c": "same"}, latency=130.0)
+        small = compare_runs(store, base, head)
+        small_head = head_metrics(store, head)
+        monkeypatch.setattr(lean, "FULL_RESULTS", 5)
+        (frame,) = lean.comparison_frame(store, [head])
+        assert "output" in frame.columns and "messages" not in frame.columns  # the lean frame, not the text
+        big = compare_runs(store, base, head)
+        big_head = head_metrics(store, head)
+    (s,), (b,) = small.variants, big.variants
+    assert (b.regressed, b.fixed, b.changed) == (s.regressed, s.fixed, s.changed) == (["b", "d"], ["c"], ["b"])
+    assert (b.cases_only_in_base, b.cases_only_in_head) == (s.cases_only_in_base, s.cases_only_in_head)
+    assert b.metrics == s.metrics and b.p_value == s.p_value and b.score == s.score and b.verdict == s.verdict
+    assert big_head == small_head

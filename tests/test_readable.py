@@ -49,6 +49,21 @@ def test_show_gives_each_failing_case_its_reasons(tmp_path: Path) -> None:
     assert "capital  [" not in out
 
 
+def test_show_lists_the_first_failing_cases_and_counts_the_rest(tmp_path: Path) -> None:
+    """A big run can fail tens of thousands of cases: ``show`` lists ``--failures`` of them."""
+    many = SUITE.split("cases:")[0] + "cases:\n" + "".join(
+        f"  - id: w{i}\n    messages: [{{role: user, content: 中国的首都是哪里？}}]\n    checks: [{{contains: 上海}}]\n" for i in range(7)
+    )
+    db, _, _ = _run(tmp_path, many)
+    out = CliRunner().invoke(main, ["show", "--db", str(db), "--failures", "3"]).output
+    assert "failing cases (7):" in out
+    listed = [line for line in out.splitlines() if line.startswith("  w")]
+    assert len(listed) == 3 and len({line.split()[0] for line in listed}) == 3  # in the order the run wrote them
+    assert "  … and 4 more; every result: glmeval report " in out and "--format csv" in out
+    everything = CliRunner().invoke(main, ["show", "--db", str(db)]).output
+    assert "… and" not in everything and len([line for line in everything.splitlines() if line.startswith("  w")]) == 7
+
+
 def test_plurals_and_the_budget_in_words(tmp_path: Path) -> None:
     db, out, terminal = _run(tmp_path, SUITE, "--max-cost", "0.05")
     assert "readable: 2 jobs, 1 variant against the local GLM server" in terminal

@@ -83,6 +83,20 @@ def test_mcnemar_handles_large_counts_without_overflow() -> None:
     assert 0.0 < p < 0.01
 
 
+@pytest.mark.parametrize(("b", "c"), [(500, 501), (480, 560), (1200, 1320), (20, 2500), (1500, 1500)])
+def test_mcnemar_beyond_the_exact_limit_matches_integer_arithmetic(b: int, c: int) -> None:
+    """Above 1,000 pairs the tail is summed in logarithms; it must agree with the integers."""
+    n = b + c
+    exact = min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
+    assert mcnemar_exact(b, c) == pytest.approx(exact, rel=1e-9)
+
+
+def test_mcnemar_of_a_hundred_thousand_pairs() -> None:
+    """A 100,000-case comparison (integer arithmetic took hours at this size)."""
+    p = mcnemar_exact(49_000, 51_000)
+    assert 2.5e-10 < p < 2.7e-10  # z = 6.32, two-sided
+
+
 def test_mcnemar_rejects_negative_counts() -> None:
     with pytest.raises(ValueError):
         mcnemar_exact(-1, 3)
@@ -136,3 +150,14 @@ def test_describe_p_speaks_plainly() -> None:
     assert describe_p(0.5) == "p = 0.50 (could be chance)"
     assert describe_p(0.0004) == "p < 0.001 (significant)"
     assert describe_p(None) == "no paired cases"
+
+
+def test_bootstrap_in_blocks_gives_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resampling in blocks (so 100,000 cases do not take 3 GB) must not change the result."""
+    import glmeval.analysis.stats as stats
+
+    a = [((i * 37) % 11) / 10 for i in range(300)]
+    b = [((i * 53) % 13) / 12 for i in range(300)]
+    whole = paired_bootstrap(a, b)
+    monkeypatch.setattr(stats, "_BLOCK_DRAWS", 1000)  # 3 resamples a block, 667 blocks
+    assert paired_bootstrap(a, b) == whole

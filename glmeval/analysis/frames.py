@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from glmeval.analysis.stats import wilson_interval
@@ -364,47 +365,56 @@ def checks_frame(
 
 
 def case_frame(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (variant, case): its repeats aggregated into one pass/fail.
+    """One row per (variant, case), in first-seen order: its repeats aggregated into one pass/fail.
 
     A case passes when its pass rate across repeats reaches the job's ``threshold`` (by
     default every repeat must pass). An errored repeat counts as not passing: a call that
     produced no answer (a content filter, a timeout) did not do the job. ``outputs`` holds the
     answers in repeat order, so two runs can tell whether a case's output changed. Used by
     comparisons and by the summary's case-level pass rate.
+
+    Computed on whole columns (rows sorted into contiguous groups, then summed per segment):
+    a pandas group per case cost about half a millisecond, a minute for a 100,000-case run.
     """
     columns = ["variant_id", "case_id", "repeats", "passes", "errors", "rate", "threshold", "passed", "score", "outputs"]
     if results.empty:
         return pd.DataFrame(columns=columns)
-    out = []
-    threshold_col = "threshold" in results.columns
-    for (variant, case), g in results.groupby(["variant_id", "case_id"], sort=False):
-        g = g.sort_values("repeat")
-        repeats = len(g)
-        passes = int((g["status"] == "pass").sum())
-        rate = passes / repeats if repeats else 0.0
-        threshold = g["threshold"].iloc[0] if threshold_col else None
-        need = 1.0 if threshold is None or pd.isna(threshold) else float(threshold)
-        scores = pd.to_numeric(g["score"], errors="coerce").fillna(0.0)
-        scores = scores.where(g["status"] != "error", 0.0)
-        outputs = tuple(
-            ("<error>" if status == "error" else "") + (text or "") + (("\x00" + calls) if isinstance(calls, str) and calls else "")
-            for status, text, calls in zip(g["status"], g.get("output", [None] * repeats), g.get("tool_calls", [None] * repeats))
-        )
-        out.append(
-            {
-                "variant_id": variant,
-                "case_id": case,
-                "repeats": repeats,
-                "passes": passes,
-                "errors": int((g["status"] == "error").sum()),
-                "rate": rate,
-                "threshold": need,
-                "passed": rate >= need - 1e-9,
-                "score": float(scores.mean()) if repeats else 0.0,
-                "outputs": outputs,
-            }
-        )
-    return pd.DataFrame(out, columns=columns)
+    key = results.groupby(["variant_id", "case_id"], sort=False, dropna=False).ngroup().to_numpy()
+    repeat = pd.to_numeric(results["repeat"], errors="coerce").fillna(0).to_numpy() if "repeat" in results.columns else np.zeros(len(key))
+    order = np.lexsort((repeat, key))  # stable: by group in first-seen order, then by repeat
+    grouped = key[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    sizes = np.diff(np.r_[starts, len(grouped)])
+    status = results["status"].to_numpy()[order]
+    errored = status == "error"
+    passes = np.add.reduceat((status == "pass").astype(np.int64), starts)
+    errors = np.add.reduceat(errored.astype(np.int64), starts)
+    scores = np.where(errored, 0.0, pd.to_numeric(results["score"], errors="coerce").fillna(0.0).to_numpy(dtype=float)[order])
+    if "threshold" in results.columns:
+        first = pd.to_numeric(results["threshold"], errors="coerce").to_numpy(dtype=float)[order][starts]
+        need = np.where(np.isnan(first), 1.0, first)
+    else:
+        need = np.ones(len(starts))
+    rate = passes / sizes
+    texts = results["output"].to_numpy()[order] if "output" in results.columns else np.full(len(order), None)
+    calls = results["tool_calls"].to_numpy()[order] if "tool_calls" in results.columns else np.full(len(order), None)
+    answers = [
+        ("<error>" if err else "") + (text if isinstance(text, str) else "") + (("\x00" + call) if isinstance(call, str) and call else "")
+        for err, text, call in zip(errored.tolist(), texts.tolist(), calls.tolist())
+    ]
+    bounds = np.r_[starts, len(grouped)].tolist()
+    return pd.DataFrame({
+        "variant_id": results["variant_id"].to_numpy()[order][starts],
+        "case_id": results["case_id"].to_numpy()[order][starts],
+        "repeats": sizes,
+        "passes": passes,
+        "errors": errors,
+        "rate": rate,
+        "threshold": need,
+        "passed": rate >= need - 1e-9,
+        "score": np.add.reduceat(scores, starts) / sizes,
+        "outputs": [tuple(answers[a:b]) for a, b in zip(bounds, bounds[1:])],
+    }, columns=columns)
 
 
 def _numeric(results: pd.DataFrame, column: str) -> pd.Series:

@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from glmeval.analysis.compare import Comparison, compare_runs, format_comparison, side_metrics
-from glmeval.analysis.frames import case_frame, results_frame
+from glmeval.analysis.frames import case_frame
+from glmeval.analysis.lean import comparison_frame
 from glmeval.errors import GlmevalError
 from glmeval.percent import percent
 from glmeval.store import StoreReader, StoreWriter
@@ -193,7 +194,7 @@ def _label(metric: str) -> str:
 
 def head_metrics(store: StoreReader, run_id: str) -> dict[str, dict[str, float]]:
     """Per variant of one run: the gated metrics, for rules that need no baseline."""
-    res = results_frame(store, run_id)
+    (res,) = comparison_frame(store, [run_id])
     out: dict[str, dict[str, float]] = {}
     if res.empty:
         return out

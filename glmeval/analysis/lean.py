@@ -9,6 +9,7 @@ process's memory grows with the run's numbers, not with what the model wrote.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -16,10 +17,14 @@ from typing import Any
 
 import pandas as pd
 
+from glmeval.analysis.frames import results_frame
 from glmeval.store import StoreReader
 from glmeval.store.engine import engine_of
 
 PAGE_ROWS = 5_000
+FULL_RESULTS = 20_000
+"""A run with more results than this is big: its reports and comparisons read the lean frame
+(numbers and short ids, every result) instead of every answer's text."""
 DEFAULT_PROVIDER = "zhipu"
 
 # The stored columns the lean frame keeps as they are (numbers and short ids).
@@ -99,21 +104,28 @@ def _job_fields(store: StoreReader, run_id: str) -> str:
         return "job"
 
 
-def lean_results_frame(store: StoreReader, run_id: str, variants: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+def lean_results_frame(
+    store: StoreReader, run_id: str, variants: dict[str, dict[str, Any]] | None = None, digests: bool = False
+) -> pd.DataFrame:
     """One row per result with the columns summaries, effects and verdicts read, and no text.
 
     Columns: :data:`LEAN_COLUMNS` plus ``provider`` (the job's, else the variant's, else
     ``zhipu``), ``threshold`` (NaN: every repeat must pass) and ``reasoning_chars`` (the length
     of the stored reasoning, so "did anything reason" needs no text). Repeated ids are shared
     strings, so 100,000 rows of one model cost one ``"glm-4"``.
+
+    With ``digests`` the frame also has ``output``: 16 hex digits of each answer's text and
+    tool calls, not the text, so two big runs can tell which cases' answers changed
+    (:func:`glmeval.analysis.frames.case_frame`) without holding either run's answers.
     """
     variants = variant_dicts(store, run_id) if variants is None else variants
     job_sql = _job_fields(store, run_id)
     split = job_sql != "job"
     shared: dict[Any, Any] = {}
     chunks: list[pd.DataFrame] = []
-    names = [*LEAN_COLUMNS, "provider", "threshold", "reasoning_chars"]
-    select = f"{', '.join(LEAN_COLUMNS)}, LENGTH(reasoning), {job_sql}"
+    names = [*LEAN_COLUMNS, "provider", "threshold", "reasoning_chars", *(["output"] if digests else [])]
+    select = f"{', '.join(LEAN_COLUMNS)}, LENGTH(reasoning), {job_sql}" + (", output, tool_calls" if digests else "")
+    after = 2 + len(LEAN_COLUMNS) + (2 if split else 1)  # where output and tool_calls sit in a row
     for rows in pages(store, select, run_id):
         records = []
         for row in rows:
@@ -131,7 +143,10 @@ def lean_results_frame(store: StoreReader, run_id: str, variants: dict[str, dict
                 threshold, provider = job.get("threshold"), job.get("provider")
             if not provider:
                 provider = variants.get(str(values[2]), {}).get("provider") or DEFAULT_PROVIDER
-            records.append((*values, shared.setdefault(provider, str(provider)), threshold, reasoning_chars))
+            record = (*values, shared.setdefault(provider, str(provider)), threshold, reasoning_chars)
+            if digests:
+                record = (*record, answer_digest(row[after], row[after + 1]))
+            records.append(record)
         chunks.append(pd.DataFrame.from_records(records, columns=names))
     if not chunks:
         return pd.DataFrame(columns=names)
@@ -142,6 +157,21 @@ def lean_results_frame(store: StoreReader, run_id: str, variants: dict[str, dict
     frame["passed"] = frame["status"] == "pass"
     frame["repeat"] = pd.to_numeric(frame["repeat"], errors="coerce").fillna(0).astype(int)
     return frame
+
+
+def answer_digest(output: Any, tool_calls: Any) -> str:
+    """A short fingerprint of one answer (text and tool calls), equal exactly when both are."""
+    text = (output if isinstance(output, str) else "") + "\x00" + (tool_calls if isinstance(tool_calls, str) else "")
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def comparison_frame(store: StoreReader, run_ids: Sequence[str]) -> list[pd.DataFrame]:
+    """The results of runs that are compared with each other, alike for all of them: every
+    column (:func:`glmeval.analysis.frames.results_frame`) while each is small, else the lean
+    frame with answer digests for all (a text and a digest never compare equal)."""
+    if max((count_results(store, r) for r in run_ids), default=0) > FULL_RESULTS:
+        return [lean_results_frame(store, r, digests=True) for r in run_ids]
+    return [results_frame(store, r) for r in run_ids]
 
 
 def cell_frame(lean: pd.DataFrame) -> pd.DataFrame:
@@ -193,6 +223,6 @@ def check_counts(store: StoreReader, run_id: str) -> pd.DataFrame:
 
 
 __all__ = [
-    "PAGE_ROWS", "LEAN_COLUMNS", "pages", "count_results", "variant_dicts", "lean_results_frame", "cell_frame",
+    "PAGE_ROWS", "FULL_RESULTS", "LEAN_COLUMNS", "answer_digest", "comparison_frame", "pages", "count_results", "variant_dicts", "lean_results_frame", "cell_frame",
     "answer_groups_sql", "check_counts",
 ]

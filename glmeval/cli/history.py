@@ -51,6 +51,7 @@ def _run_cost(counts: dict[str, float]) -> str:
 
 
 MAX_REASONS = 5  # per failing case in ``show``; the report has the rest
+FAILURES_SHOWN = 50  # failing cases ``show`` lists by default: a big run can have tens of thousands
 REASON_WIDTH = 200
 
 
@@ -154,8 +155,10 @@ def runs_cmd(suite: str | None, limit: int, as_json: bool, db: str | Path | None
 
 @main.command("show")
 @click.argument("run", default="latest")
+@click.option("--failures", "-f", "max_failures", type=click.IntRange(min=0), default=FAILURES_SHOWN, show_default=True,
+              help="Failing cases to list (0: none); the rest are counted, and `glmeval report RUN --format csv` has them all.")
 @_DB
-def show_cmd(run: str, db: str | Path | None) -> None:
+def show_cmd(run: str, db: str | Path | None, max_failures: int = FAILURES_SHOWN) -> None:
     """Print one run's summary: facts, per-variant metrics with 95% intervals, failing cases."""
     from tabulate import tabulate
 
@@ -237,12 +240,14 @@ def show_cmd(run: str, db: str | Path | None) -> None:
         cells = views.matrix(data).cells
         click.echo("")
         click.echo(f"failing cases ({len(failing)}):")
-        for c in failing.itertuples():
+        for c in failing.head(max_failures).itertuples():
             errs = f", {c.errors} errored" if c.errors else ""
             click.echo(visible(f"  {c.case_id}  [{c.variant_id}]  {c.passes}/{plural(c.repeats, 'repeat')} passed{errs}"))
             cell = cells.get((c.case_id, c.variant_id))
             for line in _failure_reasons(cell) if cell is not None else []:
                 click.echo(visible(f"      {line}"))
+        if len(failing) > max_failures:
+            click.echo(f"  … and {len(failing) - max_failures:,} more; every result: glmeval report {run_id} --format csv")
 
 
 @main.command("compare")

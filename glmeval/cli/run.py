@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -416,7 +417,7 @@ def run(
                     store,
                     target,
                     options,
-                    on_result=_first(lambda: warm_up(after), _noted(misses, None if quiet else progress.update)),
+                    on_result=_first(functools.partial(warm_up, after, len(plan)), _noted(misses, None if quiet else progress.update)),
                     settings=run_settings(options, target, overrides),
                     resume=resumed,
                     run_id=run_id,

@@ -15,7 +15,15 @@ import pandas as pd
 
 from glmeval.analysis.compare import compare_runs
 from glmeval.analysis.frames import _rows_of, checks_frame, results_frame, summary_frame
-from glmeval.analysis.lean import answer_groups_sql, cell_frame, check_counts, count_results, lean_results_frame, variant_dicts
+from glmeval.analysis.lean import (
+    FULL_RESULTS,
+    answer_groups_sql,
+    cell_frame,
+    check_counts,
+    count_results,
+    lean_results_frame,
+    variant_dicts,
+)
 from glmeval.errors import GlmevalError
 from glmeval.report.data import ReportData, Scale
 from glmeval.report.summary import enrich_summary
@@ -23,7 +31,6 @@ from glmeval.store import RunInfo, StoreReader
 from glmeval.store.lease import unfinished_line
 
 HISTORY_RUNS = 20
-FULL_RESULTS = 20_000
 """Runs with more results than this get a big run's report: counts over every result, the
 matrix capped at :data:`MATRIX_CELLS` cells (worst cases first) and the full data exported."""
 MATRIX_CELLS = 1_000
