@@ -3,6 +3,7 @@
     python benchmarks/scale.py                    # 100,000 jobs: 100,000 CSV rows x 1 model
     python benchmarks/scale.py --n 50000 --variants 2
     python benchmarks/scale.py --n 5000 --keep /tmp/scale
+    python benchmarks/scale.py --gate              # and a second run gated against the first
 
 Builds a suite in a temporary folder whose cases come from an ``--n``-row CSV (one message
 with ``{{ q }}``, one ``contains`` check that about half the local server's answers pass),
@@ -99,6 +100,8 @@ def main() -> int:
     parser.add_argument("--variants", type=int, default=1, help="models in the grid (1-4); jobs = n x variants")
     parser.add_argument("-j", "--concurrency", type=int, default=64)
     parser.add_argument("--keep", type=Path, help="build and run in this folder (kept) instead of a temporary one")
+    parser.add_argument("--gate", action="store_true",
+                        help="then run the suite again with --baseline latest --fail-on: the comparison of two big runs")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,6 +132,15 @@ def main() -> int:
             folder, folder / "report.log",
         )
         report("glmeval report latest", rep_out, rc, wall, rss)
+        if args.gate:
+            gate_out = folder / "reports-gate"
+            rc, wall, rss = measure(
+                [*cmd, "run", str(suite), "--local", "--local-speed", "0", "-j", str(args.concurrency), "-q",
+                 "--db", str(folder / "results.db"), "--out", str(gate_out),
+                 "--baseline", "latest", "--fail-on", "regression", "--fail-on", "pass-rate<0.1"],
+                folder, folder / "gate.log",
+            )
+            report("glmeval run --baseline latest --fail-on ...", gate_out, rc, wall, rss)
     return 0
 
 

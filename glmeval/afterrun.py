@@ -23,6 +23,7 @@ from glmeval.records import RunStatus
 from glmeval.session import is_status
 
 if TYPE_CHECKING:  # the CLI imports this module for --help: pandas and the store load on use
+    from glmeval.analysis.compare import Comparison
     from glmeval.analysis.gate import Rule, Trip
     from glmeval.report.data import ReportData
     from glmeval.run.runner import RunOutcome
@@ -50,7 +51,7 @@ class AfterRun:
     finish: RunStatus | None = None
     """Store this final status first (the plugin; the runner already did for ``glmeval run``)."""
     summary: bool = False
-    """Load the run's report data before the gate, for a printed summary."""
+    """Load the run's report data (after the gate, with its comparison) for a printed summary."""
     report_dir: Path | None = None
     """Write reports here (None: none); with ``report_subdirs`` into ``<suite>/<run id>`` below it."""
     report_subdirs: bool = False
@@ -162,15 +163,24 @@ def _steps(store: StoreWriter, plan: AfterRun, end: RunEnd) -> None:
     if plan.finish is not None:
         store.finish_run(end.run_id, plan.finish)
     end.finished = True
+    # The gate first, then the summary's data with the gate's comparison in it: each holds two
+    # runs' results for a moment, and one after the other they never stack (two 100,000-result
+    # runs compared beside a loaded summary went past 300 MB). The reports reuse both.
+    compared: list[Comparison] = []
+    stopped: Exception | None = None
+    if plan.gate and bool(plan.baseline or plan.rules):
+        from glmeval.analysis.gate import gate_after_run
+
+        try:
+            end.trips = gate_after_run(store, end.run_id, plan.baseline, list(plan.rules), end.gate_lines.append, compared.append)
+        except Exception as exc:  # the summary still loads; the error is raised after it
+            stopped = exc
     if plan.summary:
         from glmeval.report import load_report_data
 
-        end.data = load_report_data(store, end.run_id)
-    gated = plan.gate and bool(plan.baseline or plan.rules)
-    if gated:
-        from glmeval.analysis.gate import gate_after_run
-
-        end.trips = gate_after_run(store, end.run_id, plan.baseline, list(plan.rules), end.gate_lines.append)
+        end.data = load_report_data(store, end.run_id, comparison=compared[0] if compared else None)
+    if stopped is not None:
+        raise stopped
     if plan.report_dir is None:
         return
     from glmeval.report import report_dir, write_reports
@@ -179,8 +189,8 @@ def _steps(store: StoreWriter, plan: AfterRun, end: RunEnd) -> None:
     out = plan.report_dir
     if plan.report_subdirs:
         out = report_dir(out, store.require_run(end.run_id).suite, end.run_id)
-    # The gate records the run's baseline; without one the summary's data is all the reports need.
-    data = end.data if not gated and baseline is None else None
+    # The summary's data, with the gate's comparison when there was one, is all the reports need.
+    data = end.data if baseline is None else None
     end.reports = write_reports(
         store, end.run_id, out, plan.formats, baseline=baseline, step_summary=plan.step_summary, data=data
     )

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -216,6 +217,27 @@ def test_trends_across_runs(store: Store) -> None:
     assert "## Trends (last 3 runs" in render_markdown(data)
     # an older run's report does not see the future
     assert views.trends(load_report_data(store, runs[0])).runs == runs[:1]
+
+
+def test_history_points_are_each_runs_own_figures(store: Store) -> None:
+    """The trend points are counted by the database (no run read whole): each must equal
+    what the run's own results give: answers, pass rate, median fresh latency, cost."""
+    from glmeval.analysis.frames import results_frame
+    from glmeval.report.load import load_history
+
+    runs = [synth_run(store, cases=5, repeats=2, seed=s, quality_shift=-0.1 * s) for s in range(3)]
+    history = load_history(store, store.require_run(runs[-1]))
+    assert list(dict.fromkeys(history["run_id"])) == runs
+    for run_id in runs:
+        res = results_frame(store, run_id)
+        for variant, g in res.groupby("variant_id"):
+            point = history[(history["run_id"] == run_id) & (history["variant"] == variant)].iloc[0]
+            fresh = g[(~g["cached"].astype(bool)) & (g["status"] != "error")]["latency_ms"]
+            assert point["jobs"] == len(g)
+            assert point["pass_rate"] == pytest.approx((g["status"] == "pass").mean())
+            assert point["latency_p50_ms"] == pytest.approx(fresh.median())
+            cost = pd.to_numeric(g["cost"], errors="coerce").fillna(0) + pd.to_numeric(g["judge_cost"], errors="coerce").fillna(0)
+            assert point["cost"] == pytest.approx(cost.sum())
 
 
 def test_baseline_regressions_before_fixes(store: Store) -> None:

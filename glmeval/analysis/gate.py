@@ -304,12 +304,14 @@ def gate_after_run(
     baseline: str | None,
     rules: list[Rule],
     echo: Callable[[str], None],
+    on_comparison: Callable[[Comparison], None] | None = None,
 ) -> list[Trip]:
     """Compare a finished run with its baseline, print the comparison and return the trips.
 
     ``latest`` means the latest run of the same suite started before this one. When there is
     no such run yet (the first run in a fresh CI database), the comparison is skipped with a
-    note and only the absolute rules are checked: a first run cannot regress.
+    note and only the absolute rules are checked: a first run cannot regress. ``on_comparison``
+    is handed the comparison made, so a report need not make it again.
     """
     head = store.require_run(head_run_id)
     comparison: Comparison | None = None
@@ -326,6 +328,8 @@ def gate_after_run(
         if base_id is not None and base_id != head.id:
             comparison = compare_runs(store, base_id, head.id)
             store.set_baseline(head.id, base_id)
+            if on_comparison is not None:
+                on_comparison(comparison)
             echo("")
             echo(format_comparison(comparison))
     trips = evaluate(rules, head_metrics(store, head.id), comparison) if rules else []

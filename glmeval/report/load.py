@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from glmeval.analysis.compare import compare_runs
+from glmeval.analysis.compare import Comparison, compare_runs
 from glmeval.analysis.frames import _rows_of, checks_frame, results_frame, summary_frame
 from glmeval.analysis.lean import (
     FULL_RESULTS,
@@ -88,6 +88,7 @@ def load_report_data(
     recorded_baseline: bool = True,
     full_limit: int | None = None,
     matrix_cells: int | None = None,
+    comparison: Comparison | None = None,
 ) -> ReportData:
     """Read one run (and optionally its baseline comparison and the suite's history) from the store.
 
@@ -99,6 +100,9 @@ def load_report_data(
     A run of more than ``full_limit`` results (default :data:`FULL_RESULTS`) loads as a big
     run (:func:`load_big_run`): its text is read only for the ``matrix_cells`` cells (default
     :data:`MATRIX_CELLS`) the matrix shows.
+
+    ``comparison`` is one already made with this run as its head (the gate's): it is the
+    baseline then, and no second comparison is made.
     """
     run = store.get_run(run_id)
     if run is None:
@@ -115,6 +119,9 @@ def load_report_data(
         jobs, variants = _load_jobs(store, run_id)
         data = ReportData(run=run, results=results, checks=checks, summary=summary, jobs=jobs, variants=variants, history=history)
     data.unfinished = unfinished_line(run, stored)
+    if comparison is not None and comparison.head.id == run_id:
+        data.baseline, data.comparison = comparison.base, comparison
+        return data
     if baseline is None and recorded_baseline:
         recorded = run.baseline
         if recorded and recorded != run_id and store.get_run(recorded) is not None:
@@ -176,20 +183,30 @@ def load_history(store: StoreReader, run: RunInfo, limit: int = HISTORY_RUNS) ->
         return pd.DataFrame(columns=columns)
     ids = [r[0] for r in runs]
     marks = ",".join("?" * len(ids))
-    rows = store.conn.execute(
+    # Counted by the database, and the medians one run at a time: twenty runs of 100,000
+    # results read whole would be two million rows in memory for a few points on a chart.
+    counted = store.conn.execute(
         # cost: the answers plus their grading, unknown only when neither is known (as in summary_frame)
-        "SELECT run_id, variant_id, status, latency_ms, cached, "
-        "CASE WHEN cost IS NULL AND COALESCE(judge_cost, 0) = 0 THEN NULL ELSE COALESCE(cost, 0) + COALESCE(judge_cost, 0) END "
-        f"FROM results WHERE run_id IN ({marks})", ids
+        "SELECT run_id, variant_id, COUNT(*), AVG(CASE WHEN status = 'pass' THEN 1.0 ELSE 0.0 END), "
+        "COALESCE(SUM(CASE WHEN cost IS NULL AND COALESCE(judge_cost, 0) = 0 THEN NULL "
+        "ELSE COALESCE(cost, 0) + COALESCE(judge_cost, 0) END), 0) "
+        f"FROM results WHERE run_id IN ({marks}) GROUP BY run_id, variant_id", ids
     ).fetchall()
-    if not rows:
+    if not counted:
         return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=["run_id", "variant", "status", "latency_ms", "cached", "cost"])
-    frame["ok"] = frame["status"] == "pass"
-    frame["fresh_latency"] = frame["latency_ms"].where((frame["cached"] == 0) & (frame["status"] != "error"))
-    grouped = frame.groupby(["run_id", "variant"], sort=False).agg(
-        jobs=("ok", "size"), pass_rate=("ok", "mean"), latency_p50_ms=("fresh_latency", "median"), cost=("cost", "sum")
-    ).reset_index()
+    medians: dict[tuple[str, str], float] = {}
+    for run_id in ids:
+        fresh = store.conn.execute(
+            "SELECT variant_id, latency_ms FROM results WHERE run_id = ? AND cached = 0 AND status != 'error'", (run_id,)
+        ).fetchall()
+        if fresh:
+            latency = pd.DataFrame([tuple(r) for r in fresh], columns=["variant", "latency_ms"])
+            for variant, median in latency.groupby("variant")["latency_ms"].median().items():
+                medians[(run_id, str(variant))] = float(median)
+    grouped = pd.DataFrame(
+        [(r[0], r[1], int(r[2]), float(r[3]), float(r[4]), medians.get((r[0], str(r[1])), float("nan"))) for r in counted],
+        columns=["run_id", "variant", "jobs", "pass_rate", "cost", "latency_p50_ms"],
+    )
     meta = pd.DataFrame([tuple(r) for r in runs], columns=["run_id", "started_at", "local"])
     out = grouped.merge(meta, on="run_id").sort_values(["started_at", "variant"], kind="stable")
     return out[columns].reset_index(drop=True)
