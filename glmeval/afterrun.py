@@ -24,7 +24,7 @@ from glmeval.session import is_status
 
 if TYPE_CHECKING:  # the CLI imports this module for --help: pandas and the store load on use
     from glmeval.analysis.compare import Comparison
-    from glmeval.analysis.gate import Rule, Trip
+    from glmeval.analysis.rules import Rule, Trip
     from glmeval.report.data import ReportData
     from glmeval.run.runner import RunOutcome
     from glmeval.store.protocols import StoreReader, StoreWriter
@@ -99,7 +99,7 @@ def check_gate(
     that does not exist for one of ``suites`` is a mistake, and must not let the gate pass
     silently.
     """
-    from glmeval.analysis.gate import check_refs, parse_rules
+    from glmeval.analysis.rules import check_refs, parse_rules
 
     rules = tuple(parse_rules(fail_on))
     ref = check_refs(store, baseline, list(rules))

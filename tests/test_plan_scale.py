@@ -130,20 +130,22 @@ FIRST_CALL = textwrap.dedent(
 
     try:
         main(["run", sys.argv[1], "--local", "--local-speed", "0", "--no-cache", "-q", "--db", sys.argv[2],
-              "--out", sys.argv[3]], standalone_mode=False)
+              "--out", sys.argv[3], *sys.argv[4:]], standalone_mode=False)
     finally:
         print(json.dumps(seen.get("modules")))
     """
 )
 
 
-def test_run_sends_its_first_request_before_loading_pandas_or_reports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gate", [[], ["--baseline", "latest", "--fail-on", "regression", "--fail-on", "pass-rate<0.5"]])
+def test_run_sends_its_first_request_before_loading_pandas_or_reports(tmp_path: Path, gate: list[str]) -> None:
     """What a user waits for before anything is sent: the suite machinery and the zhipuai SDK,
-    not pandas (the gate and reports load after the run), not the openai or zai SDKs of
-    providers a zhipu-only suite never calls, not jsonschema for a suite without a schema check."""
+    not pandas (the gate and reports load after the run; its rules are checked first without
+    it), not the openai or zai SDKs of providers a zhipu-only suite never calls, not jsonschema
+    for a suite without a schema check."""
     suite = write_scale_suite(tmp_path, 200)
     done = subprocess.run(
-        [sys.executable, "-c", FIRST_CALL, str(suite), str(tmp_path / "results.db"), str(tmp_path / "reports")],
+        [sys.executable, "-c", FIRST_CALL, str(suite), str(tmp_path / "results.db"), str(tmp_path / "reports"), *gate],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -152,7 +154,10 @@ def test_run_sends_its_first_request_before_loading_pandas_or_reports(tmp_path: 
     loaded = set(modules)
     assert "zhipuai" in loaded and "glmeval.run.runner" in loaded  # the hook saw a real run start
     early = sorted(m for m in loaded if m.split(".")[0] in ("pandas", "numpy", "openai", "zai", "jsonschema"))
-    early += sorted(m for m in loaded if m.startswith(("glmeval.report", "glmeval.analysis", "glmeval.cassette.misses")))
+    early += sorted(
+        m for m in loaded
+        if m.startswith(("glmeval.report", "glmeval.analysis", "glmeval.cassette.misses")) and m not in ("glmeval.analysis", "glmeval.analysis.rules")
+    )
     assert early == []
     assert (tmp_path / "reports").exists()  # the reports were written after all, once the run was over
 

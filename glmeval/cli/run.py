@@ -356,7 +356,7 @@ def run(
     if run_id is not None and shard is None and store.get_run(run_id) is not None:
         raise GlmevalError(f"run {run_id} is already in {store.path}; continue it with --resume {run_id}, or pick another --run-id")
     # --- history: parse the rules and check --baseline before spending anything ---
-    # (without either there is nothing to check, and the gate's pandas need not load before the first call)
+    # (glmeval.analysis.rules: no pandas before the first call; the gate loads it after the run)
     baseline, gate_rules = check_gate(store, baseline, fail_on, [p.suite.name for p in plans]) if baseline or fail_on else (None, ())
     after = AfterRun(
         baseline=baseline, rules=gate_rules, summary=True, report_dir=None if no_report or shard else out, report_subdirs=True
