@@ -399,7 +399,7 @@ def case_frame(results: pd.DataFrame) -> pd.DataFrame:
     texts = results["output"].to_numpy()[order] if "output" in results.columns else np.full(len(order), None)
     calls = results["tool_calls"].to_numpy()[order] if "tool_calls" in results.columns else np.full(len(order), None)
     answers = [
-        ("<error>" if err else "") + (text if isinstance(text, str) else "") + (("\x00" + call) if isinstance(call, str) and call else "")
+        ("<error>" if err else "") + _answer_text(text) + (("\x00" + call) if isinstance(call, str) and call else "")
         for err, text, call in zip(errored.tolist(), texts.tolist(), calls.tolist())
     ]
     bounds = np.r_[starts, len(grouped)].tolist()
@@ -415,6 +415,16 @@ def case_frame(results: pd.DataFrame) -> pd.DataFrame:
         "score": np.add.reduceat(scores, starts) / sizes,
         "outputs": [tuple(answers[a:b]) for a, b in zip(bounds, bounds[1:])],
     }, columns=columns)
+
+
+def _answer_text(value: Any) -> str:
+    """An answer as :func:`case_frame` compares it: its text, a big run's digest of it
+    (:func:`glmeval.analysis.lean.answer_digest`) as digits, nothing for no answer."""
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
 
 
 def _numeric(results: pd.DataFrame, column: str) -> pd.Series:

@@ -32,7 +32,7 @@ LEAN_COLUMNS = [
     "job_id", "case_id", "variant_id", "repeat", "model", "status", "score", "cached", "latency_ms", "ttft_ms",
     "prompt_tokens", "completion_tokens", "total_tokens", "cost", "judge_cost", "reasoning_tokens", "ttfr_ms",
 ]
-_SHARED = [LEAN_COLUMNS.index(c) for c in ("variant_id", "model", "status")]  # few values, many rows
+_SHARED = [LEAN_COLUMNS.index(c) for c in ("case_id", "variant_id", "model", "status")]  # repeated across rows (and runs)
 _FLOATS = [
     "score", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "judge_cost",
     "reasoning_tokens", "ttfr_ms",
@@ -105,7 +105,8 @@ def _job_fields(store: StoreReader, run_id: str) -> str:
 
 
 def lean_results_frame(
-    store: StoreReader, run_id: str, variants: dict[str, dict[str, Any]] | None = None, digests: bool = False
+    store: StoreReader, run_id: str, variants: dict[str, dict[str, Any]] | None = None, digests: bool = False,
+    shared: dict[Any, Any] | None = None,
 ) -> pd.DataFrame:
     """One row per result with the columns summaries, effects and verdicts read, and no text.
 
@@ -114,14 +115,15 @@ def lean_results_frame(
     of the stored reasoning, so "did anything reason" needs no text). Repeated ids are shared
     strings, so 100,000 rows of one model cost one ``"glm-4"``.
 
-    With ``digests`` the frame also has ``output``: 16 hex digits of each answer's text and
+    With ``digests`` the frame also has ``output``: a 64-bit digest of each answer's text and
     tool calls, not the text, so two big runs can tell which cases' answers changed
     (:func:`glmeval.analysis.frames.case_frame`) without holding either run's answers.
+    ``shared`` (the ids already read, by value) lets frames of several runs share their ids.
     """
     variants = variant_dicts(store, run_id) if variants is None else variants
     job_sql = _job_fields(store, run_id)
     split = job_sql != "job"
-    shared: dict[Any, Any] = {}
+    shared = {} if shared is None else shared
     chunks: list[pd.DataFrame] = []
     names = [*LEAN_COLUMNS, "provider", "threshold", "reasoning_chars", *(["output"] if digests else [])]
     select = f"{', '.join(LEAN_COLUMNS)}, LENGTH(reasoning), {job_sql}" + (", output, tool_calls" if digests else "")
@@ -159,10 +161,11 @@ def lean_results_frame(
     return frame
 
 
-def answer_digest(output: Any, tool_calls: Any) -> str:
-    """A short fingerprint of one answer (text and tool calls), equal exactly when both are."""
+def answer_digest(output: Any, tool_calls: Any) -> int:
+    """A 64-bit fingerprint of one answer (text and tool calls), equal exactly when both are
+    (a chance collision is 1 in 2**64 per pair): an int, so a column of them is 8 bytes a row."""
     text = (output if isinstance(output, str) else "") + "\x00" + (tool_calls if isinstance(tool_calls, str) else "")
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little", signed=True)
 
 
 def comparison_frame(store: StoreReader, run_ids: Sequence[str]) -> list[pd.DataFrame]:
@@ -170,7 +173,8 @@ def comparison_frame(store: StoreReader, run_ids: Sequence[str]) -> list[pd.Data
     column (:func:`glmeval.analysis.frames.results_frame`) while each is small, else the lean
     frame with answer digests for all (a text and a digest never compare equal)."""
     if max((count_results(store, r) for r in run_ids), default=0) > FULL_RESULTS:
-        return [lean_results_frame(store, r, digests=True) for r in run_ids]
+        shared: dict[Any, Any] = {}  # the runs of one suite share their case ids: read them once
+        return [lean_results_frame(store, r, digests=True, shared=shared).drop(columns=["job_id"]) for r in run_ids]
     return [results_frame(store, r) for r in run_ids]
 
 
