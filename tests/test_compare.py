@@ -430,3 +430,22 @@ def test_big_runs_compare_on_digests_exactly_as_small_runs_compare_on_text(store
     assert (b.cases_only_in_base, b.cases_only_in_head) == (s.cases_only_in_base, s.cases_only_in_head)
     assert b.metrics == s.metrics and b.p_value == s.p_value and b.score == s.score and b.verdict == s.verdict
     assert big_head == small_head
+
+
+def test_variants_and_providers_of_a_big_run_compare_as_of_a_small_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``compare --variants`` and provider agreement read the lean frame past ``FULL_RESULTS``."""
+    import glmeval.analysis.lean as lean
+    from glmeval.analysis.compare import compare_providers
+    from glmeval.report.demo import synth_run
+
+    with Store(tmp_path / "r.db") as store:
+        run = synth_run(store, cases=12, repeats=2, seed=4)
+        small = compare_variants(store, run, "glm-4 temperature=0.2", "glm-3-turbo temperature=0.2")
+        small_providers = compare_providers(store, run)
+        monkeypatch.setattr(lean, "FULL_RESULTS", 10)
+        big = compare_variants(store, run, "glm-4 temperature=0.2", "glm-3-turbo temperature=0.2")
+        big_providers = compare_providers(store, run)
+    assert (big.regressed, big.fixed, big.changed, big.verdict) == (small.regressed, small.fixed, small.changed, small.verdict)
+    assert big.metrics == small.metrics and big.p_value == small.p_value and big.score == small.score
+    assert small.changed  # two models answer differently: the digests must see it too
+    assert big_providers == small_providers

@@ -31,8 +31,8 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from glmeval.analysis.frames import DEFAULT_PROVIDER, case_frame, results_frame
-from glmeval.analysis.lean import comparison_frame
+from glmeval.analysis.frames import DEFAULT_PROVIDER, case_frame
+from glmeval.analysis.lean import comparison_frame, variant_dicts
 from glmeval.analysis.stats import describe_p, mcnemar_exact, paired_bootstrap, wilson_interval
 from glmeval.errors import GlmevalError
 from glmeval.percent import percent
@@ -263,7 +263,7 @@ def compare_variants(store: StoreReader, run: str, a: str, b: str) -> VariantCom
     """
     run_id = store.resolve_run(run)
     info = store.require_run(run_id)
-    res = results_frame(store, run_id)
+    (res,) = comparison_frame(store, [run_id])
     names = _variant_order(info, res)
     va, vb = match_variant(a, names), match_variant(b, names)
     if va == vb:
@@ -384,9 +384,8 @@ def provider_agreement(
 def compare_providers(store: StoreReader, run: str = "latest") -> list[ProviderAgreement]:
     """:func:`provider_agreement` for a stored run: do its providers give the same verdicts?"""
     run_id = store.resolve_run(run)
-    rows = store.conn.execute("SELECT variant_id, variant FROM results WHERE run_id = ?", (run_id,)).fetchall()
-    variants = {row[0]: json.loads(row[1]) for row in rows}
-    return provider_agreement(results_frame(store, run_id), variants)
+    (res,) = comparison_frame(store, [run_id])
+    return provider_agreement(res, variant_dicts(store, run_id))
 
 
 # -- text rendering ---------------------------------------------------------------------------
