@@ -58,6 +58,11 @@ class AfterRun:
     formats: tuple[str, ...] = REPORT_FORMATS
     step_summary: bool = True
 
+    @property
+    def gated(self) -> bool:
+        """The run is compared with a baseline or checked against ``--fail-on`` rules now."""
+        return self.gate and bool(self.baseline or self.rules)
+
 
 @dataclass
 class RunEnd:
@@ -123,14 +128,14 @@ def warm_up(plan: AfterRun, jobs: int) -> None:
     the last answer, while the user waits. Where a run is CPU-bound it costs what the after-run
     path would have cost anyway. A failure here is left for the after-run path to report.
     """
-    if jobs > WARM_UP_JOBS or not (plan.summary or plan.report_dir is not None or plan.baseline or plan.rules):
+    if jobs > WARM_UP_JOBS or not (plan.summary or plan.report_dir is not None or plan.gated):
         return
 
     def load() -> None:
         try:
             import glmeval.report
 
-            if plan.baseline or plan.rules:
+            if plan.gated:
                 import glmeval.analysis.gate  # noqa: F401
             if plan.report_dir is not None and "html" in plan.formats:
                 from glmeval.report.html import environment
@@ -168,7 +173,7 @@ def _steps(store: StoreWriter, plan: AfterRun, end: RunEnd) -> None:
     # runs compared beside a loaded summary went past 300 MB). The reports reuse both.
     compared: list[Comparison] = []
     stopped: Exception | None = None
-    if plan.gate and bool(plan.baseline or plan.rules):
+    if plan.gated:
         from glmeval.analysis.gate import gate_after_run
 
         try:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from glmeval.analysis.frames import results_frame
+from glmeval.analysis.frames import case_frame, results_frame
 from glmeval.store import StoreReader
 from glmeval.store.engine import engine_of
 
@@ -180,21 +180,12 @@ def comparison_frame(store: StoreReader, run_ids: Sequence[str]) -> list[pd.Data
 
 def cell_frame(lean: pd.DataFrame) -> pd.DataFrame:
     """One row per (case, variant) in first-seen order: ``n`` repeats, ``passes``, ``errors``,
-    ``passed`` (the share of passing repeats reaches the case's threshold, every repeat by
-    default: :class:`glmeval.report.matrix.Cell`'s rule) and ``kind`` (pass, partial, fail, error)."""
+    ``passed`` (:func:`glmeval.analysis.frames.case_frame`'s verdict, the one comparisons use)
+    and ``kind`` (pass, partial, fail, error: :class:`glmeval.report.matrix.Cell`'s rule)."""
     columns = ["case_id", "variant_id", "n", "passes", "errors", "passed", "kind"]
     if lean.empty:
         return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame({
-        "case_id": lean["case_id"], "variant_id": lean["variant_id"],
-        "ok": (lean["status"] == "pass").astype(int), "err": (lean["status"] == "error").astype(int),
-        "threshold": lean["threshold"],
-    })
-    g = frame.groupby(["case_id", "variant_id"], sort=False).agg(
-        n=("ok", "size"), passes=("ok", "sum"), errors=("err", "sum"), threshold=("threshold", "first")
-    ).reset_index()
-    need = g["threshold"].fillna(1.0)
-    g["passed"] = (g["passes"] / g["n"]) >= need - 1e-9
+    g = case_frame(lean).rename(columns={"repeats": "n"})
     kind = pd.Series("fail", index=g.index, dtype=object)
     kind[g["passes"] > 0] = "partial"
     kind[(g["errors"] > 0) & (g["errors"] == g["n"] - g["passes"])] = "error"

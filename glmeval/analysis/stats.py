@@ -22,6 +22,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+_EXACT_PAIRS = 1_000  # McNemar in exact integers up to this many discordant pairs, in logarithms beyond
+_BLOCK_DRAWS = 1_000_000  # bootstrap draws resampled at a time
+
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval for ``successes`` out of ``n`` (95% with the default ``z``).
@@ -69,10 +72,6 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2 * math.exp(top + math.log(float(np.exp(logs - top).sum()))))
 
 
-_EXACT_PAIRS = 1_000
-
-
-_BLOCK_DRAWS = 1_000_000
 
 
 def paired_bootstrap(

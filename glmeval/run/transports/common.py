@@ -21,7 +21,7 @@ from glmeval.catalogue.tokens import count_tokens
 from glmeval.records import Completion, ErrorInfo, ToolCall
 from glmeval.run.callerrors import CallError
 
-__all__ = ["call_args", "from_response", "raw_args", "read_stream", "reasoning_of", "response_body"]
+__all__ = ["call_args", "from_response", "raw_args", "read_stream", "reasoning_of", "response_body", "sync_call"]
 
 RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 """The switch zhipuai, zai-sdk and openai share (openai's ``with_raw_response`` sets it): the
@@ -222,6 +222,11 @@ def response_body(resp: Any) -> Any:
         return http.json()
     except ValueError:
         return http.text
+
+
+def sync_call(create: Callable[..., Any], model: str, messages: list[dict[str, Any]], params: Mapping[str, Any]) -> Completion:
+    """One sync ``create()`` of any SDK, asked for the raw response, read into a Completion."""
+    return from_response(response_body(create(model=model, messages=messages, **raw_args(call_args(create, params)))))
 
 
 def from_response(resp: Any) -> Completion:

@@ -20,7 +20,7 @@ from glmeval.errors import GlmevalError
 from glmeval.records import Completion, ErrorInfo, Mode
 from glmeval.run.callerrors import CallError, SdkErrors, check_api_key, classify, redact
 from glmeval.run.transports import Endpoint, dialect_params
-from glmeval.run.transports.common import call_args, from_response, raw_args, read_stream, response_body
+from glmeval.run.transports.common import call_args, read_stream, sync_call
 
 __all__ = ["OpenAITransport", "openai_errors"]
 
@@ -107,7 +107,7 @@ class OpenAITransport:
                     params.setdefault("stream_options", {"include_usage": True})
                 completion = self._stream(create(model=host_model, messages=messages, stream=True, **call_args(create, params)), start)
             else:
-                completion = from_response(response_body(create(model=host_model, messages=messages, **raw_args(call_args(create, params)))))
+                completion = sync_call(create, host_model, messages, params)
         except CallError:
             raise
         except Exception as exc:

@@ -18,7 +18,7 @@ from glmeval.errors import GlmevalError
 from glmeval.records import Completion, ErrorInfo, Mode
 from glmeval.run.callerrors import CallError, SdkErrors, check_api_key, classify, redact, zhipuai_errors
 from glmeval.run.transports import Endpoint, dialect_params
-from glmeval.run.transports.common import call_args, from_response, raw_args, read_stream, response_body
+from glmeval.run.transports.common import call_args, from_response, read_stream, sync_call
 
 __all__ = ["DEFAULT_BASE_URL", "ZhipuTransport", "task_failed"]
 
@@ -113,7 +113,7 @@ class ZhipuTransport:
                 completion = self._async(host_model, messages, params, start)
             else:
                 create = self.sdk.chat.completions.create
-                completion = from_response(response_body(create(model=host_model, messages=messages, **raw_args(call_args(create, params)))))
+                completion = sync_call(create, host_model, messages, params)
         except CallError:
             raise
         except Exception as exc:
